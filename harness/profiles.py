@@ -1,0 +1,50 @@
+"""Named settings bundles. A profile fixes a method's settings; explicit CLI flags override it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    method: str = "rd"
+    settings: dict = field(default_factory=dict)  # overrides of the method's Settings dataclass
+    seeds: tuple[int, ...] = (111,)
+
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            "paper",
+            "RD4AD as published: wide_resnet50_2 ImageNet teacher, 256 px, 200 epochs, batch 16, "
+            "Adam lr 0.005 betas (0.5, 0.999), seed 111, last epoch reported",
+            settings={},
+            seeds=(111,),
+        ),
+        Profile(
+            "demo",
+            "Quick CPU demonstration: resnet18 with random weights (not comparable to published "
+            "numbers), 128 px, few epochs",
+            settings={"backbone": "resnet18", "weights": "none", "image_size": 128, "epochs": 12, "batch_size": 16},
+            seeds=(0,),
+        ),
+        Profile(
+            "novelty",
+            "One-class novelty detection as in the RD4AD paper: resnet18 ImageNet teacher, 32 px, "
+            "ImageNet normalisation",
+            settings={"backbone": "resnet18", "weights": "imagenet", "image_size": 32, "epochs": 20, "batch_size": 64},
+            seeds=(111,),
+        ),
+    )
+}
+
+
+def get(name: str) -> Profile:
+    if name not in PROFILES:
+        raise HarnessError(f"unknown profile '{name}'; known profiles: {', '.join(sorted(PROFILES))}")
+    return PROFILES[name]
