@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from harness.datasets.base import Adapter, CategoryData, Split, split_fingerprint
 from harness.datasets.imageio import image_size_of, load_mask, load_rgb, parallel_map
 from harness.errors import DataError
+from harness.paths import data_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -21,12 +21,6 @@ MVTEC_CATEGORIES = (
     "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
     "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
 )
-
-
-def default_root(folder: str) -> str | None:
-    """`$HARNESS_DATA/<folder>` when HARNESS_DATA is set."""
-    base = os.environ.get("HARNESS_DATA")
-    return str(Path(base) / folder) if base else None
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -124,7 +118,7 @@ class MVTecAD(MVTecLayout):
     download_hint = "Download MVTec AD from https://www.mvtec.com/company/research/datasets/mvtec-ad and extract it."
 
     def __init__(self, root: str | None = None) -> None:
-        super().__init__(root or default_root("mvtec"))
+        super().__init__(root or data_root("mvtec"))
 
     @property
     def categories(self) -> tuple[str, ...]:
