@@ -1,7 +1,10 @@
 """Exact anomaly-detection metrics: pure functions, arrays in, numbers out (no I/O, no project imports).
 
-Every metric has a registered name and a definition string; `evaluate` returns both with each value,
-so records and reports can say exactly what a number is.
+Definitions: docs/metrics.md. Every metric has a registered name and a definition string;
+`evaluate` returns both with each value, so records and reports can say exactly what a number is.
+
+Public functions raise ValueError on malformed input and UndefinedMetricError (a ValueError) when
+the metric is not defined for the data; `evaluate` turns the latter into NaN with the reason.
 """
 
 from __future__ import annotations
@@ -11,7 +14,47 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+
+from .pixels import PixelRanking, pixel_ap, pixel_auroc, pixel_f1_max, rank_pixels
+from .pro import Regions, au_pro, au_pro_from_ranking, label_regions, pro_curve
+from .ranking import (
+    RankCounts,
+    ap_from_counts,
+    auroc_from_counts,
+    f1_max_from_counts,
+    image_ap,
+    image_auroc,
+    image_f1_max,
+    rank_counts,
+)
+from .rd4ad import pro_rd4ad
+from .validation import (
+    MetricWarning,
+    UndefinedMetricError,
+    check_fpr_limit,
+    check_maps_masks,
+    check_scores_labels,
+)
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "METRICS",
+    "MetricSpec",
+    "MetricValue",
+    "MetricWarning",
+    "UndefinedMetricError",
+    "au_pro",
+    "definition",
+    "evaluate",
+    "image_ap",
+    "image_auroc",
+    "image_f1_max",
+    "pixel_ap",
+    "pixel_auroc",
+    "pixel_f1_max",
+    "pro_curve",
+    "pro_rd4ad",
+]
 
 
 @dataclass(frozen=True)
@@ -19,7 +62,8 @@ class MetricSpec:
     name: str
     level: str  # "image" or "pixel"
     definition: str
-    compute: Callable[..., float]
+    compute: Callable[..., float]  # the public function: (scores, labels) or (maps, masks)
+    from_inputs: Callable[["_Inputs"], float] | None = None  # shares sorts inside evaluate()
 
 
 @dataclass(frozen=True)
@@ -32,67 +76,148 @@ class MetricValue:
         return {"value": None if math.isnan(self.value) else self.value, "definition": self.definition, "reason": self.reason}
 
 
-def image_auroc(scores, labels) -> float:
-    return float(roc_auc_score(np.asarray(labels), np.asarray(scores)))
+class _Inputs:
+    """The inputs of one evaluate() call, validated once; each sort is done at most once and shared."""
+
+    def __init__(self, scores, labels, maps, masks, names: tuple[str, ...], fpr_limit: float):
+        self.scores, self.labels = check_scores_labels(scores, labels)
+        self.fpr_limit = fpr_limit
+        self.maps = self.masks = None
+        self._why_no_pixels = None
+        if maps is None:
+            self._why_no_pixels = "no anomaly maps were given"
+        elif masks is None:
+            self._why_no_pixels = "the data set has no pixel masks (image-level data set, e.g. CIFAR-10)"
+        else:
+            self.maps, self.masks = check_maps_masks(maps, masks)
+            if len(self.maps) != len(self.scores):
+                raise ValueError(
+                    f"Found input variables with inconsistent numbers of images: scores {len(self.scores)}, maps {len(self.maps)}"
+                )
+        # AU-PRO needs region ids as the sort's payload; the other pixel metrics read them as "!= 0".
+        self._with_regions = "au_pro" in names
+        self._image_counts: RankCounts | None = None
+        self._ranking: PixelRanking | None = None
+        self._regions: Regions | None = None
+
+    def image_counts(self) -> RankCounts:
+        if self._image_counts is None:
+            self._image_counts = rank_counts(self.scores, self.labels)
+        return self._image_counts
+
+    def require_pixels(self) -> None:
+        if self._why_no_pixels is not None:
+            raise UndefinedMetricError(self._why_no_pixels)
+
+    def pixel_ranking(self) -> PixelRanking:
+        self.require_pixels()
+        if self._ranking is None:
+            if self._with_regions:
+                self._regions = label_regions(self.masks)
+                self._ranking = rank_pixels(self.maps, self._regions.ids.view(np.uint32), keep_payload=True)
+            else:
+                self._ranking = rank_pixels(self.maps, self.masks, keep_payload=False)
+        return self._ranking
+
+    def au_pro(self) -> float:
+        ranking = self.pixel_ranking()
+        return au_pro_from_ranking(ranking, self._regions.sizes, self.fpr_limit)
+
+    def pro_rd4ad(self) -> float:
+        self.require_pixels()
+        return pro_rd4ad(self.maps, self.masks, self.labels)
 
 
-def pixel_auroc(maps, masks) -> float:
-    return float(roc_auc_score(np.asarray(masks).ravel() != 0, np.asarray(maps).ravel()))
+def definition(name: str, fpr_limit: float = 0.3) -> str:
+    """The definition string of a registered metric (AU-PRO's names its FPR limit)."""
+    spec = METRICS[name]
+    if name == "au_pro":
+        return spec.definition.replace("FPR limit 0.3", f"FPR limit {fpr_limit:g}")
+    return spec.definition
 
 
-def au_pro(maps, masks, fpr_limit: float = 0.3) -> float:
-    from scipy import ndimage
-
-    maps = np.asarray(maps, dtype=np.float32)
-    masks = np.asarray(masks) != 0
-    regions = np.zeros(maps.shape, dtype=np.float64)
-    structure = np.ones((3, 3), dtype=int)
-    for i in range(len(masks)):
-        labelled, count = ndimage.label(masks[i], structure=structure)
-        for r in range(1, count + 1):
-            region = labelled == r
-            regions[i][region] = 1.0 / region.sum()
-    n_regions = sum(ndimage.label(m, structure=structure)[1] for m in masks)
-    order = np.argsort(-maps.ravel(), kind="stable")
-    s = maps.ravel()[order]
-    fpr = np.cumsum(~masks.ravel()[order]) / max((~masks).sum(), 1)
-    pro = np.cumsum(regions.ravel()[order]) / max(n_regions, 1)
-    keep = np.append(s[1:] != s[:-1], True)
-    fpr = np.concatenate([[0.0], np.minimum(fpr[keep], 1), [1.0]])
-    pro = np.concatenate([[0.0], np.minimum(pro[keep], 1), [1.0]])
-    pro_at = np.interp(fpr_limit, fpr, pro)
-    inside = fpr < fpr_limit
-    x = np.append(fpr[inside], fpr_limit)
-    y = np.append(pro[inside], pro_at)
-    return float(np.trapezoid(y, x) / fpr_limit)
-
-
+_EXACT = "exact (one sort, no threshold sampling)"
 METRICS: dict[str, MetricSpec] = {
-    "image_auroc": MetricSpec("image_auroc", "image", "I-AUROC, image score = max of anomaly map, sklearn tie handling", image_auroc),
-    "pixel_auroc": MetricSpec("pixel_auroc", "pixel", "P-AUROC over all test pixels, exact", pixel_auroc),
-    "au_pro": MetricSpec("au_pro", "pixel", "AU-PRO, MVTec AD definition, 8-connected, FPR limit 0.3, normalised", au_pro),
+    spec.name: spec
+    for spec in [
+        MetricSpec(
+            "image_auroc", "image",
+            f"I-AUROC: ROC AUC of the image scores against the labels, {_EXACT}, ties as sklearn roc_auc_score, never flipped",
+            image_auroc, lambda x: auroc_from_counts(x.image_counts()),
+        ),
+        MetricSpec(
+            "pixel_auroc", "pixel",
+            f"P-AUROC: ROC AUC over every pixel of every test image (normal images included), {_EXACT}, ties as sklearn roc_auc_score",
+            pixel_auroc, lambda x: auroc_from_counts(x.pixel_ranking().counts),
+        ),
+        MetricSpec(
+            "au_pro", "pixel",
+            "AU-PRO, MVTec AD definition, 8-connected, FPR limit 0.3, normalised by the limit; "
+            f"FPR over every negative pixel of the test set, {_EXACT}, interpolated at the limit",
+            au_pro, _Inputs.au_pro,
+        ),
+        MetricSpec(
+            "pro_rd4ad", "pixel",
+            "PRO as in the RD4AD paper's test.py: per anomalous image, 200 thresholds arange(min, max, (max-min)/200), "
+            "8-connected, FPR from that image's negatives, points with FPR < 0.3 rescaled by the largest kept FPR, "
+            "sklearn auc, mean over anomalous images (images where it is undefined, e.g. empty masks, skipped)",
+            pro_rd4ad, _Inputs.pro_rd4ad,
+        ),
+        MetricSpec(
+            "image_ap", "image",
+            f"Image AP: average precision of the image scores, sklearn average_precision_score (step-wise), {_EXACT}",
+            image_ap, lambda x: ap_from_counts(x.image_counts()),
+        ),
+        MetricSpec(
+            "pixel_ap", "pixel",
+            f"Pixel AP: average precision over every pixel of every test image, sklearn average_precision_score (step-wise), {_EXACT}",
+            pixel_ap, lambda x: ap_from_counts(x.pixel_ranking().counts),
+        ),
+        MetricSpec(
+            "image_f1_max", "image",
+            f"Image F1-max: best F1 over every distinct image-score threshold (anomalous iff score >= threshold), {_EXACT}",
+            image_f1_max, lambda x: f1_max_from_counts(x.image_counts()),
+        ),
+        MetricSpec(
+            "pixel_f1_max", "pixel",
+            f"Pixel F1-max: best F1 over every distinct pixel threshold over all test pixels (anomalous iff score >= threshold), {_EXACT}",
+            pixel_f1_max, lambda x: f1_max_from_counts(x.pixel_ranking().counts),
+        ),
+    ]
 }
 
 DEFAULT_METRICS = ("image_auroc", "pixel_auroc", "au_pro")
 
 
-def evaluate(scores, labels, maps=None, masks=None, names=DEFAULT_METRICS) -> dict[str, MetricValue]:
-    """Compute the named metrics; undefined ones are NaN with the reason, never an exception."""
-    labels = np.asarray(labels)
+def evaluate(
+    scores, labels, maps=None, masks=None, names=DEFAULT_METRICS, *, fpr_limit: float = 0.3
+) -> dict[str, MetricValue]:
+    """Compute the named metrics of one test set; pixel metrics share one sort of all pixel scores.
+
+    scores (N,) and labels (N,) per image; maps (N, H, W) and masks (N, H, W) per pixel, or None
+    (then the pixel metrics are NaN with the reason). Malformed input raises ValueError; a metric
+    that is undefined for the data (one class only, no anomalous pixel) is NaN with the reason.
+    """
+    names = tuple(names)
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric name(s) {unknown}; registered: {sorted(METRICS)}")
+    fpr_limit = check_fpr_limit(fpr_limit)
+    inputs = _Inputs(scores, labels, maps, masks, names, fpr_limit)
     results = {}
     for name in names:
         spec = METRICS[name]
-        if spec.level == "image":
-            if len(np.unique(labels)) < 2:
-                results[name] = MetricValue(math.nan, spec.definition, "test set has a single class")
-                continue
-            results[name] = MetricValue(spec.compute(scores, labels), spec.definition)
-        else:
-            if masks is None:
-                results[name] = MetricValue(math.nan, spec.definition, "data set has no pixel masks")
-                continue
-            if not np.asarray(masks).any():
-                results[name] = MetricValue(math.nan, spec.definition, "no anomalous pixel in the test set")
-                continue
-            results[name] = MetricValue(spec.compute(maps, masks), spec.definition)
+        text = definition(name, fpr_limit)
+        try:
+            if spec.from_inputs is not None:
+                value = spec.from_inputs(inputs)
+            elif spec.level == "image":
+                value = spec.compute(inputs.scores, inputs.labels)
+            else:
+                inputs.require_pixels()
+                value = spec.compute(inputs.maps, inputs.masks)
+        except UndefinedMetricError as undefined:
+            results[name] = MetricValue(math.nan, text, str(undefined))
+            continue
+        results[name] = MetricValue(float(value), text)
     return results
