@@ -40,14 +40,11 @@ def counts_from_sorted(values_desc: np.ndarray, positive_desc: np.ndarray) -> Ra
     is_end = np.empty(n, dtype=bool)
     np.not_equal(values_desc[1:], values_desc[:-1], out=is_end[:-1])
     is_end[-1] = True
-    cum_pos = np.cumsum(positive_desc, dtype=dtype)
-    tp = cum_pos[is_end]
-    n_pos = int(cum_pos[-1])
-    del cum_pos
-    ends = np.flatnonzero(is_end).astype(dtype, copy=False)
-    fp = ends - tp
-    fp += 1
-    return RankCounts(tp=tp, fp=fp, n_pos=n_pos, n_neg=n - n_pos)
+    running = np.cumsum(positive_desc, dtype=dtype)
+    tp = running[is_end]
+    np.cumsum(~positive_desc, dtype=dtype, out=running)
+    fp = running[is_end]
+    return RankCounts(tp=tp, fp=fp, n_pos=int(tp[-1]), n_neg=int(fp[-1]))
 
 
 def rank_counts(scores: np.ndarray, positive: np.ndarray) -> RankCounts:
@@ -56,46 +53,48 @@ def rank_counts(scores: np.ndarray, positive: np.ndarray) -> RankCounts:
     return counts_from_sorted(scores[order], positive[order])
 
 
-def _steps(counts: RankCounts) -> tuple[np.ndarray, np.ndarray]:
-    """(tp, fp) at the operating points where tp grows: the only ones where AP and F1 can change."""
-    tp = counts.tp
+def _positive_runs(counts: RankCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of tied scores that hold positives (at most n_pos of them; only there can AUROC,
+    AP and F1 change): tp and fp after each such run and fp before it, as int64."""
+    tp, fp = counts.tp, counts.fp
     grows = np.empty(len(tp), dtype=bool)
     grows[0] = tp[0] > 0
     np.greater(tp[1:], tp[:-1], out=grows[1:])
-    return tp[grows].astype(np.int64), counts.fp[grows].astype(np.int64)
+    runs = np.flatnonzero(grows)
+    fp_before = np.zeros(len(runs), dtype=np.int64)
+    fp_before[runs > 0] = fp[runs[runs > 0] - 1]
+    return tp[runs].astype(np.int64), fp[runs].astype(np.int64), fp_before
 
 
 def auroc_from_counts(counts: RankCounts) -> float:
-    """Trapezoid area under the ROC curve, computed exactly in integers (= the Mann-Whitney U)."""
+    """Area under the ROC curve, exactly: the Mann-Whitney U in integers, a tie counting one half.
+
+    This is the trapezoid area sklearn's roc_auc_score computes, rounded once instead of many times.
+    """
     if counts.n_pos == 0 or counts.n_neg == 0:
         present = "anomalous" if counts.n_pos else "normal"
         raise UndefinedMetricError(f"only {present} samples ({counts.n_pos + counts.n_neg}); ROC AUC needs both classes")
-    tp = counts.tp.astype(np.int64)
-    fp = counts.fp.astype(np.int64)
-    # Twice the area times n_pos * n_neg: sum over points of d(fp) * (tp + previous tp).
-    height = tp.copy()
-    height[1:] += tp[:-1]
-    dfp = fp.copy()
-    dfp[1:] -= fp[:-1]
-    twice_area = int(np.dot(dfp, height))
+    tp, fp, fp_before = _positive_runs(counts)
+    new_tp = np.diff(tp, prepend=0)
+    # The positives of a run beat the negatives of every later run and tie with those of their own.
+    twice_u = int(np.dot(new_tp, 2 * (counts.n_neg - fp) + (fp - fp_before)))
     # Python int / int is correctly rounded: the only rounding in the whole computation.
-    return twice_area / (2 * counts.n_pos * counts.n_neg)
+    return twice_u / (2 * counts.n_pos * counts.n_neg)
 
 
 def ap_from_counts(counts: RankCounts) -> float:
     """Average precision as sklearn defines it: sum over points of (recall step) x precision."""
     if counts.n_pos == 0:
         raise UndefinedMetricError("no anomalous samples; average precision needs at least one")
-    tp, fp = _steps(counts)
-    dtp = np.diff(tp, prepend=0)
-    return float(np.sum(dtp * (tp / (tp + fp))) / counts.n_pos)
+    tp, fp, _ = _positive_runs(counts)
+    return float(np.sum(np.diff(tp, prepend=0) * (tp / (tp + fp))) / counts.n_pos)
 
 
 def f1_max_from_counts(counts: RankCounts) -> float:
     """Best F1 = 2 tp / (tp + fp + n_pos) over every threshold (F1 only falls between tp steps)."""
     if counts.n_pos == 0:
         raise UndefinedMetricError("no anomalous samples; F1 needs at least one")
-    tp, fp = _steps(counts)
+    tp, fp, _ = _positive_runs(counts)
     return float(np.max(2 * tp / (tp + fp + counts.n_pos)))
 
 
