@@ -46,11 +46,13 @@ def label_regions(masks: np.ndarray) -> Regions:
     return Regions(ids, np.concatenate(sizes))
 
 
-def _cumsum_blocked(weights: np.ndarray, block: int = 4096) -> np.ndarray:
-    """Running sum with about sqrt(n) instead of n accumulated roundings (sums within blocks, then
-    block offsets), so 1/|region| weights summed over millions of pixels stay within ~1e-13."""
+def _cumsum_blocked(weights: np.ndarray) -> np.ndarray:
+    """Running sum with about 2 sqrt(n) accumulated roundings instead of n (running sums within
+    blocks of sqrt(n), plus running block offsets): the 1/|region| weights of millions of pixels
+    stay within ~1e-15 relative of the exact sums, where a plain cumsum drifts to ~1e-13."""
     n = len(weights)
-    if n <= block:
+    block = int(np.sqrt(n)) + 1
+    if n < 64:
         return np.cumsum(weights)
     padded = np.zeros(-(-n // block) * block, dtype=np.float64)
     padded[:n] = weights

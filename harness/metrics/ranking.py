@@ -1,4 +1,5 @@
-"""Rank-based metrics from one sort: ROC AUC, average precision and F1-max, image level.
+"""Rank-based metrics from one sort: ROC AUC, average precision and F1-max (image-level entry
+points here; the pixel-level ones in pixels.py share the same counting).
 
 Every one of these metrics is a function of the operating points of the score ranking: for each
 distinct score t, taken from the highest down, the number of positives (tp) and negatives (fp)
