@@ -102,7 +102,7 @@ def _close_curve(fpr: np.ndarray, pro: np.ndarray, complete: bool) -> tuple[np.n
 def area_to_limit(fpr: np.ndarray, pro: np.ndarray, fpr_limit: float) -> float:
     """Trapezoid area of a sorted curve from 0 to `fpr_limit`, interpolating at the limit.
 
-    Written as the MVTec evaluator's trapezoid(x, y, x_max) so that the values agree to the last bit.
+    Written operation for operation as the MVTec evaluator's trapezoid(x, y, x_max).
     """
     ins = int(np.searchsorted(fpr, fpr_limit, side="right"))  # bisect.bisect(fpr, fpr_limit)
     correction = 0.0
