@@ -13,6 +13,7 @@ from harness.errors import HarnessError
 _ADAPTERS: dict[str, str] = {
     "synthetic": "harness.datasets.synthetic:SyntheticAdapter",
     "mvtec": "harness.datasets.mvtec:MVTecAD",
+    "visa": "harness.datasets.visa:VisA",
     "folder": "harness.datasets.folder:FolderDataset",
 }
 

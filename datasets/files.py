@@ -145,18 +145,18 @@ class FileAdapter(Adapter):
             raise DataError(f"{where}: empty test split (no test images found)")
         return listing
 
-    def _rows(self, listing: Listing) -> list[tuple[str, str, int]]:
+    def fingerprint_rows(self, listing: Listing) -> list[tuple[str, str, int]]:
         root = self.listing_root()
         return [(name, relative(item.path, root), item.label) for name, items, _ in listing.splits() for item in items]
 
     def fingerprint(self, category: str) -> str:
-        return split_fingerprint(self._rows(self.checked_listing(category)))
+        return split_fingerprint(self.fingerprint_rows(self.checked_listing(category)))
 
     def load(self, category: str, image_size: int) -> CategoryData:
         size = check_image_size(image_size)
         listing = self.checked_listing(category)
         root = self.listing_root()
-        fingerprint = split_fingerprint(self._rows(listing))
+        fingerprint = split_fingerprint(self.fingerprint_rows(listing))
         sources = [p for _, items, _ in listing.splits() for item in items for p in (item.path, item.mask) if p is not None]
 
         def build() -> CategoryData:
