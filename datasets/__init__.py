@@ -14,6 +14,8 @@ _ADAPTERS: dict[str, str] = {
     "synthetic": "harness.datasets.synthetic:SyntheticAdapter",
     "mvtec": "harness.datasets.mvtec:MVTecAD",
     "visa": "harness.datasets.visa:VisA",
+    "brats": "harness.datasets.brats:BraTS",
+    "brats_bmad": "harness.datasets.bmad:BraTSBMAD",
     "folder": "harness.datasets.folder:FolderDataset",
 }
 
