@@ -16,6 +16,9 @@ _ADAPTERS: dict[str, str] = {
     "visa": "harness.datasets.visa:VisA",
     "brats": "harness.datasets.brats:BraTS",
     "brats_bmad": "harness.datasets.bmad:BraTSBMAD",
+    "cifar10": "harness.datasets.cifar:CIFAR10",
+    "mnist": "harness.datasets.mnist:MNIST",
+    "fashion_mnist": "harness.datasets.mnist:FashionMNIST",
     "folder": "harness.datasets.folder:FolderDataset",
 }
 
