@@ -168,3 +168,20 @@ def test_missing_category_folder_points_at_the_nested_root(tmp_path, mvtec):
         MVTecAD(outer).load("cable", SIZE)
     with pytest.raises(DataError, match=r"mvtec/cable: category folder not found"):
         MVTecAD(mvtec).load("cable", SIZE)
+
+
+def test_pairing_is_by_name_not_by_sorted_position(tmp_path):
+    # sorted images: a.png, a_b.png; sorted masks: a_b_mask.png, a_mask.png -- positions disagree
+    root = tmp_path / "mvtec"
+    make_category(root, "screw", gray=True)
+    for stem, rows in (("a", slice(0, 6)), ("a_b", slice(18, 24))):
+        image = np.full((SIDE, SIDE), 20, dtype=np.uint8)
+        image[rows] = 250
+        save(root / "screw" / "test" / "thread_side" / f"{stem}.png", image)
+        mask = np.zeros((SIDE, SIDE), dtype=np.uint8)
+        mask[rows] = 255
+        save(root / "screw" / "ground_truth" / "thread_side" / f"{stem}_mask.png", mask)
+    data = MVTecAD(root).load("screw", SIZE)
+    for index in (i for i, d in enumerate(data.test.defect_types) if d == "thread_side"):
+        bright = data.test.images[index].mean(axis=-1) > 135
+        assert bright.any() and np.array_equal(bright, data.test.masks[index]), data.test.paths[index]
