@@ -26,6 +26,7 @@ import io
 import os
 import tempfile
 import threading
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ def subject_slices(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
         try:
             with np.load(path, allow_pickle=False) as stored:
                 return stored["images"], stored["masks"]
-        except (OSError, ValueError, KeyError, EOFError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged entry is rebuilt
     flair, seg = _read_volume(subject.flair), _read_volume(subject.seg)
     if flair.shape != seg.shape:
