@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run`, `python -m harness list`.
+"""Command line: `python -m harness run | list | check`.
 
 Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 """
@@ -131,6 +131,42 @@ def command_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_check_parser(commands) -> None:
+    check = commands.add_parser(
+        "check", help="fail when a run's metrics drift from a baseline",
+        description="Compare every (category, metric) of a run with a baseline file. Exit 0 when all are within "
+                    "tolerance, 1 on drift in either direction (an improvement is drift too unless "
+                    "--allow-improvement), 2 on bad input. With --update, write or refresh the baseline instead.")
+    check.add_argument("run", help="run folder (results/runs/<run>)")
+    check.add_argument("--baseline", required=True, help="baseline JSON file, e.g. results/baselines/ci-synthetic.json")
+    check.add_argument("--atol", type=float, help="absolute tolerance (overrides the baseline's)")
+    check.add_argument("--rtol", type=float, help="relative tolerance (overrides the baseline's)")
+    check.add_argument("--metrics", help="comma-separated metrics to compare (default: all in the baseline)")
+    check.add_argument("--allow-improvement", action="store_true", help="do not fail when a metric got better")
+    check.add_argument("--update", action="store_true", help="write the baseline from the run (keeps its tolerances)")
+    check.set_defaults(handler=command_check)
+
+
+def command_check(args: argparse.Namespace) -> int:
+    from harness import check
+
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    if args.update:
+        baseline = check.update_baseline(args.run, args.baseline, metrics)
+        print(f"baseline written: {args.baseline} ({len(baseline['values'])} categories)")
+        return EXIT_OK
+    comparisons = check.compare(args.run, check.load_baseline(args.baseline), metrics=metrics, atol=args.atol,
+                                rtol=args.rtol, allow_improvement=args.allow_improvement)
+    print(check.comparison_table(comparisons))
+    drifted = [c for c in comparisons if c.status == "DRIFT"]
+    if drifted:
+        names = ", ".join(f"{c.category}/{c.metric}" for c in drifted)
+        print(f"\ndrift in {len(drifted)} of {len(comparisons)} values: {names}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"\nall {len(comparisons)} values within tolerance of {args.baseline}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -141,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="show data sets, methods and profiles",
                                   description="Show the data sets, methods and profiles the harness knows.")
     listing.set_defaults(handler=command_list)
+    _add_check_parser(commands)
     return parser
 
 
