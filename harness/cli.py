@@ -37,6 +37,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _key_values(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise HarnessError(f"--data-option {pair}: expected KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
 def _add_run_parser(commands) -> None:
     from harness.paths import cache_dir
 
@@ -50,6 +60,8 @@ def _add_run_parser(commands) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("--dataset", default="synthetic", help="data set name (see `python -m harness list`)")
     run.add_argument("--root", help="folder of the data set on disk (default: $HARNESS_DATA/<dataset>)")
+    run.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="adapter option, repeatable (e.g. split=2cls_highshot for visa, cache=true)")
     run.add_argument("--categories", default="all", help="comma-separated categories, or 'all'")
     run.add_argument("--method", default="", help="method name (default: the profile's method)")
     run.add_argument("--profile", default="", help="settings profile (default: the data set's default profile)")
@@ -82,6 +94,7 @@ def command_run(args: argparse.Namespace) -> int:
         dataset=args.dataset, categories=categories, method=args.method, profile=args.profile,
         seeds=args.seeds or (), overrides=overrides, root=args.root, checkpoint=args.checkpoint,
         metrics=tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else (),
+        data_options=_key_values(args.data_option),
     )
     resolved = sweep.resolve()
     store = RunStore(args.out or Path("results") / "runs" / resolved.name)

@@ -29,6 +29,7 @@ class Job:
     root: str | None = None
     checkpoint: str | None = None  # evaluate this checkpoint instead of training
     metrics: tuple[str, ...] = ()
+    data_options: dict = field(default_factory=dict)  # adapter options (e.g. VisA's split)
 
     def identity(self) -> dict:
         """The part of the configuration that determines the results."""
@@ -36,6 +37,7 @@ class Job:
         return {
             "dataset": self.dataset, "category": self.category, "method": self.method,
             "seed": self.seed, "settings": settings, "checkpoint": self.checkpoint, "metrics": list(self.metrics),
+            "data_options": {k: v for k, v in sorted(self.data_options.items()) if k != "cache"},
         }
 
     @property
@@ -60,13 +62,15 @@ class Sweep:
     root: str | None = None
     checkpoint: str | None = None
     metrics: tuple[str, ...] = ()
+    data_options: dict = field(default_factory=dict)  # adapter options as given (strings from the CLI are converted)
 
     def resolve(self) -> "ResolvedSweep":
         """Validate everything and expand into jobs; raises HarnessError with one clear line."""
         from harness import datasets, methods
         from harness.metrics import DEFAULT_METRICS, METRICS
 
-        adapter = datasets.create(self.dataset, self.root)
+        data_options = convert_options(datasets.get(self.dataset), self.data_options)
+        adapter = datasets.create(self.dataset, self.root, **data_options)
         profile = profiles.get(self.profile or adapter.default_profile)
         method_name = self.method or profile.method
         method_class = methods.get(method_name)
@@ -94,8 +98,28 @@ class Sweep:
                 if "seed" in settings:
                     settings["seed"] = seed
                 jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings,
-                                self.root, self.checkpoint, tuple(metrics)))
+                                self.root, self.checkpoint, tuple(metrics), data_options))
         return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs)
+
+
+def convert_options(adapter_class, options: dict) -> dict:
+    """Give option values given as text the type of the option's default ('cache' is a switch)."""
+    converted = {}
+    for key, value in options.items():
+        default = adapter_class.option_defaults.get(key)
+        kind = bool if key == "cache" else type(default) if default is not None else str
+        if isinstance(value, str) and kind is not str:
+            try:
+                if kind is bool:
+                    if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                        raise ValueError
+                    value = value.lower() in ("1", "true", "yes")
+                else:
+                    value = kind(value)
+            except ValueError:
+                raise HarnessError(f"data option {key}={value}: expected a {kind.__name__}") from None
+        converted[key] = value
+    return converted
 
 
 @dataclass

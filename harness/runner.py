@@ -23,7 +23,7 @@ def run_job(job: Job, store: RunStore, *, log: Callable[[str], None] = print) ->
     store.write_config(job.job_id, job.to_dict())
 
     clock = time.perf_counter()
-    adapter = datasets.create(job.dataset, job.root)
+    adapter = datasets.create(job.dataset, job.root, **job.data_options)
     data = adapter.load(job.category, int(job.settings["image_size"]))
     timings["load"] = time.perf_counter() - clock
 
@@ -71,6 +71,8 @@ def run_job(job: Job, store: RunStore, *, log: Callable[[str], None] = print) ->
             "n_test": len(data.test),
             "n_test_anomalous": int(data.test.labels.sum()),
             "has_masks": data.test.masks is not None,
+            "options": job.data_options,
+            **({"provenance": data.provenance} if data.provenance else {}),
         },
         "method_info": method.describe(),
         "history": [{"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)} for e in history],
