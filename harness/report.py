@@ -286,6 +286,13 @@ def command_report(args) -> int:
     report = build_report(args.runs, resolve_vs(args.vs) if args.vs else None, metrics, args.caption, args.label)
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
     written = write_report(report, out, formats)
+    if args.plots:
+        from harness import plots
+
+        result = plots.make_plots(report, out / "plots")
+        written += result.files
+        for note in result.notes:
+            print(f"plots: {note}", file=sys.stderr)
     print(tables.markdown(report), end="")
     print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
