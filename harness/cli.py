@@ -126,10 +126,26 @@ def _add_report_parser(commands) -> None:
     report.set_defaults(handler=command_report)
 
 
+def _add_rescore_parser(commands) -> None:
+    rescore = commands.add_parser(
+        "rescore", help="recompute metrics from stored predictions, without training",
+        description="Recompute metrics of every finished job of a run from its predictions.npz and update the "
+                    "records and results.csv. Without --metrics: the metrics each record already has.")
+    rescore.add_argument("run", help="run folder")
+    rescore.add_argument("--metrics", help="comma-separated metric names to compute (added to the records)")
+    rescore.set_defaults(handler=command_rescore)
+
+
 def command_report(args: argparse.Namespace) -> int:
     from harness import report
 
     return report.command_report(args)
+
+
+def command_rescore(args: argparse.Namespace) -> int:
+    from harness import rescore
+
+    return rescore.command_rescore(args)
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -168,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Show the data sets, methods and profiles the harness knows.")
     listing.set_defaults(handler=command_list)
     _add_report_parser(commands)
+    _add_rescore_parser(commands)
     return parser
 
 
