@@ -113,11 +113,10 @@ def _add_report_parser(commands) -> None:
         "report", help="tables (Markdown, LaTeX, CSV) and plots of runs, beside published numbers",
         description="Per-category tables of one or more run folders (mean and sample std over seeds), side by side "
                     "with another run or a published reference, with differences and notes on definitions and "
-                    "protocol. Reads the store only. Prints the Markdown; writes report.md/.tex/.csv (and plots/).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "protocol. Reads the store only. Prints the Markdown; writes report.md/.tex/.csv (and plots/).")
     report.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); the first is column A")
     report.add_argument("--vs", metavar="REFERENCE|RUN", help=f"compare with a run folder or a reference: {', '.join(names())}")
-    report.add_argument("--format", default="md,latex,csv", help="comma-separated: md, latex, csv")
+    report.add_argument("--format", default="md,latex,csv", help="comma-separated: md, latex, csv (default: all three)")
     report.add_argument("--metrics", help="comma-separated metric names (default: all in the runs)")
     report.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
     report.add_argument("--label", help="LaTeX label (default: tab:<first run>)")
