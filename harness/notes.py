@@ -8,14 +8,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from harness.config import EXECUTION_ONLY
 from harness.summary import LABELS
 
 if TYPE_CHECKING:
-    from harness.report import Report, Side
+    from harness.report import Report
 
 HINT = "Hint: "  # notes that are commands for the user, left out of the LaTeX table
 PRO_VARIANTS = ("au_pro", "pro_rd4ad")
-NOT_PROTOCOL = frozenset({"seed", "device", "progress", "predict_batch_size"})  # do not change results
+NOT_PROTOCOL = EXECUTION_ONLY | {"seed"}  # settings that do not change results, or differ by design
 
 
 def _label(metric: str) -> str:

@@ -259,13 +259,16 @@ def build_report(runs: list[str | Path], vs: str | Path | None = None, metrics: 
 def write_report(report: Report, out: Path, formats: list[str]) -> list[Path]:
     from harness import tables
 
-    out.mkdir(parents=True, exist_ok=True)
     render = {"md": tables.markdown, "latex": tables.latex, "csv": tables.csv_text}
     written = []
-    for fmt in formats:
-        path = out / f"report.{SUFFIX[fmt]}"
-        path.write_text(render[fmt](report))
-        written.append(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            path = out / f"report.{SUFFIX[fmt]}"
+            path.write_text(render[fmt](report))
+            written.append(path)
+    except OSError as error:
+        raise HarnessError(f"{out}: cannot write the report ({error.strerror or error})") from None
     return written
 
 
