@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | list | check`.
+"""Command line: `python -m harness run | list | report | rescore | check`.
 
 Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 """
@@ -119,6 +119,47 @@ def command_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_report_parser(commands) -> None:
+    from harness.references import names
+
+    report = commands.add_parser(
+        "report", help="tables (Markdown, LaTeX, CSV) and plots of runs, beside published numbers",
+        description="Per-category tables of one or more run folders (mean and sample std over seeds), side by side "
+                    "with another run or a published reference, with differences and notes on definitions and "
+                    "protocol. Reads the store only. Prints the Markdown; writes report.md/.tex/.csv (and plots/).")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); the first is column A")
+    report.add_argument("--vs", metavar="REFERENCE|RUN", help=f"compare with a run folder or a reference: {', '.join(names())}")
+    report.add_argument("--format", default="md,latex,csv", help="comma-separated: md, latex, csv (default: all three)")
+    report.add_argument("--metrics", help="comma-separated metric names (default: all in the runs)")
+    report.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
+    report.add_argument("--label", help="LaTeX label (default: tab:<first run>)")
+    report.add_argument("--plots", action="store_true", help="also write PNG and PDF plots to OUT/plots")
+    report.add_argument("--out", help="output folder (default: <first run>/report)")
+    report.set_defaults(handler=command_report)
+
+
+def _add_rescore_parser(commands) -> None:
+    rescore = commands.add_parser(
+        "rescore", help="recompute metrics from stored predictions, without training",
+        description="Recompute metrics of every finished job of a run from its predictions.npz and update the "
+                    "records and results.csv. Without --metrics: the metrics each record already has.")
+    rescore.add_argument("run", help="run folder")
+    rescore.add_argument("--metrics", help="comma-separated metric names to compute (added to the records)")
+    rescore.set_defaults(handler=command_rescore)
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from harness import report
+
+    return report.command_report(args)
+
+
+def command_rescore(args: argparse.Namespace) -> int:
+    from harness import rescore
+
+    return rescore.command_rescore(args)
+
+
 def command_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -190,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="show data sets, methods and profiles",
                                   description="Show the data sets, methods and profiles the harness knows.")
     listing.set_defaults(handler=command_list)
+    _add_report_parser(commands)
+    _add_rescore_parser(commands)
     _add_check_parser(commands)
     return parser
 
