@@ -17,7 +17,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.errors import HarnessError
-from harness.store import RunStore, read_json, write_json
+from harness.records import load_records
+from harness.store import read_json, write_json
 from harness.summary import LABELS, category_means
 
 DEFAULT_TOLERANCE = {"atol": 0.005, "rtol": 0.0}
@@ -50,15 +51,6 @@ class Comparison:
         return "DRIFT"
 
 
-def _finished_records(run: Path) -> list[dict]:
-    if not Path(run).is_dir():
-        raise HarnessError(f"{run}: run folder not found")
-    records = RunStore(run).records()
-    if not records:
-        raise HarnessError(f"{run}: no finished jobs (no jobs/*/record.json)")
-    return records
-
-
 def _value(x) -> float:
     return math.nan if x is None else float(x)
 
@@ -73,7 +65,7 @@ def load_baseline(path: str | Path) -> dict:
 def compare(run: str | Path, baseline: dict, *, metrics: list[str] | None = None, atol: float | None = None,
             rtol: float | None = None, allow_improvement: bool = False) -> list[Comparison]:
     """Every (category, metric) of the baseline against the run; missing ones raise HarnessError listing them."""
-    records = _finished_records(Path(run))
+    records = load_records(run)
     wanted = metrics or sorted({m for values in baseline["values"].values() for m in values})
     means = category_means(records, wanted)
     missing_categories = [c for c in baseline["values"] if c not in means]
@@ -113,7 +105,7 @@ def comparison_table(comparisons: list[Comparison]) -> str:
 
 def make_baseline(run: str | Path, previous: dict | None = None, metrics: list[str] | None = None) -> dict:
     """A baseline from a run's per-category means; tolerances carried over from `previous`."""
-    records = _finished_records(Path(run))
+    records = load_records(run)
     names = metrics or sorted({m for r in records for m in r.get("metrics", {})})
     means = category_means(records, names)
     definitions = {}
