@@ -277,6 +277,8 @@ class ReverseDistillation(Method):
         write_checkpoint(self.state_dict(), path)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Load an official checkpoint (strict). The teacher is not in the format: with weights="none"
+        the random teacher comes from the seed, so predictions reproduce only with the same seed."""
         state = read_tensor_file(path, "checkpoint")
         self.load_state_dict(state, source=f"checkpoint {path}")
 
