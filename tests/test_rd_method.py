@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -255,8 +256,6 @@ def test_teacher_weights_from_a_file(tmp_path):
     assert torch.equal(model.teacher.layer3[1].conv2.weight, reference.layer3[1].conv2.weight)
     assert torch.equal(model.teacher.bn1.running_var, reference.bn1.running_var)
     info = model.describe()
-    import hashlib
-
     assert info["weights"] == str(path) and info["weights_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert info["comparable_to_published"] is False
     with pytest.raises(CheckpointError, match="layer1.2.conv1.weight"):  # resnet18 file for a resnet34 teacher
