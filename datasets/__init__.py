@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import Any
 
 from harness.datasets.base import Adapter, CategoryData, Split, split_fingerprint
 from harness.errors import HarnessError
@@ -11,6 +13,13 @@ from harness.errors import HarnessError
 _ADAPTERS: dict[str, str] = {
     "synthetic": "harness.datasets.synthetic:SyntheticAdapter",
     "mvtec": "harness.datasets.mvtec:MVTecAD",
+    "visa": "harness.datasets.visa:VisA",
+    "brats": "harness.datasets.brats:BraTS",
+    "brats_bmad": "harness.datasets.bmad:BraTSBMAD",
+    "cifar10": "harness.datasets.cifar:CIFAR10",
+    "mnist": "harness.datasets.mnist:MNIST",
+    "fashion_mnist": "harness.datasets.mnist:FashionMNIST",
+    "folder": "harness.datasets.folder:FolderDataset",
 }
 
 
@@ -26,9 +35,9 @@ def get(name: str) -> type[Adapter]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create(name: str, root: str | None = None) -> Adapter:
-    """An adapter instance reading `root` (or the data set's default location)."""
-    return get(name)(root)
+def create(name: str, root: str | Path | None = None, **options: Any) -> Adapter:
+    """An adapter instance reading `root` (or the data set's default location), with its options."""
+    return get(name)(root, **options)
 
 
 __all__ = ["Adapter", "CategoryData", "Split", "split_fingerprint", "names", "get", "create"]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
+
+from harness.errors import DataError, HarnessError
+from harness.paths import data_root
 
 
 @dataclass
@@ -46,7 +50,11 @@ class Split:
 
 @dataclass
 class CategoryData:
-    """Everything a job needs from a data set for one category."""
+    """Everything a job needs from a data set for one category.
+
+    `provenance` holds facts worth recording with the result (split file, manifest checksum,
+    whether the array cache was used); it never changes the data.
+    """
 
     dataset: str
     category: str
@@ -54,6 +62,7 @@ class CategoryData:
     test: Split
     valid: Split | None = None
     fingerprint: str = ""
+    provenance: dict = field(default_factory=dict)
 
 
 def split_fingerprint(entries: list[tuple[str, str, int]]) -> str:
@@ -67,15 +76,28 @@ def split_fingerprint(entries: list[tuple[str, str, int]]) -> str:
 class Adapter:
     """Base of all data set adapters: knows a file format, nothing about methods.
 
-    Subclasses set `name`, `categories`, `default_profile` and implement `load` and `fingerprint`.
+    Subclasses set `name`, `description`, `default_profile`, `categories` and implement `load` and
+    `fingerprint`. Options are keyword arguments declared with their defaults in `option_defaults`;
+    an undeclared option is an error (a misspelt option must not be ignored silently). The root is
+    the constructor argument, else `$HARNESS_DATA/<data_folder>` when the class sets `data_folder`.
     """
 
     name: ClassVar[str] = ""
     default_profile: ClassVar[str] = "paper"
     description: ClassVar[str] = ""
+    download_hint: ClassVar[str] = ""
+    data_folder: ClassVar[str | None] = None
+    option_defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, root: str | None = None) -> None:
-        self.root = root
+    def __init__(self, root: str | Path | None = None, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.option_defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.option_defaults)) or "none"
+            raise HarnessError(f"unknown option(s) {', '.join(unknown)} for data set '{self.name}'; valid options: {valid}")
+        self.options: dict[str, Any] = {**self.option_defaults, **options}
+        if root is None and self.data_folder:
+            root = data_root(self.data_folder)
+        self.root = str(root) if root is not None else None
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -86,3 +108,26 @@ class Adapter:
 
     def fingerprint(self, category: str) -> str:
         raise NotImplementedError
+
+    # Checks shared by the adapters, so that every bad input gets the same kind of message.
+
+    def check_category(self, category: str) -> None:
+        if category not in self.categories:
+            raise DataError(f"unknown category '{category}' for {self.name}; valid: {', '.join(self.categories)}")
+
+    def root_dir(self) -> Path:
+        """The root folder, which must exist; the error says how to set it and where to download."""
+        hint = f" {self.download_hint}" if self.download_hint else ""
+        if not self.root:
+            where = f" (then {self.name} is read from $HARNESS_DATA/{self.data_folder})" if self.data_folder else ""
+            raise DataError(f"no root folder given for {self.name}: pass --root PATH or set HARNESS_DATA{where}.{hint}")
+        root = Path(self.root)
+        if not root.is_dir():
+            raise DataError(f"{root}: data set root folder not found for {self.name}.{hint}")
+        return root
+
+
+def check_image_size(image_size: int) -> int:
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+        raise HarnessError(f"image_size must be a positive integer, got {image_size!r}")
+    return int(image_size)

@@ -1,4 +1,9 @@
-"""Decoding and resizing of images and masks, done once per job in parallel threads."""
+"""Decoding and resizing of images and masks, done once per job in parallel threads.
+
+Every image is resized to (size, size) with PIL's bilinear filter (as torchvision's Resize does for
+PIL images), whatever its aspect ratio; its mask is resized with the same geometry as a float image
+and thresholded at 0.5, as RD4AD does, so image and mask stay aligned.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from harness.errors import DataError
 
 T = TypeVar("T")
 
+# modes whose pixel values are already one number per pixel (class ids, palette indices, 0/255)
+_SINGLE_VALUE_MODES = ("1", "L", "P", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
 
 def _open(path: Path) -> Image.Image:
     try:
@@ -22,19 +30,56 @@ def _open(path: Path) -> Image.Image:
         return image
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except OSError as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"{path}: cannot read image ({error})") from None
 
 
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        # 16-bit grayscale: convert("RGB") would clip everything above 255 to white
+        wide = np.asarray(image).astype(np.float64)
+        image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8))
+    return image.convert("RGB")
+
+
 def load_rgb(path: str | Path, size: int) -> np.ndarray:
-    """An image as (size, size, 3) uint8 RGB, resized bilinearly as torchvision's Resize does for PIL."""
+    """An image as (size, size, 3) uint8 RGB (grayscale and RGBA converted), resized bilinearly."""
     image = _open(Path(path))
     if image.format == "JPEG":
         image.draft("RGB", (size, size))  # decode at reduced scale; the final resize still sets the size
-    image = image.convert("RGB")
+    return resize_rgb(_to_rgb(image), size)
+
+
+def resize_rgb(image: Image.Image | np.ndarray, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 from an RGB PIL image or an (H, W) / (H, W, 3) uint8 array."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(image))
+    if image.mode != "RGB":
+        image = image.convert("RGB")
     if image.size != (size, size):
         image = image.resize((size, size), Image.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
+
+
+def mask_pixels(image: Image.Image) -> np.ndarray:
+    """(H, W) bool: any nonzero value is anomalous, read as one channel whatever the PNG mode.
+
+    Palette images are read by index (VisA stores class ids that way), alpha is ignored (BMAD's
+    colour-mapped RGBA masks are opaque everywhere), colour masks are anomalous where any channel is.
+    """
+    if image.mode in _SINGLE_VALUE_MODES:
+        return np.asarray(image) != 0
+    if image.mode in ("LA", "PA"):
+        return np.asarray(image)[..., 0] != 0
+    return np.asarray(image.convert("RGB")).any(axis=-1)
+
+
+def resize_mask(binary: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) bool from an (H, W) bool mask: bilinear on 0/1 floats, thresholded at 0.5."""
+    if binary.shape == (size, size):
+        return binary.astype(bool, copy=True)
+    mask = Image.fromarray(binary.astype(np.float32))
+    return np.asarray(mask.resize((size, size), Image.BILINEAR)) > 0.5
 
 
 def load_mask(path: str | Path, size: int, expected_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -44,23 +89,25 @@ def load_mask(path: str | Path, size: int, expected_size: tuple[int, int] | None
     """
     image = _open(Path(path))
     if expected_size is not None and image.size != tuple(expected_size):
-        raise DataError(f"{path}: mask is {image.size[0]}x{image.size[1]}, its image is {expected_size[0]}x{expected_size[1]}")
-    binary = (np.asarray(image.convert("L") if image.mode not in ("L", "1", "P", "I", "I;16") else image) != 0)
-    if binary.ndim == 3:
-        binary = binary.any(axis=-1)
-    mask = Image.fromarray(binary.astype(np.float32))
-    if mask.size != (size, size):
-        mask = mask.resize((size, size), Image.BILINEAR)
-    return np.asarray(mask) > 0.5
+        raise DataError(
+            f"{path}: mask is {image.size[0]}x{image.size[1]} but its image is "
+            f"{expected_size[0]}x{expected_size[1]} (a mask must have the size of its image)"
+        )
+    return resize_mask(mask_pixels(image), size)
 
 
 def image_size_of(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file without decoding it."""
-    with Image.open(path) as image:
-        return image.size
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read image ({error})") from None
 
 
-def parallel_map(function: Callable[[str], T], items: Sequence, workers: int | None = None) -> list[T]:
+def parallel_map(function: Callable[[T], object], items: Sequence[T], workers: int | None = None) -> list:
     """Apply `function` to every item in threads (PIL releases the GIL while decoding)."""
     workers = workers or min(8, os.cpu_count() or 1)
     if len(items) < 2 or workers == 1:

@@ -1,0 +1,253 @@
+"""Command line: `python -m harness run | list | report | rescore | check`.
+
+Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# CLI flag -> method setting; explicit flags override the profile
+SETTING_FLAGS = {
+    "backbone": "backbone", "weights": "weights", "image_size": "image_size", "epochs": "epochs",
+    "batch_size": "batch_size", "device": "device", "precision": "precision", "deterministic": "deterministic",
+}
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
+def _key_values(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise HarnessError(f"--data-option {pair}: expected KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _add_run_parser(commands) -> None:
+    from harness.paths import cache_dir
+
+    run = commands.add_parser(
+        "run", help="train and evaluate one model per category",
+        description="Train and evaluate one model per category of a data set, store every job's record and "
+                    "predictions in a run folder, and print a per-category table. With no arguments: the built-in "
+                    f"synthetic data set (generated on first use under {cache_dir() / 'synthetic'}; set HARNESS_CACHE "
+                    "or pass --root to put it elsewhere) with the 'demo' profile on CPU. Rerunning the same command "
+                    "resumes: finished jobs are skipped.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("--dataset", default="synthetic", help="data set name (see `python -m harness list`)")
+    run.add_argument("--root", help="folder of the data set on disk (default: $HARNESS_DATA/<dataset>)")
+    run.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="adapter option, repeatable (e.g. split=2cls_highshot for visa, cache=true)")
+    run.add_argument("--categories", default="all", help="comma-separated categories, or 'all'")
+    run.add_argument("--method", default="", help="method name (default: the profile's method)")
+    run.add_argument("--profile", default="", help="settings profile (default: the data set's default profile)")
+    run.add_argument("--backbone", help="teacher backbone: resnet18, resnet34, resnet50, wide_resnet50_2")
+    run.add_argument("--weights", help="teacher weights: imagenet (torchvision cache), none (random), or a file path")
+    run.add_argument("--checkpoint", help="evaluate this checkpoint (official RD format) instead of training")
+    run.add_argument("--image-size", type=_positive_int, help="input side in pixels")
+    run.add_argument("--epochs", type=_positive_int, help="training epochs")
+    run.add_argument("--batch-size", type=_positive_int, help="training batch size")
+    run.add_argument("--seeds", type=_int_list, help="comma-separated seeds, one job per seed")
+    run.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (CUDA only)")
+    run.add_argument("--deterministic", action="store_true", default=None, help="use deterministic algorithms")
+    run.add_argument("--metrics", help="comma-separated metric names (default: image_auroc,pixel_auroc,au_pro)")
+    run.add_argument("--backend", choices=["serial"], default="serial", help="how jobs are run")
+    run.add_argument("--rerun", action="store_true", help="run jobs again even when their record exists")
+    run.add_argument("--out", help="run folder (default: results/runs/<dataset>-<method>-<profile>-<hash>)")
+    run.set_defaults(handler=command_run)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from harness.config import Sweep
+    from harness.scheduler import preflight, run_sweep
+    from harness.store import RunStore
+    from harness.summary import summary_table
+
+    overrides = {setting: getattr(args, flag) for flag, setting in SETTING_FLAGS.items() if getattr(args, flag) is not None}
+    categories = () if args.categories in ("all", "") else tuple(c.strip() for c in args.categories.split(",") if c.strip())
+    sweep = Sweep(
+        dataset=args.dataset, categories=categories, method=args.method, profile=args.profile,
+        seeds=args.seeds or (), overrides=overrides, root=args.root, checkpoint=args.checkpoint,
+        metrics=tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else (),
+        data_options=_key_values(args.data_option),
+    )
+    resolved = sweep.resolve()
+    store = RunStore(args.out or Path("results") / "runs" / resolved.name)
+    store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
+                   "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs]})
+    preflight(resolved.jobs[0])
+    print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
+          f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}")
+    outcome = run_sweep(resolved, store)
+
+    order = {job.job_id: position for position, job in enumerate(resolved.jobs)}
+    records = sorted((r for r in store.records() if r["job_id"] in order), key=lambda r: order[r["job_id"]])
+    if records:
+        print()
+        print(summary_table(records, list(resolved.jobs[0].metrics)))
+    print(f"\nrun folder: {store.run_dir}")
+    if outcome.failed:
+        print(f"{len(outcome.failed)} job(s) failed:", file=sys.stderr)
+        for job_id, message in outcome.failed:
+            print(f"  {job_id}: {message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _add_report_parser(commands) -> None:
+    from harness.references import names
+
+    report = commands.add_parser(
+        "report", help="tables (Markdown, LaTeX, CSV) and plots of runs, beside published numbers",
+        description="Per-category tables of one or more run folders (mean and sample std over seeds), side by side "
+                    "with another run or a published reference, with differences and notes on definitions and "
+                    "protocol. Reads the store only. Prints the Markdown; writes report.md/.tex/.csv (and plots/).")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); the first is column A")
+    report.add_argument("--vs", metavar="REFERENCE|RUN", help=f"compare with a run folder or a reference: {', '.join(names())}")
+    report.add_argument("--format", default="md,latex,csv", help="comma-separated: md, latex, csv (default: all three)")
+    report.add_argument("--metrics", help="comma-separated metric names (default: all in the runs)")
+    report.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
+    report.add_argument("--label", help="LaTeX label (default: tab:<first run>)")
+    report.add_argument("--plots", action="store_true", help="also write PNG and PDF plots to OUT/plots")
+    report.add_argument("--out", help="output folder (default: <first run>/report)")
+    report.set_defaults(handler=command_report)
+
+
+def _add_rescore_parser(commands) -> None:
+    rescore = commands.add_parser(
+        "rescore", help="recompute metrics from stored predictions, without training",
+        description="Recompute metrics of every finished job of a run from its predictions.npz and update the "
+                    "records and results.csv. Without --metrics: the metrics each record already has.")
+    rescore.add_argument("run", help="run folder")
+    rescore.add_argument("--metrics", help="comma-separated metric names to compute (added to the records)")
+    rescore.set_defaults(handler=command_rescore)
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from harness import report
+
+    return report.command_report(args)
+
+
+def command_rescore(args: argparse.Namespace) -> int:
+    from harness import rescore
+
+    return rescore.command_rescore(args)
+
+
+def command_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from harness import datasets, methods, profiles
+
+    rows = []
+    for name in datasets.names():
+        adapter = datasets.get(name)
+        try:
+            categories = ", ".join(adapter().categories)
+        except HarnessError:
+            categories = "(read from --root)"
+        rows.append([name, adapter.default_profile, adapter.description, categories])
+    print("Data sets")
+    print(tabulate(rows, headers=["name", "default profile", "description", "categories"], tablefmt="simple",
+                   maxcolwidths=[None, None, 40, 50]))
+    print("\nMethods")
+    print(tabulate([[name, (methods.get(name).__doc__ or "").strip().splitlines()[0]] for name in methods.names()],
+                   headers=["name", "description"], tablefmt="simple"))
+    print("\nProfiles")
+    print(tabulate([[p.name, p.method, p.description] for p in profiles.PROFILES.values()],
+                   headers=["name", "method", "description"], tablefmt="simple", maxcolwidths=[None, None, 80]))
+    return EXIT_OK
+
+
+def _add_check_parser(commands) -> None:
+    check = commands.add_parser(
+        "check", help="fail when a run's metrics drift from a baseline",
+        description="Compare every (category, metric) of a run with a baseline file. Exit 0 when all are within "
+                    "tolerance, 1 on drift in either direction (an improvement is drift too unless "
+                    "--allow-improvement), 2 on bad input. With --update, write or refresh the baseline instead.")
+    check.add_argument("run", help="run folder (results/runs/<run>)")
+    check.add_argument("--baseline", required=True, help="baseline JSON file, e.g. results/baselines/ci-synthetic.json")
+    check.add_argument("--atol", type=float, help="absolute tolerance (overrides the baseline's)")
+    check.add_argument("--rtol", type=float, help="relative tolerance (overrides the baseline's)")
+    check.add_argument("--metrics", help="comma-separated metrics to compare (default: all in the baseline)")
+    check.add_argument("--allow-improvement", action="store_true", help="do not fail when a metric got better")
+    check.add_argument("--update", action="store_true", help="write the baseline from the run (keeps its tolerances)")
+    check.set_defaults(handler=command_check)
+
+
+def command_check(args: argparse.Namespace) -> int:
+    from harness import check
+
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    if args.update:
+        baseline = check.update_baseline(args.run, args.baseline, metrics)
+        print(f"baseline written: {args.baseline} ({len(baseline['values'])} categories)")
+        return EXIT_OK
+    comparisons = check.compare(args.run, check.load_baseline(args.baseline), metrics=metrics, atol=args.atol,
+                                rtol=args.rtol, allow_improvement=args.allow_improvement)
+    print(check.comparison_table(comparisons))
+    drifted = [c for c in comparisons if c.status == "DRIFT"]
+    if drifted:
+        names = ", ".join(f"{c.category}/{c.metric}" for c in drifted)
+        print(f"\ndrift in {len(drifted)} of {len(comparisons)} values: {names}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"\nall {len(comparisons)} values within tolerance of {args.baseline}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness",
+        description="Reproduce and benchmark Reverse Distillation (RD4AD) anomaly detection: train one model per "
+                    "category, compute exact metrics, keep every result.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run_parser(commands)
+    listing = commands.add_parser("list", help="show data sets, methods and profiles",
+                                  description="Show the data sets, methods and profiles the harness knows.")
+    listing.set_defaults(handler=command_list)
+    _add_report_parser(commands)
+    _add_rescore_parser(commands)
+    _add_check_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except HarnessError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished jobs are kept; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,95 @@
+"""Recompute metrics from stored predictions (predictions.npz), without training.
+
+Used after a metric is added or fixed: every finished job's record gets the recomputed values (other
+metrics are kept), is rewritten atomically, and results.csv is rebuilt. Pixel metrics are computed
+from the stored float16 maps, so they can differ from the values computed at training time (float32
+maps) in the last digits; image metrics use the stored float32 scores and are exact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tabulate import tabulate
+
+from harness.errors import HarnessError
+from harness.records import finished_jobs
+from harness.store import RunStore, load_predictions, write_json
+
+CHANGE_TOLERANCE = 1e-12  # smaller differences are float noise, not changes
+
+
+def _names(requested: list[str] | None) -> list[str] | None:
+    from harness.metrics import METRICS
+
+    if requested is None:
+        return None
+    for name in requested:
+        if name not in METRICS:
+            raise HarnessError(f"unknown metric '{name}'; known metrics: {', '.join(METRICS)}")
+    return list(dict.fromkeys(requested))
+
+
+def rescore(run_dir: str | Path, metrics: list[str] | None = None) -> tuple[int, list[tuple[str, str, float | None, float | None]]]:
+    """Recompute `metrics` (default: those each record has) for every finished job of the run.
+
+    Returns the number of jobs and (job id, metric, old value, new value) for every value that
+    changed or was added (None: absent or undefined). Every predictions file is checked before any
+    record is rewritten.
+    """
+    from harness.metrics import METRICS, evaluate
+
+    jobs = finished_jobs(run_dir)
+    names = _names(metrics)
+    missing = [job.folder.name for job in jobs if not job.predictions.is_file()]
+    if missing:
+        raise HarnessError(f"{run_dir}: no predictions.npz for job(s) {', '.join(missing)}: they cannot be rescored")
+    changes = []
+    for job in jobs:
+        record = job.record
+        wanted = names or list(record["metrics"])
+        unknown = [n for n in wanted if n not in METRICS]
+        if unknown:
+            raise HarnessError(f"{job.folder / 'record.json'}: metric '{unknown[0]}' is not known to this version "
+                               "of the harness; pass --metrics with known names")
+        predictions = load_predictions(job.predictions)
+        values = evaluate(predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"],
+                          names=wanted)
+        updated = dict(record["metrics"])
+        for name, value in values.items():
+            old = (record["metrics"].get(name) or {}).get("value") if name in record["metrics"] else None
+            new = value.to_dict()
+            if name not in record["metrics"] or _changed(old, new["value"]):
+                changes.append((job.folder.name, name, old, new["value"]))
+            updated[name] = new
+        if updated != record["metrics"]:
+            record = record | {"metrics": updated, "rescored": {
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "metrics": wanted,
+                "from": "predictions.npz (float16 maps, float32 scores)"}}
+            write_json(job.folder / "record.json", record)
+    RunStore(run_dir).write_results_csv()
+    return len(jobs), changes
+
+
+def _changed(old, new) -> bool:
+    if old is None or new is None:
+        return old is not new
+    return abs(float(old) - float(new)) > CHANGE_TOLERANCE
+
+
+def command_rescore(args) -> int:
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    n_jobs, changes = rescore(args.run, metrics)
+
+    def show(x):
+        return "–" if x is None else f"{x:.6f}"
+
+    if changes:
+        print(tabulate([[job, name, show(old), show(new)] for job, name, old, new in changes],
+                       headers=["job", "metric", "before", "after"], tablefmt="github", disable_numparse=True))
+        print()
+    jobs_changed = len({job for job, *_ in changes})
+    print(f"rescored {n_jobs} job(s) of {args.run}: {len(changes)} value(s) changed or added in {jobs_changed} record(s); "
+          "results.csv rewritten")
+    return 0

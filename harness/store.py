@@ -1,0 +1,178 @@
+"""The run folder: one folder per job, written atomically; a job is done iff its record.json exists.
+
+results/runs/<run>/
+  sweep.json                     the sweep as resolved
+  results.csv                    one row per finished job (aggregated from the records)
+  jobs/<job-id>/config.json      the job's resolved configuration (written when it starts)
+  jobs/<job-id>/predictions.npz  scores, labels, float16 maps, packed masks, paths
+  jobs/<job-id>/record.json      metrics with definitions, timings, provenance (written last)
+  jobs/<job-id>/failure.json     why the job failed (removed when it later succeeds)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+RECORD = "record.json"
+PREDICTIONS = "predictions.npz"
+CONFIG = "config.json"
+FAILURE = "failure.json"
+RESULTS_CSV = "results.csv"
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    _atomic_write(Path(path), lambda handle: handle.write((text + "\n").encode()))
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, (np.ndarray,)):
+        return value.tolist()
+    if isinstance(value, (Path, tuple, set)):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in JSON")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HarnessError(f"{path}: not a valid JSON record ({error})") from None
+
+
+class RunStore:
+    """Reads and writes one run folder."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def prepare(self, sweep_description: dict) -> None:
+        """Create the folder (failing with one clear line when it cannot be written) and save the sweep."""
+        try:
+            (self.run_dir / "jobs").mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise HarnessError(f"{self.run_dir}: cannot write the output folder ({error.strerror or error})") from None
+        write_json(self.run_dir / "sweep.json", sweep_description)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.run_dir / "jobs" / job_id
+
+    def is_done(self, job_id: str) -> bool:
+        return (self.job_dir(job_id) / RECORD).is_file()
+
+    def write_config(self, job_id: str, config: dict) -> None:
+        write_json(self.job_dir(job_id) / CONFIG, config)
+
+    def write_failure(self, job_id: str, failure: dict) -> None:
+        write_json(self.job_dir(job_id) / FAILURE, failure)
+
+    def write_result(self, job_id: str, record: dict, predictions: dict) -> None:
+        """Predictions first, the record last: the record is what marks the job as done."""
+        folder = self.job_dir(job_id)
+        _atomic_write(folder / PREDICTIONS, lambda handle: np.savez_compressed(handle, **predictions))
+        write_json(folder / RECORD, record)
+        (folder / FAILURE).unlink(missing_ok=True)
+
+    def records(self) -> list[dict]:
+        """Every finished job's record, in job-id order."""
+        folder = self.run_dir / "jobs"
+        return [read_json(path) for path in sorted(folder.glob(f"*/{RECORD}"))] if folder.is_dir() else []
+
+    def write_results_csv(self) -> Path:
+        rows = [flatten_record(record) for record in self.records()]
+        columns: list[str] = []
+        for row in rows:
+            columns += [key for key in row if key not in columns]
+        path = self.run_dir / RESULTS_CSV
+
+        def write(handle):
+            text = _csv_text(columns, rows)
+            handle.write(text.encode())
+
+        _atomic_write(path, write)
+        return path
+
+
+def _csv_text(columns: list[str], rows: list[dict]) -> str:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def flatten_record(record: dict) -> dict:
+    """One CSV row: identity columns, then one column per metric."""
+    row = {key: record.get(key) for key in ("dataset", "category", "method", "profile", "seed", "job_id")}
+    for name, metric in record.get("metrics", {}).items():
+        row[name] = metric.get("value")
+    row["seconds"] = record.get("timings", {}).get("total")
+    return row
+
+
+def pack_predictions(scores, labels, maps, masks, paths, defect_types) -> dict:
+    """Arrays for predictions.npz: float16 maps and bit-packed masks keep it small."""
+    data = {
+        "scores": np.asarray(scores, dtype=np.float32),
+        "labels": np.asarray(labels, dtype=np.int8),
+        "maps": np.asarray(maps, dtype=np.float16),
+        "paths": np.asarray(paths, dtype=str),
+        "defect_types": np.asarray(defect_types, dtype=str),
+    }
+    if masks is not None:
+        masks = np.asarray(masks, dtype=bool)
+        data["masks_packed"] = np.packbits(masks.reshape(len(masks), -1), axis=1)
+        data["masks_shape"] = np.asarray(masks.shape, dtype=np.int64)
+    return data
+
+
+def load_predictions(path: str | Path) -> dict:
+    """The inverse of pack_predictions: masks unpacked to bool (or None), maps as float32."""
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise HarnessError(f"{path}: cannot read predictions ({error})") from None
+    masks = None
+    if "masks_packed" in arrays:
+        shape = tuple(int(s) for s in arrays.pop("masks_shape"))
+        flat = np.unpackbits(arrays.pop("masks_packed"), axis=1, count=int(np.prod(shape[1:])))
+        masks = flat.reshape(shape).astype(bool)
+    arrays["masks"] = masks
+    arrays["maps"] = arrays["maps"].astype(np.float32)
+    return arrays

@@ -1,0 +1,307 @@
+"""Reverse Distillation (RD4AD, Deng & Li, CVPR 2022) as in the official code (hq-deng/RD4AD).
+
+Training and inference follow ../shared/docs/rd4ad.md: frozen ImageNet teacher (stem + layer1..3),
+OCBE bottleneck + student decoder trained with the global flattened cosine loss (Adam, lr 0.005,
+betas (0.5, 0.999)); anomaly map = sum over scales of 1 - cosine, bilinear (align_corners=True)
+to the input size, Gaussian sigma 4; image score = max of the map. Checkpoints are the official
+{'bn': ..., 'decoder': ...} format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.errors import HarnessError
+from harness.methods.base import EpochCallback, EpochLog, Method
+from harness.methods.rd_checkpoints import (
+    check_checkpoint,
+    load_teacher_weights,
+    locate_teacher_weights,
+    read_tensor_file,
+    write_checkpoint,
+)
+from harness.methods.rd_maps import MAP_MODES, anomaly_map, gaussian_blur, image_scores, rd_loss
+from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, TeacherEncoder, count_parameters
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_STRIDE = 32  # the decoder doubles the bottleneck's H/32 code three times back to the teacher's sizes
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class RDSettings:
+    backbone: str = "wide_resnet50_2"  # resnet18 | resnet34 | resnet50 | wide_resnet50_2
+    weights: str = "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1, local cache only) | "none" | a file path
+    image_size: int = 256
+    epochs: int = 200
+    batch_size: int = 16
+    lr: float = 0.005
+    betas: tuple[float, float] = (0.5, 0.999)
+    map_mode: str = "add"  # "add" (official) | "mul"
+    sigma: float = 4.0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    precision: str = "fp32"  # "fp32" | "bf16" | "fp16"; autocast on CUDA only, fp32 on CPU
+    deterministic: bool = False
+    seed: int = 111
+    progress: bool = True
+    predict_batch_size: int = 32
+
+    def validate(self) -> None:
+        def bad(field: str, value: object, expected: str) -> HarnessError:
+            return HarnessError(f"rd setting {field}={value!r} is invalid; expected {expected}")
+
+        if self.backbone not in BACKBONES:
+            raise bad("backbone", self.backbone, f"one of {', '.join(BACKBONES)}")
+        if not isinstance(self.weights, str) or not self.weights:
+            raise bad("weights", self.weights, "'imagenet', 'none' or a file path")
+        for field in ("image_size", "epochs", "batch_size", "predict_batch_size"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(field, value, "a positive integer")
+        if self.image_size % _STRIDE:
+            raise bad("image_size", self.image_size, f"a multiple of {_STRIDE}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise bad("lr", self.lr, "a positive number")
+        if len(tuple(self.betas)) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise bad("betas", self.betas, "two numbers in [0, 1)")
+        if self.map_mode not in MAP_MODES:
+            raise bad("map_mode", self.map_mode, f"one of {', '.join(MAP_MODES)}")
+        if not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
+            raise bad("sigma", self.sigma, "a positive number")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", self.precision, f"one of {', '.join(PRECISIONS)}")
+        if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise bad("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """'auto' -> the first CUDA device when there is one, else the CPU; an explicit CUDA request must be satisfiable."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise HarnessError(f"device '{spec}' requested but CUDA is not available; use device 'auto' or 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise HarnessError(f"device '{spec}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return device
+
+
+def check_images(images: object, what: str = "images") -> np.ndarray:
+    """(N, H, W, 3) uint8 with H and W multiples of 32, or a HarnessError saying what is wrong."""
+    if not isinstance(images, np.ndarray):
+        raise HarnessError(f"{what} must be a numpy array of shape (N, H, W, 3), got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
+        raise HarnessError(f"{what} must have shape (N, H, W, 3) with N >= 1, got {images.shape}")
+    if images.dtype != np.uint8:
+        raise HarnessError(f"{what} must be uint8 RGB as adapters return them, got dtype {images.dtype}")
+    h, w = images.shape[1:3]
+    if h % _STRIDE or w % _STRIDE:
+        raise HarnessError(f"{what} height and width must be multiples of {_STRIDE} for RD, got {h}x{w}")
+    return images
+
+
+class ReverseDistillation(Method):
+    name = "rd"
+    Settings = RDSettings
+
+    def __init__(self, settings: RDSettings | None = None) -> None:
+        settings = settings if settings is not None else RDSettings()
+        settings.validate()
+        super().__init__(settings)
+        # Fail on missing weights before building (or later training) anything.
+        locate_teacher_weights(settings.backbone, settings.weights)
+        self.device = resolve_device(settings.device)
+        self.precision = settings.precision if self.device.type == "cuda" else "fp32"
+        if settings.deterministic and self.device.type == "cuda":
+            # cuBLAS reads this when it initialises; it must be set before the first CUDA matmul.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+        # The official code seeds before building the networks; do the same without disturbing the
+        # caller's global random state, so equal seeds give equal initial models.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            self.teacher = TeacherEncoder(settings.backbone)
+            self.bottleneck = OneClassBottleneck(settings.backbone)
+            self.decoder = StudentDecoder(settings.backbone)
+        self.teacher_weights = load_teacher_weights(self.teacher, settings.backbone, settings.weights)
+
+        self._memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        for module in (self.teacher, self.bottleneck, self.decoder):
+            module.to(device=self.device, memory_format=self._memory_format)
+        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+
+    # ---------------------------------------------------------------------------------------
+    # helpers
+
+    @contextlib.contextmanager
+    def _determinism(self, *, batch_invariant: bool = False):
+        """Set torch's determinism flags from the settings for one fit/predict call, then restore them,
+        so one job's choice does not leak into the next or into the caller."""
+        det = bool(self.settings.deterministic)
+        cudnn = torch.backends.cudnn
+        saved = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled)
+        torch.use_deterministic_algorithms(det)
+        cudnn.deterministic = det
+        cudnn.benchmark = (not det) and self.device.type == "cuda"
+        # oneDNN picks batch-size-dependent CPU convolution kernels (maps then differ by ~1e-6 between
+        # batch sizes). In deterministic mode on the CPU, predict uses PyTorch's native kernels,
+        # which make each image's map bitwise independent of predict_batch_size (about 2x slower).
+        if batch_invariant and det and self.device.type == "cpu":
+            torch.backends.mkldnn.enabled = False
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(saved[0])
+            cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled = saved[1:]
+
+    def _autocast(self):
+        enabled = self.precision != "fp32"
+        return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision], enabled=enabled)
+
+    def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        # Same arithmetic as torchvision's ToTensor + Normalize of the official data loader.
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float().div(255).sub(self._mean).div(self._std)
+        return x.contiguous(memory_format=self._memory_format)
+
+    def _features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        with torch.no_grad(), self._autocast():
+            teacher = self.teacher(x)
+        with self._autocast():
+            student = self.decoder(self.bottleneck(teacher))
+        return teacher, student
+
+    # ---------------------------------------------------------------------------------------
+    # Method interface
+
+    def fit(self, images: np.ndarray, *, callbacks: Sequence[EpochCallback] = ()) -> list[EpochLog]:
+        """Train bottleneck and decoder on normal images (N, H, W, 3) uint8; one EpochLog per epoch."""
+        images = check_images(images, "training images")
+        with self._determinism():
+            return self._fit(images, callbacks)
+
+    def _fit(self, images: np.ndarray, callbacks: Sequence[EpochCallback]) -> list[EpochLog]:
+        s = self.settings
+        torch.manual_seed(s.seed)
+        order_rng = torch.Generator().manual_seed(s.seed)
+        optimizer = torch.optim.Adam(
+            list(self.bottleneck.parameters()) + list(self.decoder.parameters()), lr=s.lr, betas=tuple(s.betas)
+        )
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.teacher.eval()
+        self.bottleneck.train()
+        self.decoder.train()
+        # BatchNorm cannot train on a single 1x1 code (images under 64 px): skip such a last batch.
+        skip_single = images.shape[1] < 2 * _STRIDE or images.shape[2] < 2 * _STRIDE
+
+        logs: list[EpochLog] = []
+        for epoch in range(1, s.epochs + 1):
+            start = time.perf_counter()
+            order = torch.randperm(len(images), generator=order_rng).numpy()
+            batches = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
+            if skip_single and len(batches[-1]) == 1 and len(batches) > 1:
+                batches.pop()
+            losses: list[float] = []
+            bar = tqdm(batches, desc=f"rd epoch {epoch}/{s.epochs}", leave=False, disable=not s.progress, unit="batch")
+            for step, index in enumerate(bar, start=1):
+                teacher, student = self._features(self._to_tensor(images[index]))
+                loss = rd_loss(teacher, student)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"RD training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
+                        f"(precision {self.precision}, lr {s.lr}); try precision fp32 or a lower learning rate"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(value)
+                bar.set_postfix(loss=f"{value:.4f}")
+            bar.close()
+            log = EpochLog(epoch=epoch, epochs=s.epochs, loss=float(np.mean(losses)), seconds=time.perf_counter() - start)
+            logs.append(log)
+            for callback in callbacks:
+                callback(log)
+        self.bottleneck.eval()
+        self.decoder.eval()
+        return logs
+
+    def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image scores (N,) and smoothed anomaly maps (N, H, W), float32, at the input resolution."""
+        images = check_images(images)
+        s = self.settings
+        self.bottleneck.eval()
+        self.decoder.eval()
+        size = (images.shape[1], images.shape[2])
+        scores, maps = [], []
+        with torch.inference_mode(), self._determinism(batch_invariant=True):
+            for i in range(0, len(images), s.predict_batch_size):
+                teacher, student = self._features(self._to_tensor(images[i : i + s.predict_batch_size]))
+                smooth = gaussian_blur(anomaly_map(teacher, student, size, s.map_mode), s.sigma)
+                scores.append(image_scores(smooth).cpu())
+                maps.append(smooth.cpu())
+        return torch.cat(scores).numpy().astype(np.float32), torch.cat(maps).numpy().astype(np.float32)
+
+    def state_dict(self) -> dict:
+        """The official checkpoint content: {'bn': bottleneck state_dict, 'decoder': decoder state_dict}, on the CPU."""
+        return {
+            "bn": {k: v.detach().cpu() for k, v in self.bottleneck.state_dict().items()},
+            "decoder": {k: v.detach().cpu() for k, v in self.decoder.state_dict().items()},
+        }
+
+    def load_state_dict(self, state: dict, *, source: str = "state dict") -> None:
+        """Load the official format strictly; a checkpoint of another backbone raises CheckpointError."""
+        check_checkpoint(state, self.settings.backbone, source)
+        # load_state_dict copies values and keeps each parameter's memory format.
+        self.bottleneck.load_state_dict(state["bn"], strict=True)
+        self.decoder.load_state_dict(state["decoder"], strict=True)
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        write_checkpoint(self.state_dict(), path)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Load an official checkpoint (strict). The teacher is not in the format: with weights="none"
+        the random teacher comes from the seed, so predictions reproduce only with the same seed."""
+        state = read_tensor_file(path, "checkpoint")
+        self.load_state_dict(state, source=f"checkpoint {path}")
+
+    def describe(self) -> dict:
+        w = self.teacher_weights
+        return {
+            "method": self.name,
+            "backbone": self.settings.backbone,
+            "weights": w.source,
+            "weights_file": w.path,
+            "weights_sha256": w.sha256,
+            # Published RD4AD numbers need torchvision's ImageNet teacher; other settings are the profile's business.
+            "comparable_to_published": w.official,
+            "parameters": {
+                "teacher": count_parameters(self.teacher),
+                "bottleneck": count_parameters(self.bottleneck),
+                "decoder": count_parameters(self.decoder),
+            },
+            "image_size": self.settings.image_size,
+            "map_mode": self.settings.map_mode,
+            "sigma": self.settings.sigma,
+            "device": str(self.device),
+            "precision": self.precision,
+            "deterministic": self.settings.deterministic,
+            "seed": self.settings.seed,
+        }

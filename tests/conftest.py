@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Caches (the synthetic data set among them) go to a temporary folder, never the user's home."""
+    if not os.environ.get("HARNESS_CACHE"):
+        os.environ["HARNESS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    return Path(os.environ["HARNESS_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED}: the shared reference folder must lie beside the checkout")
+    return SHARED

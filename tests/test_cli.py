@@ -1,0 +1,76 @@
+"""The command line, end to end, in subprocesses as a user would run it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.datasets.synthetic import COUNTS, DEFECTS
+
+
+def harness(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          cwd=cwd, env=os.environ.copy(), timeout=600)
+
+
+def test_tiny_run_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    result = harness("run", "--categories", "disc", "--epochs", "2", "--image-size", "64", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"run folder: {out}" in result.stdout
+    assert "| disc" in result.stdout and "| mean" in result.stdout
+
+    jobs = list((out / "jobs").iterdir())
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert {p.name for p in job.iterdir()} >= {"config.json", "record.json", "predictions.npz"}
+    record = json.loads((job / "record.json").read_text())
+    config = json.loads((job / "config.json").read_text())
+    assert record["job_id"] == job.name == config["job_id"]
+    assert record["status"] == "ok" and record["category"] == "disc" and record["profile"] == "demo"
+    assert record["settings"]["epochs"] == 2 and record["settings"]["image_size"] == 64
+    assert len(record["history"]) == 2
+    assert record["data"]["n_test"] == COUNTS["good"] + COUNTS["defect"] * len(DEFECTS)
+    assert record["data"]["fingerprint"]
+    for name in ("image_auroc", "pixel_auroc", "au_pro"):
+        metric = record["metrics"][name]
+        assert 0.0 <= metric["value"] <= 1.0
+        assert metric["definition"]
+    assert record["provenance"]["torch"] and record["timings"]["fit"] > 0
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("synthetic,disc,rd,demo,0,")
+
+    again = harness("run", "--categories", "disc", "--epochs", "2", "--image-size", "64", "--out", str(out))
+    assert again.returncode == 0 and "already done, skipped" in again.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--dataset", "imagenet"], "unknown data set 'imagenet'"),
+    (["run", "--categories", "bottle"], "unknown category 'bottle'"),
+    (["run", "--profile", "fastest"], "unknown profile 'fastest'"),
+    (["run", "--out", "/proc/forbidden/run"], "cannot write the output folder"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = harness(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_usage_errors_exit_2():
+    assert harness("run", "--epochs", "zero").returncode == 2
+    assert harness("frobnicate").returncode == 2
+
+
+def test_list_and_help():
+    listing = harness("list")
+    assert listing.returncode == 0
+    for word in ("synthetic", "mvtec", "demo", "paper", "rd"):
+        assert word in listing.stdout
+    for command in ([], ["run"], ["list"]):
+        shown = harness(*command, "--help")
+        assert shown.returncode == 0 and "usage: python -m harness" in shown.stdout

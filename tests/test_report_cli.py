@@ -1,0 +1,59 @@
+"""`python -m harness report` as a user runs it: output, files, and one-line errors (rescore: test_rescore.py)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from report_fixtures import golden_run
+
+
+def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
+                          env=os.environ.copy(), timeout=120)
+
+
+def test_report_prints_markdown_and_writes_files(tmp_path):
+    golden_run(tmp_path / "demo-run")
+    result = harness("report", "demo-run", "--vs", "rd4ad_rerun_official", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = tmp_path / "demo-run" / "report"
+    assert result.stdout == (written / "report.md").read_text()
+    assert result.stdout == (Path(__file__).parent / "golden" / "report_vs_reference.md").read_text()
+    assert {p.name for p in written.iterdir()} == {"report.md", "report.tex", "report.csv"}
+    assert "written: demo-run/report/report.md" in result.stderr
+
+    only_latex = harness("report", "demo-run", "--format", "latex", "--out", "paper", cwd=tmp_path)
+    assert only_latex.returncode == 0, only_latex.stderr
+    assert [p.name for p in (tmp_path / "paper").iterdir()] == ["report.tex"]
+
+
+def _corrupt(run: Path) -> None:
+    golden_run(run)
+    next(run.glob("jobs/metal_nut-s1-*/record.json")).write_text('{"dataset": "mvtec", "category": ')
+
+
+def _no_metrics(run: Path) -> None:
+    golden_run(run)
+    next(run.glob("jobs/bottle-s0-*/record.json")).write_text('{"dataset": "mvtec", "category": "bottle"}')
+
+
+@pytest.mark.parametrize("prepare, args, message", [
+    (lambda run: (run / "jobs" / "x").mkdir(parents=True), ["report", "run"], "run: no finished jobs"),
+    (golden_run, ["report", "run", "--vs", "rd5ad_paper"], "unknown reference 'rd5ad_paper'; known references: "),
+    (golden_run, ["report", "run", "--metrics", "image_auroc,pixel_aucroc"], "unknown metric 'pixel_aucroc'; known metrics: "),
+    (golden_run, ["report", "run", "--vs", "novelty"], "reference 'novelty' has no numbers for data set 'mvtec'"),
+    (_corrupt, ["report", "run"], "record.json: not a valid JSON record"),
+    (_no_metrics, ["report", "run"], "record.json: corrupt record ('metrics' missing or not an object)"),
+    (golden_run, ["report", "run", "--format", "md,docx"], "unknown format 'docx'"),
+], ids=["no-finished-jobs", "unknown-reference", "unknown-metric", "reference-other-dataset", "corrupt-json",
+        "corrupt-record", "unknown-format"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, prepare, args, message):
+    prepare(tmp_path / "run")
+    result = harness(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
