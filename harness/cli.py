@@ -177,7 +177,7 @@ def command_list(args: argparse.Namespace) -> int:
     print(tabulate(rows, headers=["name", "default profile", "description", "categories"], tablefmt="simple",
                    maxcolwidths=[None, None, 40, 50]))
     print("\nMethods")
-    print(tabulate([[name, (methods.get(name).__doc__ or "").strip().splitlines()[0]] for name in methods.names()],
+    print(tabulate([[name, ((methods.get(name).__doc__ or "").strip().splitlines() or [""])[0]] for name in methods.names()],
                    headers=["name", "description"], tablefmt="simple"))
     print("\nProfiles")
     print(tabulate([[p.name, p.method, p.description] for p in profiles.PROFILES.values()],

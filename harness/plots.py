@@ -135,27 +135,6 @@ def _bars(report):
 
 # ---- curves --------------------------------------------------------------------------------------
 
-def _pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """PRO over FPR, exact (MVTec AD definition); harness.metrics.pro_curve is used when it exists."""
-    from scipy import ndimage
-
-    weights = np.zeros(maps.shape, dtype=np.float64)
-    regions = 0
-    for i, mask in enumerate(masks):
-        labelled, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
-        sizes = np.bincount(labelled.ravel())
-        inside = labelled > 0
-        weights[i][inside] = 1.0 / sizes[labelled[inside]]
-        regions += count
-    order = np.argsort(-maps.ravel(), kind="stable")
-    scores = maps.ravel()[order]
-    fpr = np.cumsum(~masks.ravel()[order]) / max(int((~masks).sum()), 1)
-    pro = np.cumsum(weights.ravel()[order]) / max(regions, 1)
-    last = np.append(scores[1:] != scores[:-1], True)
-    return (np.concatenate([[0.0], np.minimum(fpr[last], 1), [1.0]]),
-            np.concatenate([[0.0], np.minimum(pro[last], 1), [1.0]]))
-
-
 def _roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     from sklearn.metrics import roc_curve
 
@@ -167,9 +146,8 @@ def _roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _curves(category: str, runs: list):
-    from harness import metrics as metric_functions
+    from harness.metrics import UndefinedMetricError, pro_curve
 
-    pro_curve = getattr(metric_functions, "pro_curve", _pro_curve)
     figure, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     titles = ("image ROC", "pixel ROC", f"PRO (FPR up to {PRO_LIMIT})")
     styles = ("-", "--", ":", "-.")
@@ -191,7 +169,10 @@ def _curves(category: str, runs: list):
                 pixel = _roc(data["maps"], data["masks"])
                 if pixel:
                     axes[1].plot(*pixel, label=legend("pixel_auroc"), **style)
-                fpr, pro = pro_curve(data["maps"], data["masks"])
+                try:
+                    fpr, pro = pro_curve(data["maps"], data["masks"])
+                except UndefinedMetricError:  # e.g. every pixel anomalous: no PRO curve exists
+                    continue
                 keep = fpr <= PRO_LIMIT
                 axes[2].plot(np.append(fpr[keep], PRO_LIMIT), np.append(pro[keep], np.interp(PRO_LIMIT, fpr, pro)),
                              label=legend("au_pro"), **style)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from harness import plots
-from harness.metrics import au_pro
+from harness.metrics import au_pro, pro_curve
 from harness.report import build_report
 from report_fixtures import golden_run, plot_run
 
@@ -49,7 +49,7 @@ def test_pro_curve_integrates_to_au_pro():
     rng = np.random.default_rng(3)
     masks = rng.random((4, 12, 12)) > 0.8
     maps = np.round(rng.random((4, 12, 12)) + masks * 0.3, 2).astype(np.float32)  # ties included
-    fpr, pro = plots._pro_curve(maps, masks)
+    fpr, pro = pro_curve(maps, masks)
     keep = fpr < 0.3
     x, y = np.append(fpr[keep], 0.3), np.append(pro[keep], np.interp(0.3, fpr, pro))
     assert np.trapezoid(y, x) / 0.3 == pytest.approx(au_pro(maps, masks), abs=1e-9)
