@@ -39,6 +39,16 @@ def stripes(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack(images)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The test machine's two cores are shared: with two intra-op threads a busy neighbour makes
+    # OpenMP spin-waits several times slower than one thread. Restored afterwards.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def trained():
     rng = np.random.default_rng(0)
@@ -149,12 +159,13 @@ def test_training_lowers_loss_and_separates_anomalies(trained):
 
 def test_batched_maps_equal_batch_of_one(trained):
     model, _, _, test = trained
+    test = test[3:9]  # three anomalous, three normal
     scores, maps = model.predict(test)
     singles = [model.predict(test[i : i + 1]) for i in range(len(test))]
     # oneDNN's CPU kernels depend on the batch size: equal to float32 precision
     np.testing.assert_allclose(np.concatenate([m for _, m in singles]), maps, rtol=0, atol=1e-5)
     # deterministic mode makes them bitwise equal
-    exact = ReverseDistillation(tiny(deterministic=True, predict_batch_size=5))
+    exact = ReverseDistillation(tiny(deterministic=True, predict_batch_size=4))
     exact.load_state_dict(model.state_dict())
     scores, maps = exact.predict(test)
     one_by_one = [exact.predict(test[i : i + 1]) for i in range(len(test))]
