@@ -20,7 +20,7 @@ from harness.paths import cache_dir
 
 VERSION = "v1"
 SIZE = 128
-COUNTS = {"train": 40, "good": 12, "defect": 8}  # images per split; "defect" is per defect kind
+COUNTS = {"train": 40, "good": 16, "defect": 8}  # images per split; "defect" is per defect kind
 CATEGORIES = ("weave", "tiles", "disc")
 DEFECTS = ("scratch", "stain", "missing", "color")
 
@@ -104,10 +104,10 @@ def _scratch(image: np.ndarray, rng: np.random.Generator, centre) -> tuple[np.nd
 
 
 def _stain(image: np.ndarray, rng: np.random.Generator, centre) -> tuple[np.ndarray, np.ndarray]:
-    region = _blob_mask(rng, centre, rng.uniform(9, 14))
+    region = _blob_mask(rng, centre, rng.uniform(10, 15))
     out = image.astype(np.float32)
-    colour = np.array([60, 90, 30], np.float32) if image.mean() > 90 else np.array([200, 180, 60], np.float32)
-    out[region] = 0.3 * out[region] + 0.7 * colour
+    colour = np.array([40, 70, 20], np.float32) if image.mean() > 90 else np.array([220, 200, 60], np.float32)
+    out[region] = 0.15 * out[region] + 0.85 * colour
     return np.clip(out, 0, 255).astype(np.uint8), region
 
 
@@ -123,9 +123,12 @@ def _missing(image: np.ndarray, rng: np.random.Generator, centre, fill: np.ndarr
 
 def _color(image: np.ndarray, rng: np.random.Generator, centre) -> tuple[np.ndarray, np.ndarray]:
     region = _blob_mask(rng, centre, rng.uniform(11, 16))
-    out = image.copy()
-    out[region] = out[region][:, [2, 0, 1]]  # rotate the colour channels: same brightness, other hue
-    return out, region
+    out = image.astype(np.float32)
+    grey = out[region].mean(axis=1, keepdims=True)
+    # other hue at about the same brightness: rotate the channels and strengthen the saturation,
+    # so that even a nearly grey surface visibly changes colour
+    out[region] = grey + 3.0 * (out[region][:, [2, 0, 1]] - grey) + np.array([-40, 10, 40])
+    return np.clip(out, 0, 255).astype(np.uint8), region
 
 
 def _make_image(category: str, rng: np.random.Generator, defect: str | None) -> tuple[np.ndarray, np.ndarray | None]:

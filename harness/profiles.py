@@ -29,8 +29,8 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "demo",
             "Quick CPU demonstration: resnet18 with random weights (not comparable to published "
-            "numbers), 128 px, few epochs",
-            settings={"backbone": "resnet18", "weights": "none", "image_size": 128, "epochs": 12, "batch_size": 16},
+            "numbers), 64 px, 30 epochs",
+            settings={"backbone": "resnet18", "weights": "none", "image_size": 64, "epochs": 30, "batch_size": 16},
             seeds=(0,),
         ),
         Profile(
