@@ -1,6 +1,6 @@
 """Benchmarks the CLI runs (`python -m harness bench metrics`): timings on synthetic data, no I/O.
 
-The metrics target (issue 4): for 150 maps of 256x256, image AUROC + pixel AUROC + AU-PRO together
+The metrics target: for 150 maps of 256x256, image AUROC + pixel AUROC + AU-PRO together
 take at most 2x one np.argsort of the same float32 pixel scores, and pro_rd4ad at most 1 s.
 """
 
