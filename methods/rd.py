@@ -116,6 +116,8 @@ def check_images(images: object, what: str = "images") -> np.ndarray:
 
 
 class ReverseDistillation(Method):
+    """Reverse Distillation (RD4AD, CVPR 2022) as the official code implements it."""
+
     name = "rd"
     Settings = RDSettings
 
