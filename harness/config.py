@@ -13,7 +13,7 @@ from harness.errors import HarnessError
 
 # Settings that change how fast a job runs or what it prints, never its results: kept out of job ids,
 # so a sweep resumed on another device or with other batch sizes for inference finds its finished jobs.
-EXECUTION_ONLY = frozenset({"device", "progress", "predict_batch_size"})
+EXECUTION_ONLY = frozenset({"device", "progress", "predict_batch_size", "cache_teacher", "compile"})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from harness.methods.rd_checkpoints import (
     read_tensor_file,
     write_checkpoint,
 )
+from harness.methods.rd_cache import CACHE_DTYPES, CACHE_MODES, CachePlan, TeacherCache, cache_bytes, plan_cache
 from harness.methods.rd_maps import MAP_MODES, anomaly_map, gaussian_blur, image_scores, rd_loss
 from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, TeacherEncoder, count_parameters
 
@@ -59,6 +60,11 @@ class RDSettings:
     seed: int = 111
     progress: bool = True
     predict_batch_size: int = 32
+    # Speed only (exact, kept out of job ids): teacher features of the training set computed once
+    # ("auto": when they fit in a quarter of the free memory), and torch.compile (applied on CUDA only).
+    cache_teacher: str = "auto"  # "auto" | "on" | "off"
+    compile: bool = False
+    teacher_cache_dtype: str = "fp32"  # "fp32" (exact) | "fp16" (half the memory, close but not equal)
 
     def validate(self) -> None:
         def bad(field: str, value: object, expected: str) -> HarnessError:
@@ -84,6 +90,12 @@ class RDSettings:
             raise bad("sigma", self.sigma, "a positive number")
         if self.precision not in PRECISIONS:
             raise bad("precision", self.precision, f"one of {', '.join(PRECISIONS)}")
+        if self.cache_teacher not in CACHE_MODES:
+            raise bad("cache_teacher", self.cache_teacher, f"one of {', '.join(CACHE_MODES)}")
+        if self.teacher_cache_dtype not in CACHE_DTYPES:
+            raise bad("teacher_cache_dtype", self.teacher_cache_dtype, f"one of {', '.join(CACHE_DTYPES)}")
+        if not isinstance(self.compile, bool):
+            raise bad("compile", self.compile, "true or false")
         if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
             raise bad("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
 
@@ -147,6 +159,12 @@ class ReverseDistillation(Method):
             module.to(device=self.device, memory_format=self._memory_format)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        # torch.compile needs a C++ toolchain on the CPU and gains little there: CUDA only. The compiled
+        # wrappers share parameters with the modules, so state_dict keys keep the official names.
+        self.compiled = settings.compile and self.device.type == "cuda"
+        compile_ = torch.compile if self.compiled else (lambda module: module)
+        self._run_teacher, self._run_bottleneck, self._run_decoder = map(compile_, (self.teacher, self.bottleneck, self.decoder))
+        self.teacher_cache_plan: CachePlan | None = None  # decided by the last fit
 
     # ---------------------------------------------------------------------------------------
     # helpers
@@ -178,16 +196,58 @@ class ReverseDistillation(Method):
 
     def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
         # Same arithmetic as torchvision's ToTensor + Normalize of the official data loader.
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+        x = torch.from_numpy(np.ascontiguousarray(batch))
+        if self.device.type == "cuda":
+            x = x.pin_memory()  # an asynchronous copy needs page-locked memory
+        x = x.to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div(255).sub(self._mean).div(self._std)
         return x.contiguous(memory_format=self._memory_format)
 
-    def _features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _teacher_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad(), self._autocast():
-            teacher = self.teacher(x)
+            return self._run_teacher(x)
+
+    def _student_features(self, teacher: list[torch.Tensor]) -> list[torch.Tensor]:
         with self._autocast():
-            student = self.decoder(self.bottleneck(teacher))
-        return teacher, student
+            return self._run_decoder(self._run_bottleneck(teacher))
+
+    def _features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        teacher = self._teacher_features(x)
+        return teacher, self._student_features(teacher)
+
+    def plan_teacher_cache(self, n_images: int, height: int, width: int, mode: str | None = None) -> CachePlan:
+        """Whether fit caches the teacher features of n_images of height x width on this device."""
+        s = self.settings
+        needed = cache_bytes(s.backbone, n_images, height, width, s.teacher_cache_dtype)
+        return plan_cache(mode or s.cache_teacher, needed, self.device)
+
+    @contextlib.contextmanager
+    def trainer(self, images: np.ndarray, *, cache_teacher: str | None = None) -> Iterator["Trainer"]:
+        """One training run's optimizer, teacher cache and train modes; `fit` and the benchmark use it.
+
+        `cache_teacher` overrides the setting for this run. Leaves the networks in eval mode.
+        """
+        s = self.settings
+        with self._determinism():
+            optimizer = torch.optim.Adam(
+                list(self.bottleneck.parameters()) + list(self.decoder.parameters()), lr=s.lr, betas=tuple(s.betas)
+            )
+            scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+            self.teacher.eval()
+            self.bottleneck.train()
+            self.decoder.train()
+            plan = self.plan_teacher_cache(len(images), images.shape[1], images.shape[2], cache_teacher)
+            cache = None
+            if plan.use:
+                cache = TeacherCache.build(
+                    images, lambda batch: self._teacher_features(self._to_tensor(batch)), s.batch_size,
+                    CACHE_DTYPES[s.teacher_cache_dtype], plan.location, self.device, self._memory_format)
+            self.teacher_cache_plan = plan
+            try:
+                yield Trainer(self, images, optimizer, scaler, cache)
+            finally:
+                self.bottleneck.eval()
+                self.decoder.eval()
 
     # ---------------------------------------------------------------------------------------
     # Method interface
@@ -195,54 +255,36 @@ class ReverseDistillation(Method):
     def fit(self, images: np.ndarray, *, callbacks: Sequence[EpochCallback] = ()) -> list[EpochLog]:
         """Train bottleneck and decoder on normal images (N, H, W, 3) uint8; one EpochLog per epoch."""
         images = check_images(images, "training images")
-        with self._determinism():
-            return self._fit(images, callbacks)
-
-    def _fit(self, images: np.ndarray, callbacks: Sequence[EpochCallback]) -> list[EpochLog]:
         s = self.settings
         torch.manual_seed(s.seed)
         order_rng = torch.Generator().manual_seed(s.seed)
-        optimizer = torch.optim.Adam(
-            list(self.bottleneck.parameters()) + list(self.decoder.parameters()), lr=s.lr, betas=tuple(s.betas)
-        )
-        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.teacher.eval()
-        self.bottleneck.train()
-        self.decoder.train()
         # BatchNorm cannot train on a single 1x1 code (images under 64 px): skip such a last batch.
         skip_single = images.shape[1] < 2 * _STRIDE or images.shape[2] < 2 * _STRIDE
 
         logs: list[EpochLog] = []
-        for epoch in range(1, s.epochs + 1):
-            start = time.perf_counter()
-            order = torch.randperm(len(images), generator=order_rng).numpy()
-            batches = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
-            if skip_single and len(batches[-1]) == 1 and len(batches) > 1:
-                batches.pop()
-            losses: list[float] = []
-            bar = tqdm(batches, desc=f"rd epoch {epoch}/{s.epochs}", leave=False, disable=not s.progress, unit="batch")
-            for step, index in enumerate(bar, start=1):
-                teacher, student = self._features(self._to_tensor(images[index]))
-                loss = rd_loss(teacher, student)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"RD training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
-                        f"(precision {self.precision}, lr {s.lr}); try precision fp32 or a lower learning rate"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(value)
-                bar.set_postfix(loss=f"{value:.4f}")
-            bar.close()
-            log = EpochLog(epoch=epoch, epochs=s.epochs, loss=float(np.mean(losses)), seconds=time.perf_counter() - start)
-            logs.append(log)
-            for callback in callbacks:
-                callback(log)
-        self.bottleneck.eval()
-        self.decoder.eval()
+        with self.trainer(images) as trainer:
+            for epoch in range(1, s.epochs + 1):
+                start = time.perf_counter()
+                order = torch.randperm(len(images), generator=order_rng).numpy()
+                batches = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
+                if skip_single and len(batches[-1]) == 1 and len(batches) > 1:
+                    batches.pop()
+                losses: list[float] = []
+                bar = tqdm(batches, desc=f"rd epoch {epoch}/{s.epochs}", leave=False, disable=not s.progress, unit="batch")
+                for step, index in enumerate(bar, start=1):
+                    value = trainer.step(index)
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(
+                            f"RD training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
+                            f"(precision {self.precision}, lr {s.lr}); try precision fp32 or a lower learning rate"
+                        )
+                    losses.append(value)
+                    bar.set_postfix(loss=f"{value:.4f}")
+                bar.close()
+                log = EpochLog(epoch=epoch, epochs=s.epochs, loss=float(np.mean(losses)), seconds=time.perf_counter() - start)
+                logs.append(log)
+                for callback in callbacks:
+                    callback(log)
         return logs
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -306,4 +348,32 @@ class ReverseDistillation(Method):
             "precision": self.precision,
             "deterministic": self.settings.deterministic,
             "seed": self.settings.seed,
+            "compiled": self.compiled,
+            **({"teacher_cache": self.teacher_cache_plan.to_dict() | {"dtype": self.settings.teacher_cache_dtype}}
+               if self.teacher_cache_plan else {}),
         }
+
+
+class Trainer:
+    """Optimisation steps of one training run (made by ReverseDistillation.trainer)."""
+
+    def __init__(self, model: ReverseDistillation, images: np.ndarray, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, cache: TeacherCache | None) -> None:
+        self.model, self.images, self.optimizer, self.scaler, self.cache = model, images, optimizer, scaler, cache
+
+    def step(self, index: np.ndarray) -> float:
+        """One step on images[index]; returns the loss. A non-finite loss is returned without a step."""
+        model = self.model
+        if self.cache is not None:
+            teacher = self.cache.batch(index)
+        else:
+            teacher = model._teacher_features(model._to_tensor(self.images[index]))
+        loss = rd_loss(teacher, model._student_features(teacher))
+        value = loss.item()
+        if not math.isfinite(value):
+            return value
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return value

@@ -1,0 +1,121 @@
+"""RD speed work is exact: the teacher-feature cache, torch.compile switched by device, and the settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import harness.methods.rd as rd_module
+import harness.methods.rd_cache as rd_cache
+from harness.config import Sweep
+from harness.errors import HarnessError
+from harness.methods.rd import RDSettings, ReverseDistillation
+from harness.methods.rd_cache import cache_bytes, feature_shapes, plan_cache
+from harness.methods.rd_maps import rd_loss
+
+
+def tiny(**overrides) -> RDSettings:
+    settings = dict(backbone="resnet18", weights="none", image_size=64, epochs=2, batch_size=4, progress=False, seed=5)
+    return RDSettings(**(settings | overrides))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # the two cores are shared; see test_rd_method.py
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = rng.integers(60, 200, (1, 64, 64, 3))
+    return np.clip(base + rng.normal(0, 20, (10, 64, 64, 3)), 0, 255).astype(np.uint8)  # 10: a last batch of 2
+
+
+def train(settings: RDSettings, images: np.ndarray, monkeypatch) -> tuple[ReverseDistillation, list[float]]:
+    losses: list[float] = []
+
+    def recording(teacher, student):
+        loss = rd_loss(teacher, student)
+        losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(rd_module, "rd_loss", recording)
+    model = ReverseDistillation(settings)
+    model.fit(images)
+    monkeypatch.setattr(rd_module, "rd_loss", rd_loss)
+    return model, losses
+
+
+@pytest.fixture(scope="module")
+def runs(images):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return {mode: train(tiny(cache_teacher=mode), images, monkeypatch) for mode in ("off", "on")}
+
+
+def test_cached_and_uncached_training_give_the_same_losses_and_maps(runs, images):
+    (plain, plain_losses), (cached, cached_losses) = runs["off"], runs["on"]
+    assert plain.describe()["teacher_cache"]["used"] is False
+    info = cached.describe()["teacher_cache"]
+    assert info["used"] is True and info["location"] == "cpu" and info["dtype"] == "fp32"
+    assert len(plain_losses) == len(cached_losses) == 6  # 2 epochs x 3 batches
+    np.testing.assert_allclose(cached_losses, plain_losses, rtol=1e-5, atol=1e-6)
+    scores_a, maps_a = plain.predict(images[:4])
+    scores_b, maps_b = cached.predict(images[:4])
+    np.testing.assert_allclose(maps_b, maps_a, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(scores_b, scores_a, rtol=0, atol=1e-4)
+
+
+def test_default_auto_caches_a_small_training_set(runs, images, monkeypatch):
+    model, losses = train(tiny(epochs=1), images, monkeypatch)
+    assert model.describe()["teacher_cache"]["used"] is True
+    np.testing.assert_allclose(losses, runs["off"][1][:3], rtol=1e-5, atol=1e-6)
+
+
+def test_fp16_cache_is_close_not_required_equal(runs, images, monkeypatch):
+    model, losses = train(tiny(cache_teacher="on", teacher_cache_dtype="fp16"), images, monkeypatch)
+    info = model.describe()["teacher_cache"]
+    assert info["used"] and info["dtype"] == "fp16"
+    assert info["mib"] == pytest.approx(cache_bytes("resnet18", 10, 64, 64, "fp16") / 2**20, abs=0.1)
+    # the first step sees the same weights: close; later steps drift apart as training amplifies rounding
+    assert losses[0] == pytest.approx(runs["off"][1][0], rel=1e-3) and losses[0] != runs["off"][1][0]
+    np.testing.assert_allclose(losses, runs["off"][1], rtol=0.15)
+
+
+def test_auto_falls_back_to_on_the_fly_over_the_budget(images, monkeypatch):
+    monkeypatch.setattr(rd_cache, "available_ram", lambda: 1000)
+    model, _ = train(tiny(epochs=1), images, monkeypatch)
+    info = model.describe()["teacher_cache"]
+    assert info["used"] is False and "over 25%" in info["reason"]
+    assert plan_cache("on", 10**12, torch.device("cpu")).use  # "on" caches whatever the budget
+    assert not plan_cache("off", 1, torch.device("cpu")).use
+
+
+def test_feature_sizes_match_the_teacher_and_the_paper():
+    model = ReverseDistillation(tiny())
+    features = model._teacher_features(torch.zeros(1, 3, 64, 96))
+    assert [tuple(f.shape[1:]) for f in features] == feature_shapes("resnet18", 64, 96)
+    # wide_resnet50_2 at 256 px: 256x64x64, 512x32x32, 1024x16x16 floats per image
+    assert feature_shapes("wide_resnet50_2", 256, 256) == [(256, 64, 64), (512, 32, 32), (1024, 16, 16)]
+    assert cache_bytes("wide_resnet50_2", 1, 256, 256) == 4 * (256 * 64 * 64 + 512 * 32 * 32 + 1024 * 16 * 16)
+
+
+def test_compile_is_cuda_only_and_never_needed_on_the_cpu(images):
+    model = ReverseDistillation(tiny(compile=True, device="cpu"))
+    assert model.compiled is False and model.describe()["compiled"] is False
+    assert model._run_decoder is model.decoder  # eager modules, no torch.compile on the CPU
+
+
+@pytest.mark.parametrize("field, value", [("cache_teacher", "always"), ("teacher_cache_dtype", "int8"), ("compile", "yes")])
+def test_bad_speed_settings_name_the_field(field, value):
+    with pytest.raises(HarnessError, match=field):
+        ReverseDistillation(tiny(**{field: value}))
+
+
+def test_execution_only_settings_keep_job_ids():
+    base = Sweep(categories=("disc",)).resolve().jobs[0].job_id
+    assert Sweep(categories=("disc",), overrides={"cache_teacher": "off", "compile": True}).resolve().jobs[0].job_id == base
+    assert Sweep(categories=("disc",), overrides={"teacher_cache_dtype": "fp16"}).resolve().jobs[0].job_id != base
