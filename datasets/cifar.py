@@ -75,6 +75,7 @@ class CIFAR10(OneClassAdapter):
     default_profile = "novelty"
     data_folder = "cifar10"
     class_names = CIFAR10_CLASSES
+    split_counts = {name: (5000, 10000) for name in CIFAR10_CLASSES}  # per class: its training images; all test images
     download_hint = ("Download 'CIFAR-10 python version' (cifar-10-python.tar.gz) from "
                      "https://www.cs.toronto.edu/~kriz/cifar.html, extract it and point --root at the folder "
                      "that holds cifar-10-batches-py/.")

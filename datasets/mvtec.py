@@ -19,6 +19,12 @@ MVTEC_CATEGORIES = (
     "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
     "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
 )
+# (training images, test images) per category of the published data set: sweep time estimates
+MVTEC_COUNTS = {
+    "bottle": (209, 83), "cable": (224, 150), "capsule": (219, 132), "carpet": (280, 117), "grid": (264, 78),
+    "hazelnut": (391, 110), "leather": (245, 124), "metal_nut": (220, 115), "pill": (267, 167), "screw": (320, 160),
+    "tile": (230, 117), "toothbrush": (60, 42), "transistor": (213, 100), "wood": (247, 79), "zipper": (240, 151),
+}
 
 
 class MVTecLayout(FileAdapter):
@@ -71,6 +77,7 @@ class MVTecAD(MVTecLayout):
     description = "MVTec AD (15 categories, pixel masks)"
     default_profile = "paper"
     data_folder = "mvtec"
+    split_counts = MVTEC_COUNTS
     download_hint = ("Download MVTec AD from https://www.mvtec.com/company/research/datasets/mvtec-ad "
                      "and point --root at the extracted folder that holds bottle/, cable/, ...")
 

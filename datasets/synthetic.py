@@ -196,6 +196,7 @@ class SyntheticAdapter(MVTecLayout):
     name = "synthetic"
     description = f"Built-in synthetic data ({', '.join(CATEGORIES)}; {SIZE}px, MVTec AD layout), generated on first use"
     default_profile = "demo"
+    split_counts = {category: (COUNTS["train"], COUNTS["good"] + COUNTS["defect"] * len(DEFECTS)) for category in CATEGORIES}
 
     def __init__(self, root: str | None = None) -> None:
         super().__init__(str(root) if root else str(default_synthetic_root()))

@@ -29,6 +29,12 @@ VISA_CATEGORIES = (
     "pcb1", "pcb2", "pcb3", "pcb4", "pipe_fryum",
 )
 SPLITS = ("1cls", "2cls_highshot", "2cls_fewshot")
+# (training images, test images) per category of the standard 1cls split: sweep time estimates
+VISA_1CLS_COUNTS = {
+    "candle": (900, 200), "capsules": (542, 160), "cashew": (450, 150), "chewinggum": (453, 150),
+    "fryum": (450, 150), "macaroni1": (900, 200), "macaroni2": (900, 200), "pcb1": (904, 200),
+    "pcb2": (901, 200), "pcb3": (905, 201), "pcb4": (904, 201), "pipe_fryum": (450, 150),
+}
 CSV_HEADER = ["object", "split", "label", "image", "mask"]
 
 
@@ -77,6 +83,7 @@ class VisA(FileAdapter):
     description = "VisA (12 categories, non-square JPEGs, class-id masks), raw download via split_csv"
     default_profile = "paper"
     data_folder = "visa"
+    split_counts = VISA_1CLS_COUNTS
     option_defaults = {"cache": None, "split": "1cls", "layout": "auto"}
     download_hint = ("Download VisA_20220922.tar from https://github.com/amazon-science/spot-diff "
                      "(https://amazon-visual-anomaly.s3.us-west-2.amazonaws.com/VisA_20220922.tar), extract it "
