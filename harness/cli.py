@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | list | report | rescore | check`.
+"""Command line: `python -m harness run | list | report | rescore | check | bench`.
 
 Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 """
@@ -221,6 +221,24 @@ def command_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_bench_parser(commands) -> None:
+    def command_bench(args: argparse.Namespace) -> int:
+        from harness.bench_command import command_bench as run
+
+        return run(args)
+
+    from harness.bench_command import add_arguments
+
+    bench = commands.add_parser(
+        "bench", help="measure training, inference, data and metric throughput; estimate a sweep's duration",
+        description="Measure on this machine: RD training images/s (teacher on the fly and from cached features), "
+                    "inference images/s (anomaly map and blur included), peak memory, image decode+resize images/s "
+                    "of a data set, and the metric times against one argsort. With --dataset, estimate how long a "
+                    "sweep of that data set and profile takes. Prints tables and writes JSON.")
+    add_arguments(bench, _positive_int)
+    bench.set_defaults(handler=command_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -234,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parser(commands)
     _add_rescore_parser(commands)
     _add_check_parser(commands)
+    _add_bench_parser(commands)
     return parser
 
 

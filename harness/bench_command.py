@@ -1,0 +1,157 @@
+"""`python -m harness bench`: measure on this machine, print tables and a sweep estimate, write JSON.
+
+Everything that can be wrong with the input (settings, device, data set, category, output path) is
+checked before the first measurement, so a bad flag fails at once with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+SECTIONS = {
+    "train": ("train",), "infer": ("infer",), "data": ("data",), "metrics": ("metrics",),
+    "all": ("train", "infer", "data", "metrics"), "estimate": ("train", "infer"),
+}
+
+
+def model_settings(args: argparse.Namespace):
+    """RD settings: the profile's (--profile, else the data set's default, else the paper defaults),
+    then the explicit flags. Random teacher weights unless --weights: they do not change the speed."""
+    from harness import datasets, profiles
+    from harness.methods.rd import RDSettings
+
+    profile_name = args.profile or (datasets.get(args.dataset).default_profile if args.dataset else "")
+    profile = profiles.get(profile_name) if profile_name else None
+    if profile is not None and profile.method != "rd":
+        raise HarnessError(f"profile '{profile_name}' is for method '{profile.method}'; bench measures rd")
+    flags = {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
+             "device": args.device, "precision": args.precision, "epochs": args.epochs,
+             "teacher_cache_dtype": args.teacher_cache_dtype}
+    values = (profile.settings if profile else {}) | {"weights": args.weights or "none", "compile": args.compile}
+    values |= {k: v for k, v in flags.items() if v is not None} | {"progress": False}
+    settings = RDSettings(**values)
+    settings.predict_batch_size = settings.batch_size  # inference measured at the same batch size
+    settings.validate()
+    return settings, profile
+
+
+def json_path(args: argparse.Namespace, what: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(args.json) if args.json else Path("results") / "bench" / f"bench-{what}-{stamp}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir() or not os.access(path.parent, os.W_OK):
+            raise OSError("not a writable file location")
+    except OSError as error:
+        raise HarnessError(f"{path}: cannot write the JSON file ({error.strerror or error})") from None
+    return path
+
+
+def machine_info(device: str | None) -> dict:
+    from harness import provenance
+
+    return provenance.software() | {
+        "device_name": provenance.device_name(device or "cpu"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    from harness import bench, bench_model
+    from harness.methods.rd import resolve_device
+    from harness.methods.rd_cache import cache_bytes, plan_cache
+
+    what = args.what
+    sections = SECTIONS[what]
+    if what == "estimate" and not args.dataset:
+        raise HarnessError("bench estimate needs --dataset NAME (e.g. mvtec, visa, synthetic)")
+    settings, profile = model_settings(args)
+    model_sections = "train" in sections or "infer" in sections
+    device = resolve_device(settings.device) if model_sections else None
+    counts = bench.split_counts(args.dataset, args.root) if args.dataset and model_sections else None
+    source = bench.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
+    path = json_path(args, what)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    result: dict = {"command": what, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": machine_info(str(device) if device else None)}
+    blocks = []
+    if model_sections:
+        result["settings"] = dataclasses.asdict(settings)
+        result["setup"] = bench_model.describe_setup(settings)
+        if "train" in sections:
+            off = bench_model.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="off")
+            on = bench_model.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="on")
+            result["train"] = {"uncached": off, "cached": on, "cache_speedup": on["images_per_s"] / off["images_per_s"]}
+        if "infer" in sections:
+            result["infer"] = bench_model.bench_infer(settings, steps=args.steps, warmup=args.warmup)
+        blocks.append(bench_model.format_model_table(result["setup"], result.get("train"), result.get("infer")))
+    if "data" in sections:
+        result["data"] = bench.bench_data(source, settings.image_size)
+        blocks.append(bench.format_bench_data(result["data"]))
+    if "metrics" in sections:
+        result["metrics"] = bench.bench_metrics(args.n_images, args.size, repeats=args.repeats)
+        blocks.append(bench.format_bench_metrics(result["metrics"]))
+    if counts:
+        counts, counted = counts
+        size = settings.image_size
+        needed = cache_bytes(settings.backbone, max(n for n, _ in counts.values()), size, size, settings.teacher_cache_dtype)
+        plan = plan_cache(settings.cache_teacher, needed, device)
+        data = result.get("data") if result.get("data", {}).get("dataset") == args.dataset else None
+        estimate = bench.estimate_sweep(counts, epochs=settings.epochs, seeds=len(profile.seeds), cache_used=plan.use,
+                                        train=result.get("train"), infer=result.get("infer"), data=data)
+        estimate |= {"dataset": args.dataset, "profile": profile.name, "counts": counted, "teacher_cache_plan": plan.to_dict()}
+        result["estimate"] = estimate
+        header = (f"sweep estimate: {args.dataset} ({counted}), profile {profile.name} ({settings.backbone}, {size} px, "
+                  f"{settings.epochs} epochs, batch {settings.batch_size}), {len(counts)} categories x "
+                  f"{len(profile.seeds)} seed(s) on {device}; teacher cache {'on' if plan.use else 'off'}: {plan.reason}")
+        blocks.append(bench.format_estimate(estimate, header))
+    result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+
+    print("\n\n".join(blocks))
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    os.replace(temporary, path)
+    load = ", ".join(f"{x:.2f}" for x in result["machine"]["load_average"])
+    print(f"\nload average at start {load} ({os.cpu_count()} CPUs); JSON: {path}")
+    return 0
+
+
+def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
+    """The flags of `bench` (the parser itself is made in harness.cli)."""
+    bench.add_argument("what", nargs="?", default="all", choices=list(SECTIONS),
+                       help="what to measure: train, infer, data, metrics, all (those four), or estimate "
+                            "(train + infer and the sweep estimate; needs --dataset)")
+    model = bench.add_argument_group("model (train, infer)")
+    model.add_argument("--backbone", help="teacher backbone (default: the profile's, else wide_resnet50_2)")
+    model.add_argument("--image-size", type=positive_int, help="input side in pixels (default: the profile's, else 256)")
+    model.add_argument("--batch-size", type=positive_int, help="training and inference batch size (default: the profile's, else 16)")
+    model.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    model.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (CUDA only)")
+    model.add_argument("--weights", help="teacher weights (default none: random; the weights do not change the speed)")
+    model.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA only)")
+    model.add_argument("--teacher-cache-dtype", choices=["fp32", "fp16"], help="storage of cached teacher features")
+    model.add_argument("--steps", type=positive_int, default=5, help="timed steps (batches) per measurement")
+    model.add_argument("--warmup", type=positive_int, default=1, help="untimed warm-up steps before each measurement")
+    model.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
+    sweep = bench.add_argument_group("data set and sweep estimate")
+    sweep.add_argument("--dataset", help="data set for `data` (default synthetic) and for the sweep estimate")
+    sweep.add_argument("--root", help="folder of the data set (counts its files for the estimate)")
+    sweep.add_argument("--category", help="category `data` decodes (default: the first)")
+    sweep.add_argument("--profile", help="settings profile (default: the data set's default profile)")
+    sweep.add_argument("--epochs", type=positive_int, help="epochs for the estimate (default: the profile's)")
+    metrics = bench.add_argument_group("metrics")
+    metrics.add_argument("--n-images", type=positive_int, default=150, help="maps in the synthetic test set")
+    metrics.add_argument("--size", type=positive_int, default=256, help="side of each map in pixels")
+    metrics.add_argument("--repeats", type=positive_int, default=3, help="timings per measurement (best is kept)")
+    bench.add_argument("--json", metavar="FILE", help="JSON output (default results/bench/bench-<what>-<time>.json)")
