@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | list | report | rescore | check | bench`.
+"""Command line: `python -m harness run | list | report | rescore | check`.
 
 Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 """
