@@ -160,6 +160,14 @@ def command_rescore(args: argparse.Namespace) -> int:
     return rescore.command_rescore(args)
 
 
+def _first_line(method_class) -> str:
+    """A method's one-line description: its class docstring, else its module's (a missing one is not an error)."""
+    for text in (method_class.__doc__, getattr(sys.modules.get(method_class.__module__), "__doc__", None)):
+        if text and text.strip():
+            return text.strip().splitlines()[0]
+    return ""
+
+
 def command_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -177,7 +185,7 @@ def command_list(args: argparse.Namespace) -> int:
     print(tabulate(rows, headers=["name", "default profile", "description", "categories"], tablefmt="simple",
                    maxcolwidths=[None, None, 40, 50]))
     print("\nMethods")
-    print(tabulate([[name, (methods.get(name).__doc__ or "").strip().splitlines()[0]] for name in methods.names()],
+    print(tabulate([[name, _first_line(methods.get(name))] for name in methods.names()],
                    headers=["name", "description"], tablefmt="simple"))
     print("\nProfiles")
     print(tabulate([[p.name, p.method, p.description] for p in profiles.PROFILES.values()],
