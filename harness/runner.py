@@ -92,7 +92,7 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
     metrics = evaluate(scores, data.test.labels, maps, data.test.masks, names=job.metrics)
     timings["metrics"] = time.perf_counter() - clock
     timings["total"] = time.perf_counter() - started
-    log("metrics: " + ", ".join(f"{LABELS.get(name, name)} {value.value}" for name, value in metrics.items()))
+    log("metrics: " + ", ".join(f"{LABELS.get(name, name)} {value.value:.4f}" for name, value in metrics.items()))
 
     settings = method.settings
     device = getattr(method, "device", None)

@@ -132,35 +132,37 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
     by_id = {job.job_id: job for job in todo}
 
     signals = StopSignals()
-    bar = tqdm(total=total, initial=len(done), desc="jobs", unit="job", position=0, leave=False,
-               disable=not todo, dynamic_ncols=True)
+    bar = None
     try:
         with signals:
             if todo:
                 backend.start()
                 log(f"running {len(todo)} job(s) on {backend.describe()}")
-            for job in todo:
-                store.write_config(job.job_id, job.to_dict())
-            for result in backend.run(todo, store):
-                job = by_id[result.job_id]
-                with signals.writing():
-                    _store_outcome(store, job, result)
-                prefix = f"[{position[job.job_id]}/{total}] {job.category} seed {job.seed}"
-                if result.ok:
-                    outcome.finished.append(result.result.record)
-                    line = f"{prefix}: {describe_metrics(result.result.record, job.metrics)} ({result.seconds:.0f} s)"
-                else:
-                    outcome.failed.append((job.job_id, result.message))
-                    line = f"{prefix}: FAILED ({result.status}) {result.message}"
-                bar.update(1)
-                bar.clear()
-                log(line)
-                bar.refresh()
+                bar = tqdm(total=total, initial=len(done), desc="jobs", unit="job", position=0, leave=False,
+                           dynamic_ncols=True)
+                for job in todo:
+                    store.write_config(job.job_id, job.to_dict())
+                for result in backend.run(todo, store):
+                    job = by_id[result.job_id]
+                    with signals.writing():
+                        _store_outcome(store, job, result)
+                    prefix = f"[{position[job.job_id]}/{total}] {job.category} seed {job.seed}"
+                    if result.ok:
+                        outcome.finished.append(result.result.record)
+                        line = f"{prefix}: {describe_metrics(result.result.record, job.metrics)} ({result.seconds:.0f} s)"
+                    else:
+                        outcome.failed.append((job.job_id, result.message))
+                        line = f"{prefix}: FAILED ({result.status}) {result.message}"
+                    bar.update(1)
+                    bar.clear()  # the line goes above the bar, not through it
+                    log(line)
+                    bar.refresh()
     except SweepInterrupted as interrupted:
         interrupted.outcome = outcome
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         backend.close()
         with contextlib.suppress(Exception):
             store.write_results_csv()

@@ -20,6 +20,22 @@ def reference(tmp_path_factory):
     return serial_reference(tmp_path_factory)
 
 
+@pytest.fixture
+def processes():
+    """Sweeps started in the background; whatever a failed test leaves running is killed."""
+    started = []
+
+    def start(*args):
+        started.append(start_harness(*args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def _wait_for(condition, process, what: str, limit: float = 180.0) -> None:
     deadline = time.monotonic() + limit
     while not condition():
@@ -41,11 +57,11 @@ def _leftovers(run: Path) -> list[str]:
     return [p.name for p in (run / "jobs").rglob(".*")]
 
 
-def test_sweep_killed_mid_job_resumes_without_rerunning_finished_jobs(tmp_path, reference):
+def test_sweep_killed_mid_job_resumes_without_rerunning_finished_jobs(tmp_path, reference, processes):
     data, uninterrupted = reference
     out = tmp_path / "run"
     args = ["run", *FAST, "--root", str(data), "--out", str(out)]
-    process = start_harness(*args)
+    process = processes(*args)
     # the first job (amber) is finished and the second (slate) has started: kill without warning
     _wait_for(lambda: (_job_dir(out, "amber") / "record.json").exists()
               and (_job_dir(out, "slate") / "log.txt").exists(), process, "the second job started")
@@ -68,11 +84,11 @@ def test_sweep_killed_mid_job_resumes_without_rerunning_finished_jobs(tmp_path, 
     assert _leftovers(out) == []
 
 
-def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, reference):
+def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, reference, processes):
     data, _ = reference
     out = tmp_path / "run"
     # many epochs: the first job is surely still training when the signal comes
-    process = start_harness("run", *FAST, "--epochs", "200", "--root", str(data), "--categories", "amber",
+    process = processes("run", *FAST, "--epochs", "200", "--root", str(data), "--categories", "amber",
                             "--out", str(out))
     _wait_for(lambda: "epoch 1/200" in ((_job_dir(out, "amber") / "log.txt").read_text()
                                         if (_job_dir(out, "amber") / "log.txt").exists() else ""),

@@ -119,3 +119,25 @@ def test_the_readme_example_is_a_valid_sweep_file(tmp_path):
     (tmp_path / "sweep.toml").write_text(example)
     options = read_sweep_file(tmp_path / "sweep.toml")
     assert options["dataset"] == "mvtec" and options["settings"] == {"epochs": 50}
+
+
+def test_gpus_on_a_machine_without_cuda_is_one_clear_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: --gpus 0 would run the sweep")
+    out = tmp_path / "run"
+    assert run_in_process("run", "--categories", "disc", "--backend", "local", "--gpus", "0", "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "--gpus 0: CUDA is not available" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_dask_backend_without_dask_installed_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    assert run_in_process("run", "--categories", "disc", "--backend", "dask", "--out", str(tmp_path / "run")) == 2
+    err = capsys.readouterr().err
+    assert 'pip install -e ".[dask]"' in err and len(err.strip().splitlines()) == 1

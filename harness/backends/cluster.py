@@ -12,6 +12,7 @@ otherwise); the restarted worker's other tasks are rescheduled by dask.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Iterator
@@ -25,6 +26,9 @@ from harness.store import RunStore
 STARTED_TOPIC = "harness-job-started"
 POLL_SECONDS = 0.5
 CONNECT_TIMEOUT = "20s"
+# No dashboard; the scheduler's HTTP endpoint on a free loopback port (by default it takes 8787 and warns
+# when another cluster holds it)
+QUIET_SCHEDULER = {"dashboard_address": "127.0.0.1:0", "scheduler_kwargs": {"dashboard": False}}
 
 
 def _distributed():
@@ -59,11 +63,12 @@ def _gpu_cluster(distributed, gpus: tuple[int, ...], threads: int):
     """A local cluster with one single-threaded worker per GPU, each seeing only its GPU and offering GPU=1."""
     workers = {
         f"gpu{gpu}": {"cls": distributed.Nanny, "options": {
-            "nthreads": 1, "resources": {"GPU": 1},
+            "nthreads": 1, "resources": {"GPU": 1}, "host": "127.0.0.1", "silence_logs": 40,
             "env": {"CUDA_VISIBLE_DEVICES": str(gpu), "OMP_NUM_THREADS": str(threads)}}}
         for gpu in gpus
     }
-    scheduler = {"cls": distributed.Scheduler, "options": {"dashboard_address": None}}
+    scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1", "dashboard": False,
+                                                           "dashboard_address": QUIET_SCHEDULER["dashboard_address"]}}
     return distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
 
 
@@ -107,13 +112,11 @@ class DaskBackend(Backend):
             self.cluster = _gpu_cluster(distributed, gpus, self.threads)
             self.use_gpu = True
         else:
-            import os
-
             workers = self.execution.jobs or max(1, (os.cpu_count() or 1) // 2)
             self.threads = cpu_threads(workers)
             self.cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                silence_logs=40, env={"OMP_NUM_THREADS": str(self.threads)})
+                n_workers=workers, threads_per_worker=1, processes=True, silence_logs=40,
+                env={"OMP_NUM_THREADS": str(self.threads)}, **QUIET_SCHEDULER)
         self.client = distributed.Client(self.cluster)
 
     def describe(self) -> str:
