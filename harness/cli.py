@@ -47,6 +47,25 @@ def _key_values(pairs: list[str]) -> dict:
     return options
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got '{text}'")
+    return value
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """States a default only where there is one: run's defaults come from the sweep file and the profile."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default == [] or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_run_parser(commands) -> None:
     from harness.paths import cache_dir
 
@@ -56,15 +75,18 @@ def _add_run_parser(commands) -> None:
                     "predictions in a run folder, and print a per-category table. With no arguments: the built-in "
                     f"synthetic data set (generated on first use under {cache_dir() / 'synthetic'}; set HARNESS_CACHE "
                     "or pass --root to put it elsewhere) with the 'demo' profile on CPU. Rerunning the same command "
-                    "resumes: finished jobs are skipped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run.add_argument("--dataset", default="synthetic", help="data set name (see `python -m harness list`)")
+                    "resumes: finished jobs are skipped. Options may come from a sweep file (--sweep); flags given "
+                    "on the command line override it.",
+        formatter_class=_HelpFormatter)
+    run.add_argument("--sweep", metavar="FILE.toml", help="read the options from a TOML sweep file (keys = these "
+                     "flags' long names; method settings in a [settings] table, adapter options in [data_options])")
+    run.add_argument("--dataset", help="data set name (see `python -m harness list`; default: synthetic)")
     run.add_argument("--root", help="folder of the data set on disk (default: $HARNESS_DATA/<dataset>)")
     run.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                      help="adapter option, repeatable (e.g. split=2cls_highshot for visa, cache=true)")
-    run.add_argument("--categories", default="all", help="comma-separated categories, or 'all'")
-    run.add_argument("--method", default="", help="method name (default: the profile's method)")
-    run.add_argument("--profile", default="", help="settings profile (default: the data set's default profile)")
+    run.add_argument("--categories", help="comma-separated categories, or 'all' (default: all)")
+    run.add_argument("--method", help="method name (default: the profile's method)")
+    run.add_argument("--profile", help="settings profile (default: the data set's default profile)")
     run.add_argument("--backbone", help="teacher backbone: resnet18, resnet34, resnet50, wide_resnet50_2")
     run.add_argument("--weights", help="teacher weights: imagenet (torchvision cache), none (random), or a file path")
     run.add_argument("--checkpoint", help="evaluate this checkpoint (official RD format) instead of training")
@@ -76,34 +98,82 @@ def _add_run_parser(commands) -> None:
     run.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (CUDA only)")
     run.add_argument("--deterministic", action="store_true", default=None, help="use deterministic algorithms")
     run.add_argument("--metrics", help="comma-separated metric names (default: image_auroc,pixel_auroc,au_pro)")
-    run.add_argument("--backend", choices=["serial"], default="serial", help="how jobs are run")
-    run.add_argument("--rerun", action="store_true", help="run jobs again even when their record exists")
+    run.add_argument("--backend", choices=["serial", "local", "dask"],
+                     help="serial: one job at a time in this process (default); local: a pool of processes, "
+                          "--jobs at a time on CPU or one per GPU; dask: a dask.distributed cluster")
+    run.add_argument("--jobs", type=_positive_int, metavar="N",
+                     help="local: processes at a time on the CPU (default: half the cores); dask: workers of the "
+                          "local cluster")
+    run.add_argument("--gpus", type=_int_list, metavar="0,1,...",
+                     help="CUDA devices for local or dask: one job per GPU at a time, each process pinned to its "
+                          "GPU (default with CUDA: all)")
+    run.add_argument("--job-timeout", type=_positive_seconds, metavar="SECONDS",
+                     help="kill a job still running after this many seconds and mark it failed (serial then "
+                          "runs each job in a child process)")
+    run.add_argument("--dask-address", metavar="HOST:PORT",
+                     help="scheduler of an existing dask.distributed cluster (default: start a local cluster)")
+    run.add_argument("--rerun", action="store_true", default=None, help="run jobs again even when their record exists")
     run.add_argument("--out", help="run folder (default: results/runs/<dataset>-<method>-<profile>-<hash>)")
     run.set_defaults(handler=command_run)
 
 
+def _flag_options(args: argparse.Namespace) -> dict:
+    """The run options given explicitly on the command line, in RunOptions' terms."""
+    options = {}
+    for key in ("dataset", "root", "method", "profile", "checkpoint", "out", "rerun", "backend", "jobs",
+                "job_timeout", "dask_address"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.categories is not None:
+        names = tuple(c.strip() for c in args.categories.split(",") if c.strip())
+        options["categories"] = () if names in ((), ("all",)) else names
+    if args.seeds is not None:
+        options["seeds"] = args.seeds
+    if args.gpus is not None:
+        if not args.gpus:
+            raise HarnessError("--gpus: expected comma-separated GPU indices, e.g. 0,1")
+        options["gpus"] = args.gpus
+    if args.metrics is not None:
+        options["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    settings = {setting: getattr(args, flag) for flag, setting in SETTING_FLAGS.items() if getattr(args, flag) is not None}
+    if settings:
+        options["settings"] = settings
+    if args.data_option:
+        options["data_options"] = _key_values(args.data_option)
+    return options
+
+
+def run_options(args: argparse.Namespace):
+    """Defaults, then the sweep file, then the explicit flags; validated (HarnessError on conflicts)."""
+    from harness.options import merge_options
+    from harness.sweepfile import read_sweep_file
+
+    return merge_options(read_sweep_file(args.sweep) if args.sweep else {}, _flag_options(args))
+
+
 def command_run(args: argparse.Namespace) -> int:
-    from harness.config import Sweep
-    from harness.scheduler import preflight, run_sweep
+    from harness.backends import make_backend
+    from harness.scheduler import SweepInterrupted, interrupted_message, preflight, run_sweep
     from harness.store import RunStore
     from harness.summary import summary_table
 
-    overrides = {setting: getattr(args, flag) for flag, setting in SETTING_FLAGS.items() if getattr(args, flag) is not None}
-    categories = () if args.categories in ("all", "") else tuple(c.strip() for c in args.categories.split(",") if c.strip())
-    sweep = Sweep(
-        dataset=args.dataset, categories=categories, method=args.method, profile=args.profile,
-        seeds=args.seeds or (), overrides=overrides, root=args.root, checkpoint=args.checkpoint,
-        metrics=tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else (),
-        data_options=_key_values(args.data_option),
-    )
+    options = run_options(args)
+    sweep = options.sweep()
     resolved = sweep.resolve()
-    store = RunStore(args.out or Path("results") / "runs" / resolved.name)
+    backend = make_backend(options.execution(), options.device)  # checks GPUs; starts nothing yet
+    store = RunStore(options.out or Path("results") / "runs" / resolved.name)
     store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
-                   "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs]})
+                   "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
+                   "execution": vars(options.execution())})
     preflight(resolved.jobs[0])
     print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
-          f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}")
-    outcome = run_sweep(resolved, store)
+          f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
+          f"backend {options.backend}")
+    try:
+        outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
+    except SweepInterrupted as interrupted:
+        print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
+        return interrupted.exit_code
 
     order = {job.job_id: position for position, job in enumerate(resolved.jobs)}
     records = sorted((r for r in store.records() if r["job_id"] in order), key=lambda r: order[r["job_id"]])
@@ -111,10 +181,11 @@ def command_run(args: argparse.Namespace) -> int:
         print()
         print(summary_table(records, list(resolved.jobs[0].metrics)))
     print(f"\nrun folder: {store.run_dir}")
+    print(f"{len(outcome.finished)} job(s) run, {len(outcome.skipped)} already done, {len(outcome.failed)} failed")
     if outcome.failed:
         print(f"{len(outcome.failed)} job(s) failed:", file=sys.stderr)
         for job_id, message in outcome.failed:
-            print(f"  {job_id}: {message}", file=sys.stderr)
+            print(f"  {job_id}: {message} (see {store.log_path(job_id)})", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
@@ -160,6 +231,14 @@ def command_rescore(args: argparse.Namespace) -> int:
     return rescore.command_rescore(args)
 
 
+def _first_line(method_class) -> str:
+    """A method's one-line description: its class docstring, else its module's (a missing one is not an error)."""
+    for text in (method_class.__doc__, getattr(sys.modules.get(method_class.__module__), "__doc__", None)):
+        if text and text.strip():
+            return text.strip().splitlines()[0]
+    return ""
+
+
 def command_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -177,7 +256,7 @@ def command_list(args: argparse.Namespace) -> int:
     print(tabulate(rows, headers=["name", "default profile", "description", "categories"], tablefmt="simple",
                    maxcolwidths=[None, None, 40, 50]))
     print("\nMethods")
-    print(tabulate([[name, ((methods.get(name).__doc__ or "").strip().splitlines() or [""])[0]] for name in methods.names()],
+    print(tabulate([[name, _first_line(methods.get(name))] for name in methods.names()],
                    headers=["name", "description"], tablefmt="simple"))
     print("\nProfiles")
     print(tabulate([[p.name, p.method, p.description] for p in profiles.PROFILES.values()],
@@ -259,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)  # to tell how to resume an interrupted run
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE

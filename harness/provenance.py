@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import subprocess
@@ -41,7 +42,7 @@ def software() -> dict:
         "cuda": torch.version.cuda if cuda else None,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "platform": platform.platform(),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
     }
 
 
@@ -53,14 +54,58 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def peak_memory() -> dict:
-    """Peak resident memory of this process (MiB) and, on CUDA, the peak allocated GPU memory (MiB)."""
+_rss_reset = False
+
+
+def reset_peak_memory() -> None:
+    """Start a job's peak-memory window: the peak RSS (Linux: /proc/self/clear_refs) and CUDA's peak statistics.
+
+    Without this, a job run after others in the same process would report the process's peak so far.
+    """
+    global _rss_reset
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        _rss_reset = True
+    except OSError:
+        _rss_reset = False  # not Linux, or not allowed: peak_memory() then says the peak is the process's
     import torch
 
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_rss_kib() -> tuple[int, str]:
+    """The peak resident memory (KiB) and its scope: the job's when reset_peak_memory could reset it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]), "job" if _rss_reset else "process"
+    except (OSError, ValueError, IndexError):
+        pass
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if sys.platform == "darwin":
         rss_kib //= 1024  # bytes there
-    memory = {"peak_rss_mib": round(rss_kib / 1024, 1)}
-    if torch.cuda.is_available():
-        memory["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return rss_kib, "process"
+
+
+def peak_memory(device: str = "cpu") -> dict:
+    """Peak resident memory (MiB) and, on CUDA, the peak allocated memory of `device` (MiB)."""
+    import torch
+
+    rss_kib, scope = _peak_rss_kib()
+    memory = {"peak_rss_mib": round(rss_kib / 1024, 1), "peak_rss_scope": scope}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        memory["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated(torch.device(device)) / 2**20, 1)
     return memory
+
+
+def execution() -> dict:
+    """Where and how the job ran: host, process, torch threads, the CUDA devices it could see."""
+    import torch
+
+    return {
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }

@@ -1,31 +1,73 @@
-"""Runs one job: load data, fit, predict, score, store. The only place where data, methods and metrics meet."""
+"""Runs one job: load data, fit, predict, score. The only place where data, methods and metrics meet.
+
+`compute_job` returns the record and the prediction arrays without touching the run folder, so a
+job can run in another process or on a dask worker without a shared disk; whoever holds the store
+(the scheduler, on the client) writes them with `store_result`. `execute_job` wraps `compute_job`
+for the backends: it never raises for a job's own failure, logs what the job did and returns a
+`JobOutcome` that can be pickled back to the client.
+"""
 
 from __future__ import annotations
 
+import os
+import platform
 import time
+import traceback
+from dataclasses import dataclass, field
 from typing import Callable
 
 from harness import datasets, methods, provenance
 from harness.config import Job
+from harness.joblog import JobLog
 from harness.metrics import evaluate
 from harness.store import RunStore, pack_predictions
 
 SCORE_POOLING = "max of the anomaly map"
 
 
-def run_job(job: Job, store: RunStore, *, log: Callable[[str], None] = print) -> dict:
-    """Run `job` to completion and write its predictions and record; returns the record.
+@dataclass
+class JobResult:
+    record: dict
+    predictions: dict  # arrays for predictions.npz (store.pack_predictions)
 
-    Any exception propagates to the scheduler, which records the failure and goes on with other jobs.
+
+@dataclass
+class JobOutcome:
+    """What a backend hands back for one job: a result, or why there is none."""
+
+    job_id: str
+    status: str  # "ok" | "failed" (an exception) | "timeout" (killed at --job-timeout) | "crashed" (process died)
+    result: JobResult | None = None
+    message: str = ""
+    traceback: str = ""
+    seconds: float = 0.0
+    log: str | None = None  # the job's log text when it was not written to the run folder as it ran
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
+                execution: dict | None = None) -> JobResult:
+    """Run `job` to completion and return its record and predictions; writes nothing.
+
+    Any exception propagates. `execution` (backend, worker, pinned GPU, threads) goes into the
+    record's provenance.
     """
+    from harness.summary import LABELS
+
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    store.write_config(job.job_id, job.to_dict())
+    provenance.reset_peak_memory()
 
     clock = time.perf_counter()
     adapter = datasets.create(job.dataset, job.root, **job.data_options)
     data = adapter.load(job.category, int(job.settings["image_size"]))
     timings["load"] = time.perf_counter() - clock
+    log(f"load: {len(data.train)} training and {len(data.test)} test images, fingerprint {data.fingerprint} "
+        f"({timings['load']:.1f} s)")
 
     method_class = methods.get(job.method)
     method = method_class(method_class.Settings(**job.settings))
@@ -33,21 +75,29 @@ def run_job(job: Job, store: RunStore, *, log: Callable[[str], None] = print) ->
     history = []
     if job.checkpoint:
         method.load_checkpoint(job.checkpoint)
+        log(f"checkpoint: {job.checkpoint}")
     else:
-        history = method.fit(data.train.images)
+        def epoch_line(entry) -> None:
+            log(f"epoch {entry.epoch}/{entry.epochs}: loss {entry.loss:.6f} ({entry.seconds:.1f} s)")
+
+        history = method.fit(data.train.images, callbacks=[epoch_line])
     timings["fit"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     scores, maps = method.predict(data.test.images)
     timings["predict"] = time.perf_counter() - clock
+    log(f"predict: {len(scores)} images ({timings['predict']:.1f} s)")
 
     clock = time.perf_counter()
     metrics = evaluate(scores, data.test.labels, maps, data.test.masks, names=job.metrics)
     timings["metrics"] = time.perf_counter() - clock
     timings["total"] = time.perf_counter() - started
+    log("metrics: " + ", ".join(f"{LABELS.get(name, name)} {value.value:.4f}" for name, value in metrics.items()))
 
     settings = method.settings
     device = getattr(method, "device", None)
+    described = method.describe()
+    device_text = str(device) if device is not None else getattr(settings, "device", None)
     record = {
         "schema": 1,
         "job_id": job.job_id,
@@ -74,13 +124,56 @@ def run_job(job: Job, store: RunStore, *, log: Callable[[str], None] = print) ->
             "options": job.data_options,
             **({"provenance": data.provenance} if data.provenance else {}),
         },
-        "method_info": method.describe(),
+        "method_info": described,
         "history": [{"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)} for e in history],
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
-        "memory": provenance.peak_memory(),
-        "provenance": provenance.software() | {"device": str(device) if device is not None else getattr(settings, "device", None),
-                                                "device_name": provenance.device_name(str(device or "cpu"))},
+        "memory": provenance.peak_memory(str(device or "cpu")),
+        "provenance": provenance.software() | {
+            "device": device_text,
+            "device_name": provenance.device_name(str(device or "cpu")),
+            "seed": job.seed,
+            "weights_sha256": described.get("weights_sha256"),
+            "data_fingerprint": data.fingerprint,
+        } | provenance.execution() | (execution or {}),
     }
     predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)
-    store.write_result(job.job_id, record, predictions)
-    return record
+    return JobResult(record, predictions)
+
+
+def store_result(store: RunStore, result: JobResult) -> None:
+    store.write_result(result.record["job_id"], result.record, result.predictions)
+
+
+def run_job(job: Job, store: RunStore) -> dict:
+    """Compute `job` in this process and write its predictions and record; returns the record."""
+    store.write_config(job.job_id, job.to_dict())
+    result = compute_job(job)
+    store_result(store, result)
+    return result.record
+
+
+def execute_job(job: Job, *, log_path: str | os.PathLike | None = None, echo: bool = False, capture: bool = True,
+                execution: dict | None = None) -> JobOutcome:
+    """Run `job` and return its outcome; exceptions become a failed outcome, never propagate.
+
+    The job's log (its own lines, plus what it prints and warns when `capture`) streams to
+    `log_path` when given (the run folder is on this machine), else it comes back in `outcome.log`.
+    `echo` also shows the job's output, its epoch bar among it, on this process's terminal.
+    KeyboardInterrupt and other BaseExceptions propagate: stopping a sweep is not a job failure.
+    """
+    started = time.perf_counter()
+    with JobLog(log_path, echo=echo, capture=capture) as joblog:
+        joblog.line(f"job {job.job_id}: {job.dataset}/{job.category}, method {job.method}, profile {job.profile}, "
+                    f"seed {job.seed}; host {platform.node()}, pid {os.getpid()}")
+        joblog.line(f"settings: {job.settings}")
+        try:
+            result = compute_job(job, log=joblog.line, execution=execution)
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"
+            trace = traceback.format_exc()
+            joblog.line(f"FAILED after {time.perf_counter() - started:.1f} s: {message}")
+            joblog.write(trace)
+            return JobOutcome(job.job_id, "failed", message=message, traceback=trace,
+                              seconds=time.perf_counter() - started, log=joblog.text())
+        joblog.line(f"done in {time.perf_counter() - started:.1f} s")
+        return JobOutcome(job.job_id, "ok", result=result, seconds=time.perf_counter() - started, log=joblog.text())

@@ -1,14 +1,26 @@
-"""Expands a sweep into jobs, skips finished ones, runs the rest and isolates failures."""
+"""Expands a sweep into jobs, skips finished ones, hands the rest to a backend and stores their outcomes.
+
+The scheduler is the only writer of results: backends (in-process, child processes, dask workers)
+return records and predictions, and it writes them, each job's record last. It turns SIGINT and
+SIGTERM into a clean stop: nothing is left half-written, what finished is kept, and the same
+command resumes.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import threading
 import time
-import traceback
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
+from tqdm.auto import tqdm
+
+from harness.backends import Backend
 from harness.config import Job, ResolvedSweep
-from harness.runner import run_job
+from harness.runner import JobOutcome, store_result
 from harness.store import RunStore
 
 
@@ -17,6 +29,55 @@ class SweepOutcome:
     finished: list[dict] = field(default_factory=list)  # records of jobs run now
     skipped: list[str] = field(default_factory=list)  # job ids already done
     failed: list[tuple[str, str]] = field(default_factory=list)  # (job id, message)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the sweep; `exit_code` is 128 + the signal's number (130, 143)."""
+
+    def __init__(self, signum: int, outcome: SweepOutcome | None = None) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.outcome = outcome
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class StopSignals:
+    """Turns SIGINT/SIGTERM into SweepInterrupted in the main thread; inside `writing()` the stop waits
+    until the write is complete, so a signal never leaves a job's files half-written."""
+
+    def __init__(self) -> None:
+        self._writing = False
+        self._pending: int | None = None
+        self._saved: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self._writing:
+            self._pending = signum
+            return
+        raise SweepInterrupted(signum)
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+        if self._pending is not None:
+            raise SweepInterrupted(self._pending)
 
 
 def describe_metrics(record: dict, names: tuple[str, ...]) -> str:
@@ -29,30 +90,82 @@ def describe_metrics(record: dict, names: tuple[str, ...]) -> str:
     return ", ".join(parts)
 
 
-def run_sweep(resolved: ResolvedSweep, store: RunStore, *, rerun: bool = False,
+def jobs_to_run(resolved: ResolvedSweep, store: RunStore, rerun: bool) -> tuple[list[Job], list[Job]]:
+    """(to run, already done): a job is done iff its record exists; `rerun` runs every job again."""
+    done = [] if rerun else [job for job in resolved.jobs if store.is_done(job.job_id)]
+    done_ids = {job.job_id for job in done}
+    return [job for job in resolved.jobs if job.job_id not in done_ids], done
+
+
+def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
+    if outcome.log is not None:
+        store.write_log(job.job_id, outcome.log)
+    if outcome.ok:
+        store_result(store, outcome.result)
+        return
+    if outcome.status != "failed":  # a killed or crashed process could not log why itself
+        store.append_log(job.job_id, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {outcome.status.upper()}: {outcome.message}")
+    store.write_failure(job.job_id, {
+        "job_id": job.job_id, "status": outcome.status, "message": outcome.message,
+        "traceback": outcome.traceback, "seconds": round(outcome.seconds, 3),
+        "log": str(store.log_path(job.job_id).relative_to(store.run_dir)), "category": job.category, "seed": job.seed,
+    })
+
+
+def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | None = None, rerun: bool = False,
               log: Callable[[str], None] = print) -> SweepOutcome:
-    """Run every job not yet done (all of them with `rerun`), one after the other."""
+    """Run every job not yet done (all of them with `rerun`) on `backend` (default: serial, in this process).
+
+    A job's exception, data error, timeout or crash marks that job failed and the sweep goes on.
+    SIGINT/SIGTERM raise SweepInterrupted after stopping the backend; finished jobs stay finished.
+    """
+    from harness.backends.serial import SerialBackend
+
+    backend = backend or SerialBackend()
     outcome = SweepOutcome()
+    todo, done = jobs_to_run(resolved, store, rerun)
+    position = {job.job_id: index for index, job in enumerate(resolved.jobs, start=1)}
     total = len(resolved.jobs)
-    for index, job in enumerate(resolved.jobs, start=1):
-        prefix = f"[{index}/{total}] {job.category} seed {job.seed}"
-        if store.is_done(job.job_id) and not rerun:
-            outcome.skipped.append(job.job_id)
-            log(f"{prefix}: already done, skipped")
-            continue
-        started = time.perf_counter()
-        try:
-            record = run_job(job, store)
-        except Exception as error:  # one job's failure must not stop the sweep
-            message = f"{type(error).__name__}: {error}"
-            store.write_failure(job.job_id, {"job_id": job.job_id, "status": "failed", "message": message,
-                                             "traceback": traceback.format_exc()})
-            outcome.failed.append((job.job_id, message))
-            log(f"{prefix}: FAILED {message}")
-            continue
-        outcome.finished.append(record)
-        log(f"{prefix}: {describe_metrics(record, job.metrics)} ({time.perf_counter() - started:.0f} s)")
-    store.write_results_csv()
+    for job in done:
+        outcome.skipped.append(job.job_id)
+        log(f"[{position[job.job_id]}/{total}] {job.category} seed {job.seed}: already done, skipped")
+    by_id = {job.job_id: job for job in todo}
+
+    signals = StopSignals()
+    bar = None
+    try:
+        with signals:
+            if todo:
+                backend.start()
+                log(f"running {len(todo)} job(s) on {backend.describe()}")
+                bar = tqdm(total=total, initial=len(done), desc="jobs", unit="job", position=0, leave=False,
+                           dynamic_ncols=True)
+                for job in todo:
+                    store.write_config(job.job_id, job.to_dict())
+                for result in backend.run(todo, store):
+                    job = by_id[result.job_id]
+                    with signals.writing():
+                        _store_outcome(store, job, result)
+                    prefix = f"[{position[job.job_id]}/{total}] {job.category} seed {job.seed}"
+                    if result.ok:
+                        outcome.finished.append(result.result.record)
+                        line = f"{prefix}: {describe_metrics(result.result.record, job.metrics)} ({result.seconds:.0f} s)"
+                    else:
+                        outcome.failed.append((job.job_id, result.message))
+                        line = f"{prefix}: FAILED ({result.status}) {result.message}"
+                    bar.update(1)
+                    bar.clear()  # the line goes above the bar, not through it
+                    log(line)
+                    bar.refresh()
+    except SweepInterrupted as interrupted:
+        interrupted.outcome = outcome
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        backend.close()
+        with contextlib.suppress(Exception):
+            store.write_results_csv()
     return outcome
 
 
@@ -62,3 +175,12 @@ def preflight(job: Job) -> None:
 
     method_class = methods.get(job.method)
     method_class(method_class.Settings(**job.settings))
+
+
+def interrupted_message(interrupted: SweepInterrupted, store: RunStore, command: list[str]) -> str:
+    import shlex
+
+    done = len(interrupted.outcome.finished) if interrupted.outcome else 0
+    return (f"\ninterrupted by {signal.Signals(interrupted.signum).name}: {done} job(s) finished in this run and are "
+            f"kept in {store.run_dir}; the interrupted job(s) left no record.\n"
+            f"resume with the same command (finished jobs are skipped):\n  {shlex.join([sys.executable, '-m', 'harness', *command])}")

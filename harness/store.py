@@ -7,6 +7,11 @@ results/runs/<run>/
   jobs/<job-id>/predictions.npz  scores, labels, float16 maps, packed masks, paths
   jobs/<job-id>/record.json      metrics with definitions, timings, provenance (written last)
   jobs/<job-id>/failure.json     why the job failed (removed when it later succeeds)
+  jobs/<job-id>/log.txt          what the job did and printed (its last attempt)
+
+Killed at any moment, a job leaves no record.json unless its record and predictions are complete:
+every file is written under a temporary name and renamed, and a rerun removes the old record
+before it replaces the predictions, so a record never sits beside another attempt's predictions.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ RECORD = "record.json"
 PREDICTIONS = "predictions.npz"
 CONFIG = "config.json"
 FAILURE = "failure.json"
+LOG = "log.txt"
 RESULTS_CSV = "results.csv"
 
 
@@ -99,9 +105,25 @@ class RunStore:
     def write_failure(self, job_id: str, failure: dict) -> None:
         write_json(self.job_dir(job_id) / FAILURE, failure)
 
+    def log_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / LOG
+
+    def write_log(self, job_id: str, text: str) -> None:
+        _atomic_write(self.log_path(job_id), lambda handle: handle.write(text.encode()))
+
+    def append_log(self, job_id: str, text: str) -> None:
+        path = self.log_path(job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
+
     def write_result(self, job_id: str, record: dict, predictions: dict) -> None:
-        """Predictions first, the record last: the record is what marks the job as done."""
+        """Predictions first, the record last: the record is what marks the job as done.
+
+        An old record (a rerun) goes first, so that no moment has it beside the new predictions.
+        """
         folder = self.job_dir(job_id)
+        (folder / RECORD).unlink(missing_ok=True)
         _atomic_write(folder / PREDICTIONS, lambda handle: np.savez_compressed(handle, **predictions))
         write_json(folder / RECORD, record)
         (folder / FAILURE).unlink(missing_ok=True)

@@ -1,0 +1,85 @@
+"""Backends run jobs and hand back their outcomes as they finish; the scheduler writes them to the store.
+
+  serial  one job at a time in this process (or, with a job timeout, in one child process per job)
+  local   a pool of spawned processes: `jobs` at a time on the CPU, or one job per GPU, each pinned to it
+  dask    tasks on a dask.distributed cluster (an existing one, or a local one); workers need no shared
+          disk: they return records and prediction arrays, and this process writes them
+
+Backends are imported on first use, so dask is needed only when the dask backend is chosen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+from harness.config import Job
+from harness.errors import HarnessError
+from harness.runner import JobOutcome
+from harness.store import RunStore
+
+BACKENDS = ("serial", "local", "dask")
+DASK_INSTALL_HINT = 'the dask backend needs dask.distributed; install it with: pip install -e ".[dask]"'
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How to run a sweep's jobs (none of it changes results, so none of it is in a job id)."""
+
+    backend: str = "serial"
+    jobs: int | None = None  # local: processes at a time on the CPU; dask: workers of a local cluster
+    gpus: tuple[int, ...] | None = None  # CUDA devices, one job per device at a time
+    job_timeout: float | None = None  # seconds; the job is killed and marked failed
+    dask_address: str | None = None  # scheduler address of an existing dask.distributed cluster
+
+
+class Backend:
+    """Runs jobs; `run` yields one JobOutcome per job, in the order they finish."""
+
+    name = ""
+    parallel = False  # several jobs at once: their epoch bars would interleave, so they are turned off
+
+    def start(self) -> None:
+        """Acquire what the backend needs (processes, a cluster); a HarnessError here stops the sweep
+        before any job starts."""
+
+    def run(self, jobs: list[Job], store: RunStore) -> Iterator[JobOutcome]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop whatever still runs (called after the last job and when the sweep is interrupted)."""
+
+    def describe(self) -> str:
+        return self.name
+
+
+def with_settings(job: Job, **settings) -> Job:
+    """The job with execution-only settings changed (device, progress): the same job id."""
+    return dataclasses.replace(job, settings=job.settings | settings)
+
+
+def cpu_threads(parallel_jobs: int) -> int:
+    """Torch threads per job so that `parallel_jobs` jobs together use the cores once, not N times over."""
+    return max(1, (os.cpu_count() or 1) // max(1, parallel_jobs))
+
+
+def make_backend(execution: Execution, device: str = "auto") -> Backend:
+    """The backend for `execution`; `device` is the sweep's device setting (auto, cpu, cuda, cuda:N)."""
+    if execution.backend == "serial":
+        from harness.backends.serial import SerialBackend
+
+        return SerialBackend(execution.job_timeout)
+    if execution.backend == "local":
+        from harness.backends.pool import local_backend
+
+        return local_backend(execution, device)
+    if execution.backend == "dask":
+        from harness.backends.cluster import DaskBackend
+
+        return DaskBackend(execution, device)
+    raise HarnessError(f"unknown backend '{execution.backend}'; choose one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "Backend", "Execution", "JobOutcome", "make_backend", "with_settings", "cpu_threads"]

@@ -1,0 +1,85 @@
+"""What `run` was asked to do: defaults, then the sweep file, then the flags given explicitly.
+
+Everything here is checked before any job starts: conflicting flags are one clear error line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+
+from harness.backends import BACKENDS, DASK_INSTALL_HINT, Execution
+from harness.config import Sweep
+from harness.errors import HarnessError
+
+
+@dataclass
+class RunOptions:
+    dataset: str = "synthetic"
+    root: str | None = None
+    categories: tuple[str, ...] = ()  # empty: all
+    method: str = ""
+    profile: str = ""
+    seeds: tuple[int, ...] = ()
+    metrics: tuple[str, ...] = ()
+    checkpoint: str | None = None
+    settings: dict = field(default_factory=dict)  # method settings set explicitly
+    data_options: dict = field(default_factory=dict)
+    out: str | None = None
+    rerun: bool = False
+    backend: str = "serial"
+    jobs: int | None = None
+    gpus: tuple[int, ...] | None = None
+    job_timeout: float | None = None
+    dask_address: str | None = None
+
+    def validate(self) -> None:
+        """Flags that contradict each other, or need something missing, fail here (before any job starts)."""
+        device = str(self.settings.get("device") or "auto")
+        gpus = f"--gpus {','.join(map(str, self.gpus))}" if self.gpus else ""
+        if self.backend not in BACKENDS:
+            raise HarnessError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
+        if self.dask_address and self.backend != "dask":
+            raise HarnessError(f"--dask-address is for --backend dask, but the backend is {self.backend}")
+        if self.backend == "serial" and self.jobs is not None:
+            raise HarnessError("--jobs needs --backend local or dask: the serial backend runs one job at a time")
+        if self.backend == "serial" and self.gpus:
+            raise HarnessError(f"{gpus} needs --backend local or dask; for one GPU in serial use --device cuda:N")
+        if self.gpus and device == "cpu":
+            raise HarnessError(f"{gpus} conflicts with --device cpu; drop one of them")
+        if self.gpus and device.startswith("cuda:"):
+            raise HarnessError(f"{gpus} pins each job to a GPU itself; use --device auto or cuda, not {device}")
+        if self.gpus and self.jobs is not None:
+            raise HarnessError(f"--jobs conflicts with {gpus}: with GPUs, one job runs on each GPU at a time")
+        if self.gpus and len(set(self.gpus)) != len(self.gpus):
+            raise HarnessError(f"{gpus}: a GPU is listed twice")
+        if self.dask_address and (self.jobs is not None or self.gpus):
+            raise HarnessError(f"{'--jobs' if self.jobs is not None else gpus} is for a local dask cluster; the "
+                               "cluster at --dask-address has its own workers (give them --resources GPU=1)")
+        if self.job_timeout is not None and not self.job_timeout > 0:
+            raise HarnessError(f"--job-timeout must be a positive number of seconds, got {self.job_timeout}")
+        if self.backend == "dask" and importlib.util.find_spec("distributed") is None:
+            raise HarnessError(DASK_INSTALL_HINT)
+
+    def sweep(self) -> Sweep:
+        return Sweep(dataset=self.dataset, categories=self.categories, method=self.method, profile=self.profile,
+                     seeds=self.seeds, overrides=dict(self.settings), root=self.root, checkpoint=self.checkpoint,
+                     metrics=self.metrics, data_options=dict(self.data_options))
+
+    def execution(self) -> Execution:
+        return Execution(backend=self.backend, jobs=self.jobs, gpus=self.gpus, job_timeout=self.job_timeout,
+                         dask_address=self.dask_address)
+
+    @property
+    def device(self) -> str:
+        return str(self.settings.get("device") or "auto")
+
+
+def merge_options(from_file: dict, from_flags: dict) -> RunOptions:
+    """Flags given on the command line override the file key by key; settings and data options merge."""
+    merged = dict(from_file) | {k: v for k, v in from_flags.items() if k not in ("settings", "data_options")}
+    for table in ("settings", "data_options"):
+        merged[table] = dict(from_file.get(table, {})) | dict(from_flags.get(table, {}))
+    options = RunOptions(**merged)
+    options.validate()
+    return options
