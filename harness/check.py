@@ -115,6 +115,7 @@ def make_baseline(run: str | Path, previous: dict | None = None, metrics: list[s
     first = records[0]
     previous = previous or {}
     return {
+        **({"about": previous["about"]} if "about" in previous else {}),
         "schema": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tolerance": previous.get("tolerance", dict(DEFAULT_TOLERANCE)),
