@@ -112,6 +112,11 @@ def _add_run_parser(commands) -> None:
                           "runs each job in a child process)")
     run.add_argument("--dask-address", metavar="HOST:PORT",
                      help="scheduler of an existing dask.distributed cluster (default: start a local cluster)")
+    run.add_argument("--eval-every", type=_positive_int, metavar="K",
+                     help="also score the test set every K epochs and log it (never used to pick a model: the last "
+                          "epoch is reported, as in the paper)")
+    run.add_argument("--save-checkpoints", action="store_true", default=None,
+                     help="keep each trained model as jobs/<job-id>/checkpoint.pth in the official RD format")
     run.add_argument("--rerun", action="store_true", default=None, help="run jobs again even when their record exists")
     run.add_argument("--out", help="run folder (default: results/runs/<dataset>-<method>-<profile>-<hash>)")
     run.set_defaults(handler=command_run)
@@ -121,7 +126,7 @@ def _flag_options(args: argparse.Namespace) -> dict:
     """The run options given explicitly on the command line, in RunOptions' terms."""
     options = {}
     for key in ("dataset", "root", "method", "profile", "checkpoint", "out", "rerun", "backend", "jobs",
-                "job_timeout", "dask_address"):
+                "job_timeout", "dask_address", "eval_every", "save_checkpoints"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.categories is not None:

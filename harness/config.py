@@ -30,6 +30,10 @@ class Job:
     checkpoint: str | None = None  # evaluate this checkpoint instead of training
     metrics: tuple[str, ...] = ()
     data_options: dict = field(default_factory=dict)  # adapter options (e.g. VisA's split)
+    # Reporting only, never part of the results: test-set metrics logged every k epochs (no model
+    # selection), and the trained model kept as checkpoint.pth in the official format.
+    eval_every: int = 0
+    save_checkpoint: bool = False
 
     def identity(self) -> dict:
         """The part of the configuration that determines the results."""
@@ -63,6 +67,8 @@ class Sweep:
     checkpoint: str | None = None
     metrics: tuple[str, ...] = ()
     data_options: dict = field(default_factory=dict)  # adapter options as given (strings from the CLI are converted)
+    eval_every: int = 0
+    save_checkpoints: bool = False
 
     def resolve(self) -> "ResolvedSweep":
         """Validate everything and expand into jobs; raises HarnessError with one clear line."""
@@ -98,7 +104,8 @@ class Sweep:
                 if "seed" in settings:
                     settings["seed"] = seed
                 jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings,
-                                self.root, self.checkpoint, tuple(metrics), data_options))
+                                self.root, self.checkpoint, tuple(metrics), data_options,
+                                self.eval_every, self.save_checkpoints))
         return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs)
 
 

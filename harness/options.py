@@ -27,6 +27,8 @@ class RunOptions:
     data_options: dict = field(default_factory=dict)
     out: str | None = None
     rerun: bool = False
+    eval_every: int = 0
+    save_checkpoints: bool = False
     backend: str = "serial"
     jobs: int | None = None
     gpus: tuple[int, ...] | None = None
@@ -64,7 +66,8 @@ class RunOptions:
     def sweep(self) -> Sweep:
         return Sweep(dataset=self.dataset, categories=self.categories, method=self.method, profile=self.profile,
                      seeds=self.seeds, overrides=dict(self.settings), root=self.root, checkpoint=self.checkpoint,
-                     metrics=self.metrics, data_options=dict(self.data_options))
+                     metrics=self.metrics, data_options=dict(self.data_options), eval_every=self.eval_every or 0,
+                     save_checkpoints=bool(self.save_checkpoints))
 
     def execution(self) -> Execution:
         return Execution(backend=self.backend, jobs=self.jobs, gpus=self.gpus, job_timeout=self.job_timeout,

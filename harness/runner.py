@@ -29,6 +29,7 @@ SCORE_POOLING = "max of the anomaly map"
 class JobResult:
     record: dict
     predictions: dict  # arrays for predictions.npz (store.pack_predictions)
+    checkpoint: bytes | None = None  # the trained model in the method's checkpoint format, when asked for
 
 
 @dataclass
@@ -73,6 +74,7 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
     method = method_class(method_class.Settings(**job.settings))
     clock = time.perf_counter()
     history = []
+    interim: dict[int, dict] = {}  # epoch -> test metrics logged during training (--eval-every)
     if job.checkpoint:
         method.load_checkpoint(job.checkpoint)
         log(f"checkpoint: {job.checkpoint}")
@@ -80,7 +82,16 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
         def epoch_line(entry) -> None:
             log(f"epoch {entry.epoch}/{entry.epochs}: loss {entry.loss:.6f} ({entry.seconds:.1f} s)")
 
-        history = method.fit(data.train.images, callbacks=[epoch_line])
+        def interim_evaluation(entry) -> None:
+            # Logged for the learning curve only; the model reported is always the last epoch's.
+            if job.eval_every and entry.epoch % job.eval_every == 0 and entry.epoch < entry.epochs:
+                scores_now, maps_now = method.predict(data.test.images)
+                values = evaluate(scores_now, data.test.labels, maps_now, data.test.masks, names=job.metrics)
+                interim[entry.epoch] = {name: value.to_dict()["value"] for name, value in values.items()}
+                log(f"epoch {entry.epoch} test metrics (logged, not used for selection): "
+                    + ", ".join(f"{LABELS.get(n, n)} {v.value:.4f}" for n, v in values.items()))
+
+        history = method.fit(data.train.images, callbacks=[epoch_line, interim_evaluation])
     timings["fit"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -125,7 +136,8 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
             **({"provenance": data.provenance} if data.provenance else {}),
         },
         "method_info": described,
-        "history": [{"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)} for e in history],
+        "history": [{"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)}
+                    | ({"test_metrics": interim[e.epoch]} if e.epoch in interim else {}) for e in history],
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         "memory": provenance.peak_memory(str(device or "cpu")),
         "provenance": provenance.software() | {
@@ -137,11 +149,22 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
         } | provenance.execution() | (execution or {}),
     }
     predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)
-    return JobResult(record, predictions)
+    return JobResult(record, predictions, _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None)
+
+
+def _checkpoint_bytes(method) -> bytes:
+    """The trained model as the bytes of a checkpoint file, so the client (not a remote worker) writes it."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(method.state_dict(), buffer)
+    return buffer.getvalue()
 
 
 def store_result(store: RunStore, result: JobResult) -> None:
-    store.write_result(result.record["job_id"], result.record, result.predictions)
+    store.write_result(result.record["job_id"], result.record, result.predictions, result.checkpoint)
 
 
 def run_job(job: Job, store: RunStore) -> dict:

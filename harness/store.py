@@ -31,6 +31,7 @@ RECORD = "record.json"
 PREDICTIONS = "predictions.npz"
 CONFIG = "config.json"
 FAILURE = "failure.json"
+CHECKPOINT = "checkpoint.pth"
 LOG = "log.txt"
 RESULTS_CSV = "results.csv"
 
@@ -117,13 +118,15 @@ class RunStore:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text if text.endswith("\n") else text + "\n")
 
-    def write_result(self, job_id: str, record: dict, predictions: dict) -> None:
-        """Predictions first, the record last: the record is what marks the job as done.
+    def write_result(self, job_id: str, record: dict, predictions: dict, checkpoint: bytes | None = None) -> None:
+        """Predictions (and the checkpoint) first, the record last: the record marks the job as done.
 
         An old record (a rerun) goes first, so that no moment has it beside the new predictions.
         """
         folder = self.job_dir(job_id)
         (folder / RECORD).unlink(missing_ok=True)
+        if checkpoint is not None:
+            _atomic_write(folder / CHECKPOINT, lambda handle: handle.write(checkpoint))
         _atomic_write(folder / PREDICTIONS, lambda handle: np.savez_compressed(handle, **predictions))
         write_json(folder / RECORD, record)
         (folder / FAILURE).unlink(missing_ok=True)

@@ -291,6 +291,7 @@ class ReverseDistillation(Method):
         """Image scores (N,) and smoothed anomaly maps (N, H, W), float32, at the input resolution."""
         images = check_images(images)
         s = self.settings
+        was_training = self.decoder.training  # called between epochs (interim evaluation): resume training after
         self.bottleneck.eval()
         self.decoder.eval()
         size = (images.shape[1], images.shape[2])
@@ -301,6 +302,8 @@ class ReverseDistillation(Method):
                 smooth = gaussian_blur(anomaly_map(teacher, student, size, s.map_mode), s.sigma)
                 scores.append(image_scores(smooth).cpu())
                 maps.append(smooth.cpu())
+        self.bottleneck.train(was_training)
+        self.decoder.train(was_training)
         return torch.cat(scores).numpy().astype(np.float32), torch.cat(maps).numpy().astype(np.float32)
 
     def state_dict(self) -> dict:
