@@ -198,8 +198,8 @@ class SyntheticAdapter(MVTecLayout):
     default_profile = "demo"
     split_counts = {category: (COUNTS["train"], COUNTS["good"] + COUNTS["defect"] * len(DEFECTS)) for category in CATEGORIES}
 
-    def __init__(self, root: str | None = None) -> None:
-        super().__init__(str(root) if root else str(default_synthetic_root()))
+    def __init__(self, root: str | None = None, **options) -> None:
+        super().__init__(str(root) if root else str(default_synthetic_root()), **options)
 
     @property
     def categories(self) -> tuple[str, ...]:

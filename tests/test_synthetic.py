@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from harness.datasets import create
+from harness.errors import HarnessError
 from harness.datasets.synthetic import CATEGORIES, COUNTS, DEFECTS, SIZE, ensure_generated, generate
 
 
@@ -67,3 +68,9 @@ def test_adapter_loads_and_generates_on_first_use(tmp_path):
     per_image = data.test.masks.reshape(n_test, -1).any(axis=1)
     assert np.array_equal(per_image, data.test.labels == 1)
     assert data.fingerprint == adapter.fingerprint("disc")
+
+
+def test_adapter_takes_the_layout_options(tmp_path):
+    assert create("synthetic", str(tmp_path), cache=True).options["cache"] is True
+    with pytest.raises(HarnessError, match="unknown option"):
+        create("synthetic", str(tmp_path), split="1cls")
