@@ -36,8 +36,9 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "novelty",
             "One-class novelty detection as in the RD4AD paper: resnet18 ImageNet teacher, 32 px, "
-            "ImageNet normalisation",
-            settings={"backbone": "resnet18", "weights": "imagenet", "image_size": 32, "epochs": 20, "batch_size": 64},
+            "ImageNet normalisation, batch 16, 10 epochs (the paper gives no epoch count: 10 epochs of "
+            "5,000 CIFAR-10 images are ~3,100 optimiser steps, as many as 200 MVTec AD epochs)",
+            settings={"backbone": "resnet18", "weights": "imagenet", "image_size": 32, "epochs": 10, "batch_size": 16},
             seeds=(111,),
         ),
     )
