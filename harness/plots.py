@@ -125,7 +125,10 @@ def _bars(report):
         ax.grid(axis="x", visible=False)
     rotate = len(rows) > 6
     axes[-1, 0].set_xticks(x, rows, rotation=35 if rotate else 0, ha="right" if rotate else "center")
-    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=1 if len(sides) > 2 else len(sides),
+    # Side by side only when short: a long legend row would widen the figure and squeeze the panels.
+    labels = axes[0, 0].get_legend_handles_labels()[1]
+    side_by_side = len(sides) <= 2 and sum(len(label) for label in labels) < 70
+    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=len(sides) if side_by_side else 1,
                       frameon=False, fontsize=7)
     spread = " (error bars: sample std over seeds)" if any(c.std for s in sides for c in s.cells.values()) else ""
     figure.suptitle(f"{sides[0].dataset}: per category and mean{spread}", fontsize=9)
