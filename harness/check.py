@@ -97,7 +97,7 @@ def comparison_table(comparisons: list[Comparison]) -> str:
         return "n/a" if math.isnan(x) else f"{x:.4f}"
 
     rows = [[c.category, LABELS.get(c.metric, c.metric), cell(c.baseline), cell(c.now),
-             "n/a" if math.isnan(c.difference) else f"{c.difference:+.4f}", f"±{c.atol + c.rtol * abs(c.baseline):.4f}"
+             "n/a" if math.isnan(c.difference) else f"{round(c.difference, 4) + 0.0:+.4f}", f"±{c.atol + c.rtol * abs(c.baseline):.4f}"
              if not math.isnan(c.baseline) else "", c.status] for c in comparisons]
     return tabulate(rows, headers=["category", "metric", "baseline", "now", "difference", "tolerance", "status"],
                     tablefmt="github", disable_numparse=True)
