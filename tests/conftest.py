@@ -19,3 +19,11 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"{SHARED}: the shared reference folder must lie beside the checkout")
     return SHARED
+
+
+@pytest.fixture
+def isolated_data_env(tmp_path, monkeypatch):
+    """A per-test cache and no data-set environment, so adapter tests see only their own fixtures."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HARNESS_DATA", raising=False)
+    monkeypatch.delenv("HARNESS_ARRAY_CACHE", raising=False)

@@ -16,11 +16,7 @@ SIDE = 24
 TUMOUR = (253, 231, 36, 255)  # a colour-map colour, as BMAD writes masks
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HARNESS_DATA", raising=False)
-    monkeypatch.delenv("HARNESS_ARRAY_CACHE", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
 def rgba(path: Path, tumour_rows: slice | None = None, value: int = 90) -> None:

@@ -24,11 +24,7 @@ SUBJECTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HARNESS_DATA", raising=False)
-    monkeypatch.delenv("HARNESS_ARRAY_CACHE", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
 def flair_volume(offset: int) -> np.ndarray:

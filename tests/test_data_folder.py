@@ -6,23 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from harness.datasets import create
 from harness.datasets.folder import FolderDataset
 from harness.errors import DataError
+from image_files import save
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HARNESS_DATA", raising=False)
-    monkeypatch.delenv("HARNESS_ARRAY_CACHE", raising=False)
-
-
-def save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
+pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
 def make(folder: Path, masks: str | None = "_mask", suffix: str = ".png") -> Path:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from harness.datasets import create
 from harness.datasets.mvtec import MVTecAD
 from harness.errors import DataError, HarnessError
+from image_files import save
 
 SIDE = 24  # fixture images are SIDE x SIDE; loaded at 12 px, so one fixture pixel pair = one output pixel
 SIZE = 12
@@ -18,17 +18,7 @@ SIZE = 12
 BLOCKS = {"000": (slice(0, 8), slice(0, 8)), "001": (slice(16, 24), slice(8, 24))}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HARNESS_DATA", raising=False)
-    monkeypatch.delenv("HARNESS_ARRAY_CACHE", raising=False)
-
-
-def save(path: Path, array: np.ndarray, mode: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(array)
-    (image.convert(mode) if mode else image).save(path)
+pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
 def make_category(root: Path, category: str, gray: bool = False, defect: str = "broken_large") -> Path:

@@ -17,11 +17,7 @@ from harness.datasets.mnist import MNIST, FashionMNIST
 from harness.errors import DataError
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HARNESS_DATA", raising=False)
-    monkeypatch.delenv("HARNESS_ARRAY_CACHE", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
 # CIFAR-10: batches of 10 images (one per class, in a rotating order), a test batch of 20

@@ -14,10 +14,7 @@ PROFILES = {"mvtec": "paper", "visa": "paper", "brats": "paper", "brats_bmad": "
 FIXED = {"mvtec": 15, "visa": 12, "brats": 1, "brats_bmad": 1, "cifar10": 10, "mnist": 10, "fashion_mnist": 10}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HARNESS_DATA", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
 def test_every_adapter_is_registered_with_its_profile():

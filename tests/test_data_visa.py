@@ -18,11 +18,7 @@ W, H = 36, 24  # non-square, like the real ~1.5K x 1K images
 SIZE = 12
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HARNESS_DATA", raising=False)
-    monkeypatch.delenv("HARNESS_ARRAY_CACHE", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
 def jpeg(path: Path, value: int, block: tuple[slice, slice] | None = None) -> None:
