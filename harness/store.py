@@ -8,6 +8,7 @@ results/runs/<run>/
   jobs/<job-id>/record.json      metrics with definitions, timings, provenance (written last)
   jobs/<job-id>/failure.json     why the job failed (removed when it later succeeds)
   jobs/<job-id>/log.txt          what the job did and printed (its last attempt)
+  jobs/<job-id>/checkpoint.pth   the trained model in the method's checkpoint format (when asked for)
 
 Killed at any moment, a job leaves no record.json unless its record and predictions are complete:
 every file is written under a temporary name and renamed, and a rerun removes the old record
