@@ -3,7 +3,7 @@
 results/runs/<run>/
   sweep.json                     the sweep as resolved
   results.csv                    one row per finished job (aggregated from the records)
-  jobs/<job-id>/config.json      the job's resolved configuration (written when it starts)
+  jobs/<job-id>/config.json      the job's resolved configuration (written when the sweep starts)
   jobs/<job-id>/predictions.npz  scores, labels, float16 maps, packed masks, paths
   jobs/<job-id>/record.json      metrics with definitions, timings, provenance (written last)
   jobs/<job-id>/failure.json     why the job failed (removed when it later succeeds)
