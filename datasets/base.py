@@ -88,6 +88,8 @@ class Adapter:
     download_hint: ClassVar[str] = ""
     data_folder: ClassVar[str | None] = None
     option_defaults: ClassVar[dict[str, Any]] = {}
+    # Published (training, test) image counts per category, for sweep estimates without the files; {} when unknown
+    split_counts: ClassVar[dict[str, tuple[int, int]]] = {}
 
     def __init__(self, root: str | Path | None = None, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.option_defaults))
@@ -125,6 +127,11 @@ class Adapter:
         if not root.is_dir():
             raise DataError(f"{root}: data set root folder not found for {self.name}.{hint}")
         return root
+
+
+def empty_training_split(where: str | Path, expected: str) -> DataError:
+    """The one message for a category without training images: where the adapter looked and what it expected."""
+    return DataError(f"{where}: no training images (empty training split; expected {expected})")
 
 
 def check_image_size(image_size: int) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datasets.base import CategoryData
+from harness.datasets.base import CategoryData, empty_training_split
 from harness.datasets.files import FileAdapter, Item, Listing, images_in, pair_masks
 from harness.errors import DataError
 
@@ -58,7 +58,7 @@ class BraTSBMAD(FileAdapter):
         base = self.base_dir()
         train = images_in(_image_dir(base / "train" / "good"))
         if not train:
-            raise DataError(f"{_image_dir(base / 'train' / 'good')}: no training images (empty training split)")
+            raise empty_training_split(_image_dir(base / "train" / "good"), "normal images in train/good")
         if not (base / "test").is_dir():
             raise DataError(f"{base / 'test'}: folder not found (expected test/good/img and test/Ungood/img)")
         valid = self._evaluation_items(base / "valid") if (base / "valid").is_dir() else None

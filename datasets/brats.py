@@ -23,8 +23,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
-import tempfile
 import threading
 import zipfile
 from collections import defaultdict
@@ -34,9 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.datasets import cache
-from harness.datasets.base import Adapter, CategoryData, Split, check_image_size, split_fingerprint
+from harness.datasets.base import (Adapter, CategoryData, Split, check_image_size, empty_training_split,
+                                   split_fingerprint)
 from harness.datasets.imageio import parallel_map, resize_mask, resize_rgb
 from harness.errors import DataError, HarnessError
+from harness.files import atomic_write, file_stamp
 from harness.paths import cache_dir
 
 SLICES = range(60, 100)
@@ -86,30 +86,9 @@ def _read_volume(path: Path) -> np.ndarray:
     return np.asarray(volume)
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _stat_key(*paths: Path) -> str:
-    parts = []
-    for path in paths:
-        stat = path.stat()
-        parts.append(f"{path.resolve()}\t{stat.st_size}\t{stat.st_mtime_ns}")
-    text = f"{VERSION}\n{SLICES.start}:{SLICES.stop}\n" + "\n".join(parts)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
 def subject_slices(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     """(40, X, Y) uint8 min-max scaled FLAIR slices and (40, X, Y) bool tumour masks, cached as npz."""
-    path = cache_dir() / "brats" / "slices" / f"{_stat_key(subject.flair, subject.seg)}.npz"
+    path = cache_dir() / "brats" / "slices" / f"{file_stamp([subject.flair, subject.seg], salt=f'{VERSION} {SLICES.start}:{SLICES.stop}')}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as stored:
@@ -129,7 +108,7 @@ def subject_slices(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     scaled = np.divide(slices - low, span, out=np.zeros_like(slices), where=span > 0)
     images = np.rint(scaled * 255).astype(np.uint8)
     masks = np.ascontiguousarray(masks)
-    _atomic_write(path, lambda file: np.savez_compressed(file, images=images, masks=masks))
+    atomic_write(path, lambda file: np.savez_compressed(file, images=images, masks=masks))
     return images, masks
 
 
@@ -207,8 +186,8 @@ class BraTS(Adapter):
         writer.writerows(rows)
         content = text.getvalue().encode()
         digest = hashlib.sha256(content).hexdigest()
-        _atomic_write(path, lambda file: file.write(content))
-        _atomic_write(checksum_path, lambda file: file.write(f"{digest}  {path.name}\n".encode()))
+        atomic_write(path, lambda file: file.write(content))
+        atomic_write(checksum_path, lambda file: file.write(f"{digest}  {path.name}\n".encode()))
         return path, rows, digest
 
     @staticmethod
@@ -236,7 +215,7 @@ class BraTS(Adapter):
             slices = dict(zip(needed, parallel_map(lambda sid: subject_slices(subjects[sid]), needed)))
             splits = {name: self._split(part, slices, size) for name, part in by_split.items()}
             if "train" not in splits:
-                raise DataError(f"{root}: empty training split (the training subjects have no tumour-free slice in 60..99)")
+                raise empty_training_split(root, "tumour-free slices 60..99 in the training subjects")
             data = CategoryData(self.name, category, splits["train"], splits["test"], splits.get("valid"), fingerprint)
             data.provenance.update({"manifest": str(path), "manifest_sha256": digest, "split_seed": self.options["seed"]})
             return data

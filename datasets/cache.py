@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
@@ -20,6 +19,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from harness.datasets.base import CategoryData, Split
+from harness.files import atomic_write, file_stamp
 from harness.paths import cache_dir
 
 ENV = "HARNESS_ARRAY_CACHE"
@@ -31,18 +31,6 @@ def enabled(option: bool | None) -> bool:
     if option is not None:
         return bool(option)
     return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def source_stamp(paths: Iterable[Path]) -> str:
-    """Hash of (path, size, mtime) of the source files; a missing file stamps as missing."""
-    digest = hashlib.sha256()
-    for path in sorted(str(p) for p in paths):
-        try:
-            stat = os.stat(path)
-            digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-        except OSError:
-            digest.update(f"{path}\tmissing\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def entry_path(dataset: str, category: str, image_size: int, fingerprint: str, stamp: str) -> Path:
@@ -62,15 +50,7 @@ def write(path: Path, data: CategoryData) -> None:
         arrays[f"{name}_paths"] = np.array(split.paths, dtype=str)
         if split.masks is not None:
             arrays[f"{name}_masks"] = np.packbits(split.masks, axis=-1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
 def read(path: Path, dataset: str, category: str, fingerprint: str) -> CategoryData | None:
@@ -113,7 +93,7 @@ def load_or_build(
     """`build()`, or its stored result when the cache is enabled and holds an entry for exactly these files."""
     if not enabled(use_cache):
         return build()
-    path = entry_path(dataset, category, image_size, fingerprint, source_stamp(sources))
+    path = entry_path(dataset, category, image_size, fingerprint, file_stamp(sources))
     cached = read(path, dataset, category, fingerprint)
     if cached is not None:
         cached.provenance["array_cache"] = f"hit {path}"

@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from harness.datasets import cache
-from harness.datasets.base import Adapter, CategoryData, Split, check_image_size, split_fingerprint
+from harness.datasets.base import (Adapter, CategoryData, Split, check_image_size, empty_training_split,
+                                   split_fingerprint)
 from harness.datasets.imageio import image_size_of, load_mask, load_rgb, parallel_map
 from harness.errors import DataError
 
@@ -140,7 +141,7 @@ class FileAdapter(Adapter):
         listing = self.listing(category)
         where = f"{self.name}/{category}"
         if not listing.train:
-            raise DataError(f"{where}: empty training split (no normal training images found)")
+            raise empty_training_split(where, "normal training images")
         if not listing.test:
             raise DataError(f"{where}: empty test split (no test images found)")
         return listing

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.datasets.base import empty_training_split
 from harness.datasets.files import FileAdapter, Item, Listing, images_in, mvtec_test_items
 from harness.errors import DataError
 
@@ -62,7 +63,7 @@ class MVTecLayout(FileAdapter):
             raise DataError(f"{train_dir}: folder not found (expected the normal training images in train/good)")
         train = images_in(train_dir)
         if not train:
-            raise DataError(f"{train_dir}: no training images (empty training split; expected normal images in train/good)")
+            raise empty_training_split(train_dir, "normal images in train/good")
         mask_root: Path | None = folder / "ground_truth"
         if self.masks_optional and not mask_root.is_dir():
             mask_root = None

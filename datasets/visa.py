@@ -21,6 +21,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.datasets.base import empty_training_split
 from harness.datasets.files import FileAdapter, Item, Listing, images_in, mvtec_test_items
 from harness.errors import DataError, HarnessError
 
@@ -190,7 +191,7 @@ class VisA(FileAdapter):
         train_dir = folder / "train" / "good"
         train = images_in(train_dir)
         if not train:
-            raise DataError(f"{train_dir}: no training images (empty training split)")
+            raise empty_training_split(train_dir, "normal images in train/good")
         # 2cls conversions keep test masks in ground_truth/test/bad, 1cls ones in ground_truth/bad
         mask_root = folder / "ground_truth" / "test"
         if not mask_root.is_dir():

@@ -150,17 +150,17 @@ def _flag_options(args: argparse.Namespace) -> dict:
 
 def run_options(args: argparse.Namespace):
     """Defaults, then the sweep file, then the explicit flags; validated (HarnessError on conflicts)."""
-    from harness.options import merge_options
-    from harness.sweepfile import read_sweep_file
+    from harness.sweep.options import merge_options
+    from harness.sweep.sweepfile import read_sweep_file
 
     return merge_options(read_sweep_file(args.sweep) if args.sweep else {}, _flag_options(args))
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from harness.backends import make_backend
-    from harness.scheduler import SweepInterrupted, interrupted_message, preflight, run_sweep
+    from harness.report.summary import summary_table
     from harness.store import RunStore
-    from harness.summary import summary_table
+    from harness.sweep.backends import make_backend
+    from harness.sweep.schedule import SweepInterrupted, interrupted_message, preflight, run_sweep
 
     options = run_options(args)
     sweep = options.sweep()
@@ -196,7 +196,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def _add_report_parser(commands) -> None:
-    from harness.references import names
+    from harness.report.references import names
 
     report = commands.add_parser(
         "report", help="tables (Markdown, LaTeX, CSV) and plots of runs, beside published numbers",
@@ -225,15 +225,15 @@ def _add_rescore_parser(commands) -> None:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from harness import report
+    from harness.report.commands import command_report as run
 
-    return report.command_report(args)
+    return run(args)
 
 
 def command_rescore(args: argparse.Namespace) -> int:
-    from harness import rescore
+    from harness.report.commands import command_rescore as run
 
-    return rescore.command_rescore(args)
+    return run(args)
 
 
 def _first_line(method_class) -> str:
@@ -247,7 +247,8 @@ def _first_line(method_class) -> str:
 def command_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness import datasets, methods, profiles
+    from harness import datasets, methods
+    from harness.sweep import profiles
 
     rows = []
     for name in datasets.names():
@@ -286,32 +287,18 @@ def _add_check_parser(commands) -> None:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    from harness import check
+    from harness.report.commands import command_check as run
 
-    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    if args.update:
-        baseline = check.update_baseline(args.run, args.baseline, metrics)
-        print(f"baseline written: {args.baseline} ({len(baseline['values'])} categories)")
-        return EXIT_OK
-    comparisons = check.compare(args.run, check.load_baseline(args.baseline), metrics=metrics, atol=args.atol,
-                                rtol=args.rtol, allow_improvement=args.allow_improvement)
-    print(check.comparison_table(comparisons))
-    drifted = [c for c in comparisons if c.status == "DRIFT"]
-    if drifted:
-        names = ", ".join(f"{c.category}/{c.metric}" for c in drifted)
-        print(f"\ndrift in {len(drifted)} of {len(comparisons)} values: {names}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"\nall {len(comparisons)} values within tolerance of {args.baseline}")
-    return EXIT_OK
+    return run(args)
 
 
 def _add_bench_parser(commands) -> None:
     def command_bench(args: argparse.Namespace) -> int:
-        from harness.bench_command import command_bench as run
+        from harness.bench.command import command_bench as run
 
         return run(args)
 
-    from harness.bench_command import add_arguments
+    from harness.bench.command import add_arguments
 
     bench = commands.add_parser(
         "bench", help="measure training, inference, data and metric throughput; estimate a sweep's duration",

@@ -20,13 +20,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.files import atomic_write, atomic_write_text
 
 RECORD = "record.json"
 PREDICTIONS = "predictions.npz"
@@ -36,25 +35,15 @@ CHECKPOINT = "checkpoint.pth"
 LOG = "log.txt"
 RESULTS_CSV = "results.csv"
 
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# Settings that change how fast a job runs or what it prints, never its results: kept out of job ids
+# (so a sweep resumed on another device or with another inference batch size finds its finished
+# jobs) and out of the protocol differences that reports point out.
+EXECUTION_ONLY = frozenset({"device", "progress", "predict_batch_size", "cache_teacher", "compile"})
 
 
 def write_json(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
-    _atomic_write(Path(path), lambda handle: handle.write((text + "\n").encode()))
+    atomic_write_text(path, text + "\n")
 
 
 def _json_default(value):
@@ -111,7 +100,7 @@ class RunStore:
         return self.job_dir(job_id) / LOG
 
     def write_log(self, job_id: str, text: str) -> None:
-        _atomic_write(self.log_path(job_id), lambda handle: handle.write(text.encode()))
+        atomic_write_text(self.log_path(job_id), text)
 
     def append_log(self, job_id: str, text: str) -> None:
         path = self.log_path(job_id)
@@ -127,8 +116,8 @@ class RunStore:
         folder = self.job_dir(job_id)
         (folder / RECORD).unlink(missing_ok=True)
         if checkpoint is not None:
-            _atomic_write(folder / CHECKPOINT, lambda handle: handle.write(checkpoint))
-        _atomic_write(folder / PREDICTIONS, lambda handle: np.savez_compressed(handle, **predictions))
+            atomic_write(folder / CHECKPOINT, lambda handle: handle.write(checkpoint))
+        atomic_write(folder / PREDICTIONS, lambda handle: np.savez_compressed(handle, **predictions))
         write_json(folder / RECORD, record)
         (folder / FAILURE).unlink(missing_ok=True)
 
@@ -144,11 +133,7 @@ class RunStore:
             columns += [key for key in row if key not in columns]
         path = self.run_dir / RESULTS_CSV
 
-        def write(handle):
-            text = _csv_text(columns, rows)
-            handle.write(text.encode())
-
-        _atomic_write(path, write)
+        atomic_write_text(path, _csv_text(columns, rows))
         return path
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from harness import datasets
-from harness.bench import estimate_sweep, format_estimate, split_counts
-from harness.bench_model import format_model_table
+from harness.bench.estimate import estimate_sweep, format_estimate, split_counts
+from harness.bench.model_speed import format_model_table
 from harness.errors import HarnessError
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from harness.config import Sweep
 from harness.errors import HarnessError
+from harness.sweep.plan import Sweep
 
 
 def test_profile_then_overrides_resolve_into_jobs():

@@ -1,8 +1,8 @@
-"""harness.bench.bench_metrics on a tiny synthetic set (the full-size run is `python -m harness bench metrics`)."""
+"""harness.bench.metric_speed.bench_metrics on a tiny synthetic set (the full-size run is `python -m harness bench metrics`)."""
 
 import numpy as np
 
-from harness.bench import bench_metrics, format_bench_metrics, synthetic_test_set
+from harness.bench.metric_speed import bench_metrics, format_bench_metrics, synthetic_test_set
 
 
 def test_synthetic_test_set_looks_like_a_test_set():

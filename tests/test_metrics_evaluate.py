@@ -12,6 +12,7 @@ import pytest
 import harness.metrics as metrics
 from harness.metrics import (
     DEFAULT_METRICS,
+    LABELS,
     METRICS,
     MetricSpec,
     MetricValue,
@@ -162,10 +163,12 @@ def test_evaluate_sorts_the_pixels_once(monkeypatch):
 def test_public_api_keeps_its_shape():
     assert MetricValue(0.5, "d").to_dict() == {"value": 0.5, "definition": "d", "reason": None}
     assert MetricValue(math.nan, "d", "why").to_dict() == {"value": None, "definition": "d", "reason": "why"}
-    spec = MetricSpec("x", "image", "def", image_auroc)  # four positional fields, as before
-    assert spec.from_inputs is None
+    spec = MetricSpec("x", "image", "def at {fpr_limit}", image_auroc, image_auroc, label="X")
+    assert spec.definition == "def at 0.3" and spec.label == "X"
     for name, spec in METRICS.items():
-        assert spec.name == name and spec.level in ("image", "pixel") and spec.definition
+        assert spec.name == name and spec.level in ("image", "pixel") and spec.definition and spec.label
+        assert callable(spec.from_inputs)  # evaluate() computes every registered metric from its shared sorts
+    assert LABELS["au_pro"] == "AU-PRO" and LABELS["pro_rd4ad"] == "PRO (RD4AD)"
 
 
 # --- torch and purity ----------------------------------------------------------------------

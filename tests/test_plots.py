@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import plots
 from harness.metrics import au_pro, pro_curve
-from harness.report import build_report
+from harness.report import plots
+from harness.report.build import build_report
+
 from report_fixtures import golden_run, plot_run
 
 EXPECTED = ["bars", "curves-disc", "curves-weave", "gallery-A-disc", "gallery-A-weave", "loss"]

@@ -8,11 +8,11 @@ import torch
 
 import harness.methods.rd as rd_module
 import harness.methods.rd_cache as rd_cache
-from harness.config import Sweep
 from harness.errors import HarnessError
 from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rd_cache import cache_bytes, feature_shapes, plan_cache
 from harness.methods.rd_maps import rd_loss
+from harness.sweep.plan import Sweep
 
 
 def tiny(**overrides) -> RDSettings:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import tables
-from harness.report import build_report, write_report
+from harness.report import tables
+from harness.report.build import build_report
+from harness.report.commands import write_report
+
 from report_fixtures import golden_run, random_teacher_run, write_record
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -4,8 +4,8 @@ import statistics
 
 import pytest
 
-from harness import references
 from harness.errors import HarnessError
+from harness.report import references
 
 
 def test_every_shipped_reference_loads_with_fractions():

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from harness.cli import main
-from harness.rescore import rescore
+from harness.report.rescore import rescore
 from harness.store import read_json
+
 from report_fixtures import plot_run
 
 

@@ -8,11 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.config import Sweep
-from harness.runner import compute_job
 from harness.store import RunStore
-from sweep_fixtures import (FAST, break_category, harness, make_dataset, metric_values, one_thread, records,
-                            run_in_process, serial_reference, start_harness)
+from harness.sweep.job import compute_job
+from harness.sweep.plan import Sweep
+
+from sweep_fixtures import (
+    FAST,
+    break_category,
+    harness,
+    make_dataset,
+    metric_values,
+    one_thread,
+    records,
+    run_in_process,
+    serial_reference,
+    start_harness,
+)
 
 
 @pytest.fixture(scope="module")

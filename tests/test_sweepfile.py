@@ -4,7 +4,8 @@ import pytest
 
 from harness.cli import build_parser, run_options
 from harness.errors import HarnessError
-from harness.sweepfile import read_sweep_file
+from harness.sweep.sweepfile import read_sweep_file
+
 from sweep_fixtures import make_dataset, run_in_process
 
 SWEEP = """

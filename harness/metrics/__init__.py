@@ -28,16 +28,11 @@ from .ranking import (
     rank_counts,
 )
 from .rd4ad import pro_rd4ad
-from .validation import (
-    MetricWarning,
-    UndefinedMetricError,
-    check_fpr_limit,
-    check_maps_masks,
-    check_scores_labels,
-)
+from .validation import MetricWarning, UndefinedMetricError, check_fpr_limit, check_maps_masks, check_scores_labels
 
 __all__ = [
     "DEFAULT_METRICS",
+    "LABELS",
     "METRICS",
     "MetricSpec",
     "MetricValue",
@@ -57,13 +52,22 @@ __all__ = [
 ]
 
 
+DEFAULT_FPR_LIMIT = 0.3  # the MVTec AD AU-PRO integration limit
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
     level: str  # "image" or "pixel"
-    definition: str
+    template: str  # the definition; AU-PRO's names {fpr_limit}
     compute: Callable[..., float]  # the public function: (scores, labels) or (maps, masks)
-    from_inputs: Callable[["_Inputs"], float] | None = None  # shares sorts inside evaluate()
+    from_inputs: Callable[["_Inputs"], float]  # the same value inside evaluate(), sharing its sorts
+    label: str = ""  # how tables and logs name it
+
+    @property
+    def definition(self) -> str:
+        """The definition at the default FPR limit (definition(name, fpr_limit) gives it at any limit)."""
+        return self.template.format(fpr_limit=f"{DEFAULT_FPR_LIMIT:g}")
 
 
 @dataclass(frozen=True)
@@ -128,12 +132,9 @@ class _Inputs:
         return pro_rd4ad(self.maps, self.masks, self.labels)
 
 
-def definition(name: str, fpr_limit: float = 0.3) -> str:
+def definition(name: str, fpr_limit: float = DEFAULT_FPR_LIMIT) -> str:
     """The definition string of a registered metric (AU-PRO's names its FPR limit)."""
-    spec = METRICS[name]
-    if name == "au_pro":
-        return spec.definition.replace("FPR limit 0.3", f"FPR limit {fpr_limit:g}")
-    return spec.definition
+    return METRICS[name].template.format(fpr_limit=f"{fpr_limit:g}")
 
 
 _EXACT = "exact (one sort, no threshold sampling)"
@@ -144,17 +145,20 @@ METRICS: dict[str, MetricSpec] = {
             "image_auroc", "image",
             f"I-AUROC: ROC AUC of the image scores against the labels, {_EXACT}, ties as sklearn roc_auc_score, never flipped",
             image_auroc, lambda x: auroc_from_counts(x.image_counts()),
+            label="I-AUROC",
         ),
         MetricSpec(
             "pixel_auroc", "pixel",
             f"P-AUROC: ROC AUC over every pixel of every test image (normal images included), {_EXACT}, ties as sklearn roc_auc_score",
             pixel_auroc, lambda x: auroc_from_counts(x.pixel_ranking().counts),
+            label="P-AUROC",
         ),
         MetricSpec(
             "au_pro", "pixel",
-            "AU-PRO, MVTec AD definition, 8-connected, FPR limit 0.3, normalised by the limit; "
+            "AU-PRO, MVTec AD definition, 8-connected, FPR limit {fpr_limit}, normalised by the limit; "
             f"FPR over every negative pixel of the test set, {_EXACT}, interpolated at the limit",
             au_pro, _Inputs.au_pro,
+            label="AU-PRO",
         ),
         MetricSpec(
             "pro_rd4ad", "pixel",
@@ -162,35 +166,41 @@ METRICS: dict[str, MetricSpec] = {
             "8-connected, FPR from that image's negatives, points with FPR < 0.3 rescaled by the largest kept FPR, "
             "sklearn auc, mean over anomalous images (images where it is undefined, e.g. empty masks, skipped)",
             pro_rd4ad, _Inputs.pro_rd4ad,
+            label="PRO (RD4AD)",
         ),
         MetricSpec(
             "image_ap", "image",
             f"Image AP: average precision of the image scores, sklearn average_precision_score (step-wise), {_EXACT}",
             image_ap, lambda x: ap_from_counts(x.image_counts()),
+            label="I-AP",
         ),
         MetricSpec(
             "pixel_ap", "pixel",
             f"Pixel AP: average precision over every pixel of every test image, sklearn average_precision_score (step-wise), {_EXACT}",
             pixel_ap, lambda x: ap_from_counts(x.pixel_ranking().counts),
+            label="P-AP",
         ),
         MetricSpec(
             "image_f1_max", "image",
             f"Image F1-max: best F1 over every distinct image-score threshold (anomalous iff score >= threshold), {_EXACT}",
             image_f1_max, lambda x: f1_max_from_counts(x.image_counts()),
+            label="I-F1max",
         ),
         MetricSpec(
             "pixel_f1_max", "pixel",
             f"Pixel F1-max: best F1 over every distinct pixel threshold over all test pixels (anomalous iff score >= threshold), {_EXACT}",
             pixel_f1_max, lambda x: f1_max_from_counts(x.pixel_ranking().counts),
+            label="P-F1max",
         ),
     ]
 }
 
 DEFAULT_METRICS = ("image_auroc", "pixel_auroc", "au_pro")
+LABELS = {name: spec.label for name, spec in METRICS.items()}
 
 
 def evaluate(
-    scores, labels, maps=None, masks=None, names=DEFAULT_METRICS, *, fpr_limit: float = 0.3
+    scores, labels, maps=None, masks=None, names=DEFAULT_METRICS, *, fpr_limit: float = DEFAULT_FPR_LIMIT
 ) -> dict[str, MetricValue]:
     """Compute the named metrics of one test set; pixel metrics share one sort of all pixel scores.
 
@@ -209,13 +219,7 @@ def evaluate(
         spec = METRICS[name]
         text = definition(name, fpr_limit)
         try:
-            if spec.from_inputs is not None:
-                value = spec.from_inputs(inputs)
-            elif spec.level == "image":
-                value = spec.compute(inputs.scores, inputs.labels)
-            else:
-                inputs.require_pixels()
-                value = spec.compute(inputs.maps, inputs.masks)
+            value = spec.from_inputs(inputs)
         except UndefinedMetricError as undefined:
             results[name] = MetricValue(math.nan, text, str(undefined))
             continue

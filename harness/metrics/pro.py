@@ -27,10 +27,6 @@ class Regions:
     ids: np.ndarray  # (N, H, W) int32: 0 on normal pixels, else a global region id 1..count
     sizes: np.ndarray  # (count + 1,) int64 pixel count per id (index 0 unused)
 
-    @property
-    def count(self) -> int:
-        return len(self.sizes) - 1
-
 
 def label_regions(masks: np.ndarray) -> Regions:
     """Global 8-connected region ids of validated bool masks (N, H, W), numbered image by image."""

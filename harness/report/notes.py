@@ -6,15 +6,11 @@ Plain text with a few symbols (±, Δ, −, †, –) that every renderer knows 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-from harness.config import EXECUTION_ONLY
-from harness.summary import LABELS
+from harness.metrics import LABELS
+from harness.report.model import HINT, Report
+from harness.store import EXECUTION_ONLY
 
-if TYPE_CHECKING:
-    from harness.report import Report
-
-HINT = "Hint: "  # notes that are commands for the user, left out of the LaTeX table
 PRO_VARIANTS = ("au_pro", "pro_rd4ad")
 NOT_PROTOCOL = EXECUTION_ONLY | {"seed"}  # settings that do not change results, or differ by design
 

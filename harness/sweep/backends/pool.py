@@ -14,12 +14,12 @@ from collections import deque
 from multiprocessing.connection import wait
 from typing import Iterator
 
-from harness.backends import Backend, Execution, cpu_threads, with_settings
-from harness.backends.child import ChildJob
-from harness.config import Job
 from harness.errors import HarnessError
-from harness.runner import JobOutcome
 from harness.store import RunStore
+from harness.sweep.backends import Backend, Execution, cpu_threads, with_settings
+from harness.sweep.backends.child import ChildJob
+from harness.sweep.job import JobOutcome
+from harness.sweep.plan import Job
 
 POLL_SECONDS = 1.0
 

@@ -8,8 +8,8 @@ import math
 
 from tabulate import tabulate
 
-from harness.notes import HINT
-from harness.summary import LABELS
+from harness.metrics import LABELS
+from harness.report.model import HINT, Report
 
 DASH = "–"  # not reported
 
@@ -61,7 +61,7 @@ def _delta(delta: float | None, latex: bool) -> str:
     return "+" + text
 
 
-def _columns(report) -> list[tuple[str, str, object]]:
+def _columns(report: Report) -> list[tuple[str, str, object]]:
     """(metric, kind, side) per value column; kind is "value" or "delta"."""
     columns = []
     for metric in report.metrics:
@@ -70,7 +70,7 @@ def _columns(report) -> list[tuple[str, str, object]]:
     return columns
 
 
-def _row(report, category: str, latex: bool) -> list[str]:
+def _row(report: Report, category: str, latex: bool) -> list[str]:
     cells = []
     for metric, kind, side in _columns(report):
         if kind == "delta":
@@ -81,7 +81,7 @@ def _row(report, category: str, latex: bool) -> list[str]:
     return cells
 
 
-def markdown(report) -> str:
+def markdown(report: Report) -> str:
     headers = ["category"]
     for metric, kind, side in _columns(report):
         label = LABELS.get(metric, metric)
@@ -98,7 +98,7 @@ def markdown(report) -> str:
     return f"**{report.caption}**\n\n{table}\n\nNotes:\n{notes}\n"
 
 
-def latex(report) -> str:
+def latex(report: Report) -> str:
     columns = _columns(report)
     lines = [
         "% Written by `python -m harness report`; needs \\usepackage{booktabs}. Use with \\input{report.tex}.",
@@ -137,7 +137,7 @@ def latex(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def csv_text(report) -> str:
+def csv_text(report: Report) -> str:
     """One row per (category, metric, side): values as fractions, unrounded, with the definition."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

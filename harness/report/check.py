@@ -17,9 +17,10 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.errors import HarnessError
-from harness.records import load_records
+from harness.metrics import LABELS
+from harness.report.aggregate import category_cells
+from harness.report.records import load_records
 from harness.store import read_json, write_json
-from harness.summary import LABELS, category_means
 
 DEFAULT_TOLERANCE = {"atol": 0.005, "rtol": 0.0}
 
@@ -53,6 +54,13 @@ class Comparison:
 
 def _value(x) -> float:
     return math.nan if x is None else float(x)
+
+
+def category_means(records: list[dict], metrics: list[str]) -> dict[str, dict[str, float]]:
+    """{category: {metric: mean over seeds}} in first-seen category order; NaN where undefined or absent."""
+    cells = category_cells(records, metrics)
+    categories = dict.fromkeys(r["category"] for r in records)
+    return {c: {m: cells[c, m].mean if (c, m) in cells else math.nan for m in metrics} for c in categories}
 
 
 def load_baseline(path: str | Path) -> dict:

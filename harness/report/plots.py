@@ -18,15 +18,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import patheffects  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from harness.errors import HarnessError  # noqa: E402
-from harness.records import FinishedJob, finished_jobs  # noqa: E402
+from harness.metrics import LABELS  # noqa: E402
+from harness.report.records import FinishedJob, finished_jobs  # noqa: E402
 from harness.store import load_predictions, read_json  # noqa: E402
-from harness.summary import LABELS  # noqa: E402
 
 FORMATS = ("png", "pdf")
 GALLERY_PER_ROW = 4

@@ -16,11 +16,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness import datasets, methods, provenance
-from harness.config import Job
-from harness.joblog import JobLog
-from harness.metrics import evaluate
+from harness import datasets, methods
+from harness.metrics import LABELS, evaluate
 from harness.store import RunStore, pack_predictions
+from harness.sweep import provenance
+from harness.sweep.joblog import JobLog
+from harness.sweep.plan import Job
 
 SCORE_POOLING = "max of the anomaly map"
 
@@ -57,8 +58,6 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
     Any exception propagates. `execution` (backend, worker, pinned GPU, threads) goes into the
     record's provenance.
     """
-    from harness.summary import LABELS
-
     timings: dict[str, float] = {}
     started = time.perf_counter()
     provenance.reset_peak_memory()

@@ -18,10 +18,11 @@ from typing import Callable, Iterator
 
 from tqdm.auto import tqdm
 
-from harness.backends import Backend
-from harness.config import Job, ResolvedSweep
-from harness.runner import JobOutcome, store_result
+from harness.metrics import LABELS
 from harness.store import RunStore
+from harness.sweep.backends import Backend
+from harness.sweep.job import JobOutcome, store_result
+from harness.sweep.plan import Job, ResolvedSweep
 
 
 @dataclass
@@ -81,8 +82,6 @@ class StopSignals:
 
 
 def describe_metrics(record: dict, names: tuple[str, ...]) -> str:
-    from harness.summary import LABELS
-
     parts = []
     for name in names:
         value = record["metrics"].get(name, {}).get("value")
@@ -119,7 +118,7 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
     A job's exception, data error, timeout or crash marks that job failed and the sweep goes on.
     SIGINT/SIGTERM raise SweepInterrupted after stopping the backend; finished jobs stay finished.
     """
-    from harness.backends.serial import SerialBackend
+    from harness.sweep.backends.serial import SerialBackend
 
     backend = backend or SerialBackend()
     outcome = SweepOutcome()

@@ -17,11 +17,11 @@ import time
 import uuid
 from typing import Iterator
 
-from harness.backends import DASK_INSTALL_HINT, Backend, Execution, cpu_threads, with_settings
-from harness.config import Job
 from harness.errors import HarnessError
-from harness.runner import JobOutcome
 from harness.store import RunStore
+from harness.sweep.backends import DASK_INSTALL_HINT, Backend, Execution, cpu_threads, with_settings
+from harness.sweep.job import JobOutcome
+from harness.sweep.plan import Job
 
 STARTED_TOPIC = "harness-job-started"
 POLL_SECONDS = 0.5
@@ -43,7 +43,7 @@ def dask_task(job: Job, threads: int | None, capture: bool, execution: dict) -> 
     """Runs on a worker: the job, its output captured into the outcome (no disk shared with the client)."""
     from distributed import get_worker
 
-    from harness.runner import execute_job
+    from harness.sweep.job import execute_job
 
     worker = get_worker()
     worker.log_event(STARTED_TOPIC, {"job_id": job.job_id, "worker": worker.address})
@@ -101,11 +101,11 @@ class DaskBackend(Backend):
             return
         gpus = self.execution.gpus
         if gpus is None and self.device != "cpu":
-            from harness.backends.pool import available_gpus
+            from harness.sweep.backends.pool import available_gpus
 
             gpus = tuple(range(available_gpus())) or None
         if gpus:
-            from harness.backends.pool import check_gpus
+            from harness.sweep.backends.pool import check_gpus
 
             check_gpus(gpus)
             self.threads = cpu_threads(len(gpus))

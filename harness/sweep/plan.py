@@ -8,12 +8,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import profiles
 from harness.errors import HarnessError
-
-# Settings that change how fast a job runs or what it prints, never its results: kept out of job ids,
-# so a sweep resumed on another device or with other batch sizes for inference finds its finished jobs.
-EXECUTION_ONLY = frozenset({"device", "progress", "predict_batch_size", "cache_teacher", "compile"})
+from harness.store import EXECUTION_ONLY
+from harness.sweep import profiles
 
 
 @dataclass(frozen=True)

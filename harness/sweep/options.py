@@ -8,9 +8,9 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
-from harness.backends import BACKENDS, DASK_INSTALL_HINT, Execution
-from harness.config import Sweep
 from harness.errors import HarnessError
+from harness.sweep.backends import BACKENDS, DASK_INSTALL_HINT, Execution
+from harness.sweep.plan import Sweep
 
 
 @dataclass

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from harness.backends import Backend
-from harness.config import Job
-from harness.runner import JobOutcome, execute_job
 from harness.store import RunStore
+from harness.sweep.backends import Backend
+from harness.sweep.job import JobOutcome, execute_job
+from harness.sweep.plan import Job
 
 
 class SerialBackend(Backend):
@@ -23,7 +23,7 @@ class SerialBackend(Backend):
 
     def run(self, jobs: list[Job], store: RunStore) -> Iterator[JobOutcome]:
         if self.job_timeout:
-            from harness.backends.pool import ProcessBackend
+            from harness.sweep.backends.pool import ProcessBackend
 
             self._children = ProcessBackend([None], threads=None, job_timeout=self.job_timeout, echo=True,
                                             pin_device=False, name="serial")

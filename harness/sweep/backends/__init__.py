@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass
 from typing import Iterator
 
-from harness.config import Job
 from harness.errors import HarnessError
-from harness.runner import JobOutcome
 from harness.store import RunStore
+from harness.sweep.job import JobOutcome
+from harness.sweep.plan import Job
 
 BACKENDS = ("serial", "local", "dask")
 DASK_INSTALL_HINT = 'the dask backend needs dask.distributed; install it with: pip install -e ".[dask]"'
@@ -68,15 +68,15 @@ def cpu_threads(parallel_jobs: int) -> int:
 def make_backend(execution: Execution, device: str = "auto") -> Backend:
     """The backend for `execution`; `device` is the sweep's device setting (auto, cpu, cuda, cuda:N)."""
     if execution.backend == "serial":
-        from harness.backends.serial import SerialBackend
+        from harness.sweep.backends.serial import SerialBackend
 
         return SerialBackend(execution.job_timeout)
     if execution.backend == "local":
-        from harness.backends.pool import local_backend
+        from harness.sweep.backends.pool import local_backend
 
         return local_backend(execution, device)
     if execution.backend == "dask":
-        from harness.backends.cluster import DaskBackend
+        from harness.sweep.backends.cluster import DaskBackend
 
         return DaskBackend(execution, device)
     raise HarnessError(f"unknown backend '{execution.backend}'; choose one of {', '.join(BACKENDS)}")

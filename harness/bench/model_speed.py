@@ -9,8 +9,6 @@ and, on CUDA, the maximum allocated GPU memory.
 
 from __future__ import annotations
 
-import re
-import resource
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -19,8 +17,7 @@ import numpy as np
 import torch
 
 from harness.methods.rd import RDSettings, ReverseDistillation, resolve_device
-
-_STATUS = "/proc/self/status"
+from harness.sweep.provenance import reset_rss_peak, rss_peak_mib
 
 
 def random_images(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -28,32 +25,11 @@ def random_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-def _reset_rss_peak() -> bool:
-    """Reset the kernel's resident-set high-water mark of this process (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as file:
-            file.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _rss_peak_mib() -> float:
-    try:
-        with open(_STATUS) as file:
-            match = re.search(r"VmHWM:\s+(\d+)\s+kB", file.read())
-        if match:
-            return round(int(match.group(1)) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 @contextmanager
 def peak_memory(device: torch.device) -> Iterator[dict]:
     """Peak memory of the block, filled into the yielded dict on exit."""
     memory: dict = {}
-    per_phase = _reset_rss_peak()
+    per_phase = reset_rss_peak()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -61,7 +37,7 @@ def peak_memory(device: torch.device) -> Iterator[dict]:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         memory["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    memory["peak_rss_mib"] = _rss_peak_mib()
+    memory["peak_rss_mib"] = rss_peak_mib()
     memory["rss_scope"] = "phase" if per_phase else "process"  # process: the peak since the process started
 
 

@@ -63,15 +63,25 @@ def reset_peak_memory() -> None:
     Without this, a job run after others in the same process would report the process's peak so far.
     """
     global _rss_reset
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        _rss_reset = True
-    except OSError:
-        _rss_reset = False  # not Linux, or not allowed: peak_memory() then says the peak is the process's
+    _rss_reset = reset_rss_peak()  # False: peak_memory() then says the peak is the process's
     import torch
 
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.reset_peak_memory_stats()
+
+
+def reset_rss_peak() -> bool:
+    """Reset the kernel's resident-set high-water mark of this process (Linux >= 4.0); False when it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_peak_mib() -> float:
+    """The resident-set high-water mark (since the last reset_rss_peak, where that worked), MiB."""
+    return round(_peak_rss_kib()[0] / 1024, 1)
 
 
 def _peak_rss_kib() -> tuple[int, str]:

@@ -12,8 +12,8 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
-from harness.config import Job
-from harness.runner import JobOutcome
+from harness.sweep.job import JobOutcome
+from harness.sweep.plan import Job
 
 STARTUP_GRACE = 120.0  # seconds a child may take to start (imports) before the job's own time limit applies
 
@@ -51,7 +51,7 @@ def child_main(conn: Connection, parent_pid: int, job: Job, log_path: str, gpu: 
     # tqdm's default lock is a multiprocessing semaphore, which a killed child would leak (and the resource
     # tracker would warn about); one process per job needs only a thread lock.
     tqdm.set_lock(threading.RLock())
-    from harness.runner import execute_job
+    from harness.sweep.job import execute_job
 
     conn.send(("started", None))
     outcome = execute_job(job, log_path=log_path, echo=echo, execution=execution)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 COLUMNS = ("source", "dataset", "category", "metric", "metric_definition", "value", "protocol_notes")
-MEAN = "mean"
 
 # The definition a reference row must state to count as the harness's own metric of that name.
 STANDARD_DEFINITIONS = {

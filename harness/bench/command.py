@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.files import atomic_write_text
 
 SECTIONS = {
     "train": ("train",), "infer": ("infer",), "data": ("data",), "metrics": ("metrics",),
@@ -24,8 +25,9 @@ SECTIONS = {
 def model_settings(args: argparse.Namespace):
     """RD settings: the profile's (--profile, else the data set's default, else the paper defaults),
     then the explicit flags. Random teacher weights unless --weights: they do not change the speed."""
-    from harness import datasets, profiles
+    from harness import datasets
     from harness.methods.rd import RDSettings
+    from harness.sweep import profiles
 
     profile_name = args.profile or (datasets.get(args.dataset).default_profile if args.dataset else "")
     profile = profiles.get(profile_name) if profile_name else None
@@ -55,7 +57,7 @@ def json_path(args: argparse.Namespace, what: str) -> Path:
 
 
 def machine_info(device: str | None) -> dict:
-    from harness import provenance
+    from harness.sweep import provenance
 
     return provenance.software() | {
         "device_name": provenance.device_name(device or "cpu"),
@@ -64,7 +66,7 @@ def machine_info(device: str | None) -> dict:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    from harness import bench, bench_model
+    from harness.bench import data_speed, estimate, metric_speed, model_speed
     from harness.methods.rd import resolve_device
     from harness.methods.rd_cache import cache_bytes, plan_cache
 
@@ -75,8 +77,8 @@ def command_bench(args: argparse.Namespace) -> int:
     settings, profile = model_settings(args)
     model_sections = "train" in sections or "infer" in sections
     device = resolve_device(settings.device) if model_sections else None
-    counts = bench.split_counts(args.dataset, args.root) if args.dataset and model_sections else None
-    source = bench.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
+    counts = estimate.split_counts(args.dataset, args.root) if args.dataset and model_sections else None
+    source = data_speed.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
     path = json_path(args, what)
     if args.threads:
         import torch
@@ -88,40 +90,39 @@ def command_bench(args: argparse.Namespace) -> int:
     blocks = []
     if model_sections:
         result["settings"] = dataclasses.asdict(settings)
-        result["setup"] = bench_model.describe_setup(settings)
+        result["setup"] = model_speed.describe_setup(settings)
         if "train" in sections:
-            off = bench_model.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="off")
-            on = bench_model.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="on")
+            off = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="off")
+            on = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="on")
             result["train"] = {"uncached": off, "cached": on, "cache_speedup": on["images_per_s"] / off["images_per_s"]}
         if "infer" in sections:
-            result["infer"] = bench_model.bench_infer(settings, steps=args.steps, warmup=args.warmup)
-        blocks.append(bench_model.format_model_table(result["setup"], result.get("train"), result.get("infer")))
+            result["infer"] = model_speed.bench_infer(settings, steps=args.steps, warmup=args.warmup)
+        blocks.append(model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer")))
     if "data" in sections:
-        result["data"] = bench.bench_data(source, settings.image_size)
-        blocks.append(bench.format_bench_data(result["data"]))
+        result["data"] = data_speed.bench_data(source, settings.image_size)
+        blocks.append(data_speed.format_bench_data(result["data"]))
     if "metrics" in sections:
-        result["metrics"] = bench.bench_metrics(args.n_images, args.size, repeats=args.repeats)
-        blocks.append(bench.format_bench_metrics(result["metrics"]))
+        result["metrics"] = metric_speed.bench_metrics(args.n_images, args.size, repeats=args.repeats)
+        blocks.append(metric_speed.format_bench_metrics(result["metrics"]))
     if counts:
         counts, counted = counts
         size = settings.image_size
         needed = cache_bytes(settings.backbone, max(n for n, _ in counts.values()), size, size, settings.teacher_cache_dtype)
         plan = plan_cache(settings.cache_teacher, needed, device)
         data = result.get("data") if result.get("data", {}).get("dataset") == args.dataset else None
-        estimate = bench.estimate_sweep(counts, epochs=settings.epochs, seeds=len(profile.seeds), cache_used=plan.use,
+        sweep_estimate = estimate.estimate_sweep(counts, epochs=settings.epochs, seeds=len(profile.seeds), cache_used=plan.use,
                                         train=result.get("train"), infer=result.get("infer"), data=data)
-        estimate |= {"dataset": args.dataset, "profile": profile.name, "counts": counted, "teacher_cache_plan": plan.to_dict()}
-        result["estimate"] = estimate
+        sweep_estimate |= {"dataset": args.dataset, "profile": profile.name, "counts": counted,
+                           "teacher_cache_plan": plan.to_dict()}
+        result["estimate"] = sweep_estimate
         header = (f"sweep estimate: {args.dataset} ({counted}), profile {profile.name} ({settings.backbone}, {size} px, "
                   f"{settings.epochs} epochs, batch {settings.batch_size}), {len(counts)} categories x "
                   f"{len(profile.seeds)} seed(s) on {device}; teacher cache {'on' if plan.use else 'off'}: {plan.reason}")
-        blocks.append(bench.format_estimate(estimate, header))
+        blocks.append(estimate.format_estimate(sweep_estimate, header))
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
 
     print("\n\n".join(blocks))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
     load = ", ".join(f"{x:.2f}" for x in result["machine"]["load_average"])
     print(f"\nload average at start {load} ({os.cpu_count()} CPUs); JSON: {path}")
     return 0

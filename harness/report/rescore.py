@@ -11,10 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tabulate import tabulate
-
 from harness.errors import HarnessError
-from harness.records import finished_jobs
+from harness.report.records import finished_jobs
 from harness.store import RunStore, load_predictions, write_json
 
 CHANGE_TOLERANCE = 1e-12  # smaller differences are float noise, not changes
@@ -76,20 +74,3 @@ def _changed(old, new) -> bool:
     if old is None or new is None:
         return old is not new
     return abs(float(old) - float(new)) > CHANGE_TOLERANCE
-
-
-def command_rescore(args) -> int:
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    n_jobs, changes = rescore(args.run, metrics)
-
-    def show(x):
-        return "–" if x is None else f"{x:.6f}"
-
-    if changes:
-        print(tabulate([[job, name, show(old), show(new)] for job, name, old, new in changes],
-                       headers=["job", "metric", "before", "after"], tablefmt="github", disable_numparse=True))
-        print()
-    jobs_changed = len({job for job, *_ in changes})
-    print(f"rescored {n_jobs} job(s) of {args.run}: {len(changes)} value(s) changed or added in {jobs_changed} record(s); "
-          "results.csv rewritten")
-    return 0

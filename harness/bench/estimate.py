@@ -1,0 +1,80 @@
+"""How long a sweep takes at measured rates (`python -m harness bench estimate`)."""
+
+from __future__ import annotations
+
+from harness.errors import HarnessError
+
+
+def split_counts(dataset: str, root: str | None = None) -> tuple[dict[str, tuple[int, int]], str]:
+    """(training, test) images per category: counted under `root` when given, else the adapter's table."""
+    from harness import datasets
+    from harness.datasets.files import FileAdapter
+
+    adapter_class = datasets.get(dataset)
+    if root is not None:
+        adapter = datasets.create(dataset, root)
+        if isinstance(adapter, FileAdapter):
+            counts = {}
+            for category in adapter.categories:
+                listing = adapter.checked_listing(category)
+                counts[category] = (len(listing.train), len(listing.test))
+            return counts, f"counted under {root}"
+    known = adapter_class.split_counts
+    if not known:
+        raise HarnessError(f"no image counts known for data set '{dataset}'; pass --root to count its files")
+    return dict(known), "published counts"
+
+
+def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: int, cache_used: bool,
+                   train: dict | None, infer: dict | None, data: dict | None) -> dict:
+    """Seconds a sweep takes at the measured rates: per category, training (epochs x images at the
+    cached or on-the-fly rate, plus one teacher pass to fill the cache), inference and, when measured
+    on the same data set, decoding. Parts without a measured rate are left out and named."""
+    train_run = (train or {}).get("cached" if cache_used else "uncached")
+    per_category, missing = {}, []
+    if train_run is None:
+        missing.append("training")
+    if infer is None:
+        missing.append("inference")
+    if data is None:
+        missing.append("data loading")
+    for category, (n_train, n_test) in counts.items():
+        parts = {}
+        if train_run:
+            parts["train_s"] = epochs * n_train / train_run["images_per_s"]
+            if cache_used:
+                parts["cache_s"] = n_train / train_run["teacher_images_per_s"]
+        if infer:
+            parts["infer_s"] = n_test / infer["images_per_s"]
+        if data:
+            parts["load_s"] = (n_train + n_test) / data["images_per_s"]
+        per_category[category] = {k: v * seeds for k, v in parts.items()} | {"total_s": seeds * sum(parts.values())}
+    totals = {key: sum(c.get(key, 0.0) for c in per_category.values()) for key in ("train_s", "cache_s", "infer_s", "load_s", "total_s")}
+    return {"epochs": epochs, "seeds": seeds, "teacher_cache": cache_used, "categories": per_category,
+            "n_train": sum(n for n, _ in counts.values()), "n_test": sum(n for _, n in counts.values()),
+            "totals": totals, "not_included": missing}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_estimate(estimate: dict, header: str) -> str:
+    t = estimate["totals"]
+    rows = [("training", t["train_s"], f"{estimate['n_train']} images x {estimate['epochs']} epochs"
+             + (", cached teacher features" if estimate["teacher_cache"] else ", teacher on the fly")),
+            ("teacher cache", t["cache_s"], f"one teacher pass over {estimate['n_train']} images"),
+            ("inference", t["infer_s"], f"{estimate['n_test']} test images, map + blur"),
+            ("data loading", t["load_s"], "decode + resize of every image")]
+    lines = [header]
+    lines += [f"  {name:<14} {_duration(s):>9}  {what}" for name, s, what in rows if s > 0]
+    largest = max(estimate["categories"].items(), key=lambda kv: kv[1]["total_s"])
+    lines.append(f"  {'total':<14} {_duration(t['total_s']):>9}  (longest category: {largest[0]}, "
+                 f"{_duration(largest[1]['total_s'])}; metrics not included)")
+    if estimate["not_included"]:
+        lines.append(f"  not measured, not included: {', '.join(estimate['not_included'])}")
+    return "\n".join(lines)

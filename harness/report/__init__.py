@@ -1,0 +1,12 @@
+"""Reading the store: tables, figures, drift checks and rescoring of finished runs.
+
+Nothing here trains or imports torch: everything is computed from the run folders' records and
+predictions and from published numbers (results/reference/).
+
+records     finished jobs of a run folder, validated
+aggregate   per-category means and spreads over seeds (shared by every table and the check)
+model       the data model of a comparison table (Cell, Side, Report)
+build       a Report from run folders and references; notes, tables and plots render it
+check       drift of a run against a committed baseline
+rescore     metrics recomputed from stored predictions
+"""
