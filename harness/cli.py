@@ -117,6 +117,10 @@ def _add_run_parser(commands) -> None:
                           "epoch is reported, as in the paper)")
     run.add_argument("--save-checkpoints", action="store_true", default=None,
                      help="keep each trained model as jobs/<job-id>/checkpoint.pth in the official RD format")
+    run.add_argument("--portable", action="store_true", default=None,
+                     help="CPU numerics that give the same bits on any x86-64 CPU (same package versions and thread "
+                          "count; one thread unless OMP_NUM_THREADS is set): slower, for drift baselines that travel. "
+                          "Restarts the command once with the environment it needs")
     run.add_argument("--rerun", action="store_true", default=None, help="run jobs again even when their record exists")
     run.add_argument("--out", help="run folder (default: results/runs/<dataset>-<method>-<profile>-<hash>)")
     run.set_defaults(handler=command_run)
@@ -126,7 +130,7 @@ def _flag_options(args: argparse.Namespace) -> dict:
     """The run options given explicitly on the command line, in RunOptions' terms."""
     options = {}
     for key in ("dataset", "root", "method", "profile", "checkpoint", "out", "rerun", "backend", "jobs",
-                "job_timeout", "dask_address", "eval_every", "save_checkpoints"):
+                "job_timeout", "dask_address", "eval_every", "save_checkpoints", "portable"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.categories is not None:
@@ -163,6 +167,14 @@ def command_run(args: argparse.Namespace) -> int:
     from harness.sweep.schedule import SweepInterrupted, interrupted_message, preflight, run_sweep
 
     options = run_options(args)
+    if options.portable:
+        from harness.sweep import numerics
+
+        if not numerics.process_is_portable():
+            if not getattr(args, "can_restart", False):
+                raise HarnessError("--portable needs a process started in portable mode: run it from the command line "
+                                   f"(`python -m harness run --portable`) or set {numerics.missing_environment()}")
+            numerics.restart_portable(args.command_line)  # does not return
     sweep = options.sweep()
     resolved = sweep.resolve()
     backend = make_backend(options.execution(), options.device)  # checks GPUs; starts nothing yet
@@ -331,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = list(sys.argv[1:] if argv is None else argv)  # to tell how to resume an interrupted run
+    args.can_restart = argv is None  # the real command line: `run --portable` may restart the process
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE

@@ -56,7 +56,12 @@ class RDSettings:
     sigma: float = 4.0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16"; autocast on CUDA only, fp32 on CPU
+    # CUDA: cuDNN deterministic algorithms and no autotuning (the official code's setting), plus torch's
+    # deterministic algorithms where they exist; CPU: predict with batch-size-independent kernels.
     deterministic: bool = False
+    # CUDA on Ampere and later: let fp32 matmuls and convolutions run as TF32 (faster, ~1e-3 relative
+    # error). Off by default, so fp32 means fp32; the official code predates the switch.
+    tf32: bool = False
     seed: int = 111
     progress: bool = True
     predict_batch_size: int = 32
@@ -94,8 +99,9 @@ class RDSettings:
             raise bad("cache_teacher", self.cache_teacher, f"one of {', '.join(CACHE_MODES)}")
         if self.teacher_cache_dtype not in CACHE_DTYPES:
             raise bad("teacher_cache_dtype", self.teacher_cache_dtype, f"one of {', '.join(CACHE_DTYPES)}")
-        if not isinstance(self.compile, bool):
-            raise bad("compile", self.compile, "true or false")
+        for field in ("compile", "deterministic", "tf32"):
+            if not isinstance(getattr(self, field), bool):
+                raise bad(field, getattr(self, field), "true or false")
         if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
             raise bad("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
 
@@ -174,11 +180,15 @@ class ReverseDistillation(Method):
         """Set torch's determinism flags from the settings for one fit/predict call, then restore them,
         so one job's choice does not leak into the next or into the caller."""
         det = bool(self.settings.deterministic)
-        cudnn = torch.backends.cudnn
-        saved = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled)
-        torch.use_deterministic_algorithms(det)
+        cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+        saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                 cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled, cudnn.allow_tf32,
+                 matmul.allow_tf32)
+        # warn_only: an operation without a deterministic CUDA kernel warns instead of failing the job
+        torch.use_deterministic_algorithms(det, warn_only=True)
         cudnn.deterministic = det
         cudnn.benchmark = (not det) and self.device.type == "cuda"
+        cudnn.allow_tf32 = matmul.allow_tf32 = bool(self.settings.tf32)
         # oneDNN picks batch-size-dependent CPU convolution kernels (maps then differ by ~1e-6 between
         # batch sizes). In deterministic mode on the CPU, predict uses PyTorch's native kernels,
         # which make each image's map bitwise independent of predict_batch_size (about 2x slower).
@@ -187,8 +197,9 @@ class ReverseDistillation(Method):
         try:
             yield
         finally:
-            torch.use_deterministic_algorithms(saved[0])
-            cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled = saved[1:]
+            torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+            (cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled, cudnn.allow_tf32,
+             matmul.allow_tf32) = saved[2:]
 
     def _autocast(self):
         enabled = self.precision != "fp32"
@@ -350,6 +361,10 @@ class ReverseDistillation(Method):
             "device": str(self.device),
             "precision": self.precision,
             "deterministic": self.settings.deterministic,
+            # the floating-point switches fit and predict set on CUDA (see _determinism)
+            **({"cuda_numerics": {"cudnn_deterministic": self.settings.deterministic,
+                                  "cudnn_benchmark": not self.settings.deterministic,
+                                  "tf32": self.settings.tf32}} if self.device.type == "cuda" else {}),
             "seed": self.settings.seed,
             "compiled": self.compiled,
             **({"teacher_cache": self.teacher_cache_plan.to_dict() | {"dtype": self.settings.teacher_cache_dtype}}

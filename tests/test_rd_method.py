@@ -174,6 +174,26 @@ def test_batched_maps_equal_batch_of_one(trained):
     assert not torch.are_deterministic_algorithms_enabled() and torch.backends.mkldnn.enabled  # restored
 
 
+@pytest.mark.parametrize("tf32", [False, True])
+def test_numeric_flags_follow_the_settings_and_are_restored(tf32):
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark)
+    cudnn.allow_tf32 = matmul.allow_tf32 = not tf32  # the opposite of what the job asks for
+    model = ReverseDistillation(tiny(deterministic=True, tf32=tf32))
+    with model._determinism():
+        assert cudnn.allow_tf32 is tf32 and matmul.allow_tf32 is tf32
+        assert cudnn.deterministic and not cudnn.benchmark and torch.are_deterministic_algorithms_enabled()
+    assert cudnn.allow_tf32 is (not tf32) and matmul.allow_tf32 is (not tf32)
+    cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = before
+
+
+def test_paper_profile_uses_the_official_gpu_settings():
+    from harness.sweep.profiles import get as profile
+
+    settings = RDSettings(**profile("paper").settings)
+    assert settings.deterministic and not settings.tf32  # cudnn.deterministic=True, benchmark=False; fp32 is fp32
+
+
 def test_official_checkpoint_round_trip_is_strict_and_exact(trained, tmp_path):
     model, _, _, test = trained
     path = tmp_path / "rd.pth"

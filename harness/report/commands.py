@@ -81,13 +81,24 @@ def command_check(args) -> int:
         baseline = check.update_baseline(args.run, args.baseline, metrics)
         print(f"baseline written: {args.baseline} ({len(baseline['values'])} categories)")
         return 0
-    comparisons = check.compare(args.run, check.load_baseline(args.baseline), metrics=metrics, atol=args.atol,
-                                rtol=args.rtol, allow_improvement=args.allow_improvement)
+    baseline = check.load_baseline(args.baseline)
+    try:
+        comparisons = check.compare(args.run, baseline, metrics=metrics, atol=args.atol, rtol=args.rtol,
+                                    allow_improvement=args.allow_improvement)
+    except check.NotComparable as incomparable:
+        for line in incomparable.problems:
+            print(f"error: {line}", file=sys.stderr)
+        print(f"{args.run} and {args.baseline} cannot be compared ({len(incomparable.problems)} difference(s) above)",
+              file=sys.stderr)
+        return 2
     print(check.comparison_table(comparisons))
-    drifted = [c for c in comparisons if c.status == "DRIFT"]
-    if drifted:
-        names = ", ".join(f"{c.category}/{c.metric}" for c in drifted)
-        print(f"\ndrift in {len(drifted)} of {len(comparisons)} values: {names}", file=sys.stderr)
+    machines = check.machines_differ(args.run, baseline)
+    if machines:
+        print(f"\nmachines differ: baseline made on {check.describe_machine(machines[0])}; "
+              f"this run on {check.describe_machine(machines[1])}")
+    summary = check.drift_summary(comparisons)
+    if summary:
+        print(f"\n{summary}", file=sys.stderr)
         return 1
     print(f"\nall {len(comparisons)} values within tolerance of {args.baseline}")
     return 0

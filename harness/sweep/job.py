@@ -21,6 +21,7 @@ from harness.metrics import LABELS, evaluate
 from harness.store import RunStore, pack_predictions
 from harness.sweep import provenance
 from harness.sweep.joblog import JobLog
+from harness.sweep.numerics import numerics
 from harness.sweep.plan import Job
 
 SCORE_POOLING = "max of the anomaly map"
@@ -58,6 +59,11 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
     Any exception propagates. `execution` (backend, worker, pinned GPU, threads) goes into the
     record's provenance.
     """
+    with numerics(job.numerics):
+        return _compute(job, log, execution)
+
+
+def _compute(job: Job, log: Callable[[str], None], execution: dict | None) -> JobResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     provenance.reset_peak_memory()
@@ -145,6 +151,7 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
             "seed": job.seed,
             "weights_sha256": described.get("weights_sha256"),
             "data_fingerprint": data.fingerprint,
+            "machine": provenance.machine(str(device or "cpu"), described.get("cuda_numerics")),
         } | provenance.execution() | (execution or {}),
     }
     predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)

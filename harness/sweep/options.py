@@ -29,6 +29,7 @@ class RunOptions:
     rerun: bool = False
     eval_every: int = 0
     save_checkpoints: bool = False
+    portable: bool = False
     backend: str = "serial"
     jobs: int | None = None
     gpus: tuple[int, ...] | None = None
@@ -47,6 +48,9 @@ class RunOptions:
             raise HarnessError("--jobs needs --backend local or dask: the serial backend runs one job at a time")
         if self.backend == "serial" and self.gpus:
             raise HarnessError(f"{gpus} needs --backend local or dask; for one GPU in serial use --device cuda:N")
+        if self.portable and (device.startswith("cuda") or self.gpus):
+            raise HarnessError(f"--portable is a CPU mode (the same bits on any x86-64 CPU); it conflicts with "
+                               f"{gpus or '--device ' + device}: drop one of them")
         if self.gpus and device == "cpu":
             raise HarnessError(f"{gpus} conflicts with --device cpu; drop one of them")
         if self.gpus and device.startswith("cuda:"):
@@ -64,10 +68,11 @@ class RunOptions:
             raise HarnessError(DASK_INSTALL_HINT)
 
     def sweep(self) -> Sweep:
+        settings = dict(self.settings) | ({"device": "cpu"} if self.portable else {})
         return Sweep(dataset=self.dataset, categories=self.categories, method=self.method, profile=self.profile,
-                     seeds=self.seeds, overrides=dict(self.settings), root=self.root, checkpoint=self.checkpoint,
+                     seeds=self.seeds, overrides=settings, root=self.root, checkpoint=self.checkpoint,
                      metrics=self.metrics, data_options=dict(self.data_options), eval_every=self.eval_every or 0,
-                     save_checkpoints=bool(self.save_checkpoints))
+                     save_checkpoints=bool(self.save_checkpoints), portable=bool(self.portable))
 
     def execution(self) -> Execution:
         return Execution(backend=self.backend, jobs=self.jobs, gpus=self.gpus, job_timeout=self.job_timeout,

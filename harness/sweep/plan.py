@@ -31,6 +31,7 @@ class Job:
     # selection), and the trained model kept as checkpoint.pth in the official format.
     eval_every: int = 0
     save_checkpoint: bool = False
+    numerics: str = "native"  # "portable": the same bits on any x86-64 CPU (harness.sweep.numerics)
 
     def identity(self) -> dict:
         """The part of the configuration that determines the results."""
@@ -39,6 +40,8 @@ class Job:
             "dataset": self.dataset, "category": self.category, "method": self.method,
             "seed": self.seed, "settings": settings, "checkpoint": self.checkpoint, "metrics": list(self.metrics),
             "data_options": {k: v for k, v in sorted(self.data_options.items()) if k != "cache"},
+            # the native mode adds nothing, so job ids made before the portable mode existed still resume
+            **({"numerics": self.numerics} if self.numerics != "native" else {}),
         }
 
     @property
@@ -66,6 +69,7 @@ class Sweep:
     data_options: dict = field(default_factory=dict)  # adapter options as given (strings from the CLI are converted)
     eval_every: int = 0
     save_checkpoints: bool = False
+    portable: bool = False
 
     def resolve(self) -> "ResolvedSweep":
         """Validate everything and expand into jobs; raises HarnessError with one clear line."""
@@ -102,7 +106,7 @@ class Sweep:
                     settings["seed"] = seed
                 jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings,
                                 self.root, self.checkpoint, tuple(metrics), data_options,
-                                self.eval_every, self.save_checkpoints))
+                                self.eval_every, self.save_checkpoints, "portable" if self.portable else "native"))
         return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs)
 
 

@@ -46,6 +46,42 @@ def software() -> dict:
     }
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _library_versions() -> dict:
+    """MKL and oneDNN versions as torch reports them (they decide the CPU kernels)."""
+    import re
+
+    import torch
+
+    config = torch.__config__.show()
+    mkl = re.search(r"Math Kernel Library Version ([\d.]+)", config)
+    onednn = re.search(r"MKL-DNN v([\w.]+)", config)
+    return {"mkl": mkl.group(1) if mkl else None, "onednn": onednn.group(1) if onednn else None}
+
+
+def machine(device: str = "cpu", cuda_numerics: dict | None = None) -> dict:
+    """The machine kind a result depends on: CPU model and the kernels torch dispatches to, the numerics
+    mode and thread count; on CUDA the GPU and the switches the method ran with (TF32, cuDNN)."""
+    import torch
+
+    from harness.sweep import numerics
+
+    facts = {"cpu_model": cpu_model(), **numerics.describe(), **_library_versions(), "gpu": None}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        facts |= {"gpu": torch.cuda.get_device_name(torch.device(device)), **(cuda_numerics or {})}
+    return facts
+
+
 def device_name(device: str) -> str:
     import torch
 

@@ -34,7 +34,7 @@ SETTING_KEYS = ("backbone", "weights", "image_size", "epochs", "batch_size", "de
 KEYS = {
     "dataset": "text", "root": "text", "categories": "names", "method": "text", "profile": "text",
     "seeds": "integers", "metrics": "names", "checkpoint": "text", "out": "text", "rerun": "switch",
-    "eval_every": "count", "save_checkpoints": "switch",
+    "eval_every": "count", "save_checkpoints": "switch", "portable": "switch",
     "backend": "text", "jobs": "count", "gpus": "integers", "job_timeout": "seconds", "dask_address": "text",
     "backbone": "text", "weights": "text", "image_size": "count", "epochs": "count", "batch_size": "count",
     "device": "text", "precision": "text", "deterministic": "switch",
