@@ -70,7 +70,8 @@ def test_visa_adapter_images_equal_the_official_pipeline(tmp_path):
             Image.fromarray(ids).save(root / mask)
         rows.append(f"candle,{split},{kind.lower()},candle/Data/Images/{kind}/{i:03d}.JPG,{mask}")
     (root / "split_csv").mkdir(parents=True)
-    (root / "split_csv" / "1cls.csv").write_bytes(("\r\n".join(["object,split,label,image,mask", *rows]) + "\r\n").encode())
+    text = "\r\n".join(["object,split,label,image,mask", *rows]) + "\r\n"
+    (root / "split_csv" / "1cls.csv").write_bytes(text.encode())
     data = VisA(root).load("candle", 256)
     for split in (data.train, data.test):
         for pixels, relative in zip(split.images, split.paths):

@@ -128,7 +128,8 @@ def test_long_double_maps_that_float64_cannot_hold_are_ranked_exactly():
         pytest.skip("long double is float64 on this platform")
     rng = np.random.default_rng(13)
     masks = rng.random((2, 5, 5)) < 0.3
-    maps = np.longdouble(1) + masks * np.longdouble(2) ** -60 + rng.integers(0, 2, masks.shape) * np.longdouble(2) ** -61
+    step = np.longdouble(2) ** -61  # below float64's resolution at 1.0 (2**-52)
+    maps = np.longdouble(1) + masks * 2 * step + rng.integers(0, 2, masks.shape) * step
     assert len(np.unique(maps.astype(np.float64))) < len(np.unique(maps))
     # Oracle: the same ranking as small integers (dense ranks), which every dtype holds exactly.
     ranks = np.unique(maps, return_inverse=True)[1].reshape(maps.shape)

@@ -64,9 +64,9 @@ def rescore(run_dir: str | Path, metrics: list[str] | None = None) -> tuple[int,
                 changes.append((job.folder.name, name, old, new["value"]))
             updated[name] = new
         if updated != record["metrics"]:
+            source = f"predictions.npz ({predictions['maps_stored_as']} maps, {predictions['scores'].dtype} scores)"
             record = record | {"metrics": updated, "rescored": {
-                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "metrics": wanted,
-                "from": f"predictions.npz ({predictions['maps_stored_as']} maps, {predictions['scores'].dtype} scores)"}}
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "metrics": wanted, "from": source}}
             write_json(job.folder / "record.json", record)
     RunStore(run_dir).write_results_csv()
     return len(jobs), changes
