@@ -5,17 +5,22 @@ Enabled per adapter with the option `cache=True`, or for all adapters with HARNE
 this module's format version and the size and modification time of every source file, so an edited
 or replaced file makes a new entry instead of serving stale pixels. Entries are written atomically;
 an unreadable entry is treated as absent and rewritten.
+
+An entry is one uncompressed joblib file whose arrays are memory-mapped on load (copy-on-write): a
+cached category costs no read and no copy up front, its pages come from the operating system's file
+cache as they are used and are shared by every job that loads it, and a job that writes into its
+arrays changes its own copy of those pages, never the entry. joblib files are pickles: like any
+cache of Python objects, the cache folder must be trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
 
+import joblib
 import numpy as np
 
 from harness.datasets.base import CategoryData, Split
@@ -23,8 +28,9 @@ from harness.files import atomic_write, file_stamp
 from harness.paths import cache_dir
 
 ENV = "HARNESS_ARRAY_CACHE"
-VERSION = 1  # bump when decoding or resizing changes, so old entries are not reused
+VERSION = 2  # bump when decoding, resizing or the entry format changes, so old entries are not reused
 _SPLITS = ("train", "test", "valid")
+_MMAP_MODE = "c"  # copy-on-write: writable arrays (torch.from_numpy needs them), the file never written
 
 
 def enabled(option: bool | None) -> bool:
@@ -35,47 +41,34 @@ def enabled(option: bool | None) -> bool:
 
 def entry_path(dataset: str, category: str, image_size: int, fingerprint: str, stamp: str) -> Path:
     key = hashlib.sha256(f"{VERSION}\t{fingerprint}\t{image_size}\t{stamp}".encode()).hexdigest()[:16]
-    return cache_dir() / "arrays" / dataset / f"{category}-{image_size}px-{fingerprint}-{key}.npz"
+    return cache_dir() / "arrays" / dataset / f"{category}-{image_size}px-{fingerprint}-{key}.joblib"
 
 
 def write(path: Path, data: CategoryData) -> None:
-    arrays: dict[str, np.ndarray] = {"provenance": np.array(json.dumps(data.provenance, sort_keys=True, default=str))}
+    splits = {}
     for name in _SPLITS:
         split: Split | None = getattr(data, name)
-        if split is None:
-            continue
-        arrays[f"{name}_images"] = split.images
-        arrays[f"{name}_labels"] = split.labels
-        arrays[f"{name}_defect_types"] = np.array(split.defect_types, dtype=str)
-        arrays[f"{name}_paths"] = np.array(split.paths, dtype=str)
-        if split.masks is not None:
-            arrays[f"{name}_masks"] = np.packbits(split.masks, axis=-1)
-    atomic_write(path, lambda file: np.savez(file, **arrays))
+        if split is not None:
+            splits[name] = {"images": np.ascontiguousarray(split.images), "labels": np.asarray(split.labels),
+                            "masks": None if split.masks is None else np.ascontiguousarray(split.masks),
+                            "defect_types": list(split.defect_types), "paths": list(split.paths)}
+    entry = {"version": VERSION, "dataset": data.dataset, "category": data.category, "fingerprint": data.fingerprint,
+             "provenance": dict(data.provenance), "splits": splits}
+    atomic_write(path, lambda file: joblib.dump(entry, file))  # uncompressed, so that arrays can be mapped
 
 
 def read(path: Path, dataset: str, category: str, fingerprint: str) -> CategoryData | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            splits: dict[str, Split] = {}
-            for name in _SPLITS:
-                if f"{name}_images" not in stored.files:
-                    continue
-                images = stored[f"{name}_images"]
-                masks = None
-                if f"{name}_masks" in stored.files:
-                    masks = np.unpackbits(stored[f"{name}_masks"], axis=-1, count=images.shape[2]).astype(bool)
-                splits[name] = Split(
-                    images=images,
-                    labels=stored[f"{name}_labels"],
-                    masks=masks,
-                    defect_types=[str(t) for t in stored[f"{name}_defect_types"]],
-                    paths=[str(p) for p in stored[f"{name}_paths"]],
-                )
-            provenance = json.loads(str(stored["provenance"])) if "provenance" in stored.files else {}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-        return None  # a damaged entry is rebuilt, never trusted
+        entry = joblib.load(path, mmap_mode=_MMAP_MODE)
+        identity = (entry["version"], entry["dataset"], entry["category"], entry["fingerprint"])
+        if identity != (VERSION, dataset, category, fingerprint):
+            return None
+        splits = {name: Split(**fields) for name, fields in entry["splits"].items() if name in _SPLITS}
+        provenance = dict(entry["provenance"])
+    except Exception:  # noqa: BLE001 - a damaged or foreign entry (any unpickling error) is rebuilt, never trusted
+        return None
     if "train" not in splits or "test" not in splits:
         return None
     return CategoryData(dataset, category, splits["train"], splits["test"], splits.get("valid"), fingerprint, provenance)

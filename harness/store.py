@@ -4,7 +4,7 @@ results/runs/<run>/
   sweep.json                     the sweep as resolved
   results.csv                    one row per finished job (aggregated from the records)
   jobs/<job-id>/config.json      the job's resolved configuration (written when the sweep starts)
-  jobs/<job-id>/predictions.npz  scores, labels, float16 maps, packed masks, paths
+  jobs/<job-id>/predictions.npz  scores, labels, maps (as evaluated), packed masks, paths
   jobs/<job-id>/record.json      metrics with definitions, timings, provenance (written last)
   jobs/<job-id>/failure.json     why the job failed (removed when it later succeeds)
   jobs/<job-id>/log.txt          what the job did and printed (its last attempt)
@@ -156,12 +156,19 @@ def flatten_record(record: dict) -> dict:
     return row
 
 
+def _as_evaluated(values) -> np.ndarray:
+    """Floats keep their dtype (float32 from the methods): rescore then sees the values the job scored."""
+    values = np.asarray(values)
+    return values if values.dtype in (np.float16, np.float32, np.float64) else values.astype(np.float64)
+
+
 def pack_predictions(scores, labels, maps, masks, paths, defect_types) -> dict:
-    """Arrays for predictions.npz: float16 maps and bit-packed masks keep it small."""
+    """Arrays for predictions.npz: scores and maps exactly as the job evaluated them (so `rescore`
+    reproduces the recorded metrics to the bit), bit-packed masks; the file is compressed."""
     data = {
-        "scores": np.asarray(scores, dtype=np.float32),
+        "scores": _as_evaluated(scores),
         "labels": np.asarray(labels, dtype=np.int8),
-        "maps": np.asarray(maps, dtype=np.float16),
+        "maps": _as_evaluated(maps),
         "paths": np.asarray(paths, dtype=str),
         "defect_types": np.asarray(defect_types, dtype=str),
     }
@@ -173,7 +180,9 @@ def pack_predictions(scores, labels, maps, masks, paths, defect_types) -> dict:
 
 
 def load_predictions(path: str | Path) -> dict:
-    """The inverse of pack_predictions: masks unpacked to bool (or None), maps as float32."""
+    """The inverse of pack_predictions: masks unpacked to bool (or None); maps as stored, except that
+    float16 maps (runs written before maps were stored as evaluated) come back as float32.
+    `maps_stored_as` names the stored dtype."""
     try:
         with np.load(path) as data:
             arrays = {key: data[key] for key in data.files}
@@ -185,5 +194,7 @@ def load_predictions(path: str | Path) -> dict:
         flat = np.unpackbits(arrays.pop("masks_packed"), axis=1, count=int(np.prod(shape[1:])))
         masks = flat.reshape(shape).astype(bool)
     arrays["masks"] = masks
-    arrays["maps"] = arrays["maps"].astype(np.float32)
+    arrays["maps_stored_as"] = str(arrays["maps"].dtype)
+    if arrays["maps"].dtype == np.float16:
+        arrays["maps"] = arrays["maps"].astype(np.float32)
     return arrays

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import harness.datasets.files as files
+from harness.datasets import cache
 from harness.datasets.mvtec import MVTecAD
 from image_files import save
 
@@ -31,7 +32,7 @@ def root(tmp_path) -> Path:
 
 
 def entries(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "cache" / "arrays").rglob("*.npz"))
+    return sorted(p for p in (tmp_path / "cache" / "arrays").rglob("*") if p.is_file())
 
 
 def no_decoding(monkeypatch) -> None:
@@ -74,3 +75,33 @@ def test_an_edited_file_or_a_damaged_entry_is_not_served(root, tmp_path, monkeyp
         entry.write_bytes(b"damaged")
     rebuilt = MVTecAD(root, cache=True).load("screw", 10)
     assert rebuilt.provenance["array_cache"].startswith("written") and np.all(rebuilt.train.images[0] == 7)
+
+
+def test_a_cached_category_is_memory_mapped_not_copied(root, tmp_path, monkeypatch):
+    first = MVTecAD(root, cache=True).load("screw", 10)
+    second = MVTecAD(root, cache=True).load("screw", 10)
+    assert second.provenance["array_cache"].startswith("hit")
+    (entry,) = entries(tmp_path)
+    for name in ("train", "test"):
+        images = getattr(second, name).images
+        assert isinstance(images, np.memmap) and Path(images.filename) == entry  # pages come from the file
+        assert np.array_equal(images, getattr(first, name).images)
+    assert isinstance(second.test.masks, np.memmap) and np.array_equal(second.test.masks, first.test.masks)
+    second.train.images[0] = 0  # copy-on-write: a job may write into its arrays, the entry stays intact
+    third = MVTecAD(root, cache=True).load("screw", 10)
+    assert np.array_equal(third.train.images, first.train.images)
+
+
+def test_entries_of_another_format_version_are_not_served(root, tmp_path, monkeypatch):
+    MVTecAD(root, cache=True).load("screw", 10)
+    monkeypatch.setattr(cache, "VERSION", cache.VERSION + 1)
+    again = MVTecAD(root, cache=True).load("screw", 10)
+    assert again.provenance["array_cache"].startswith("written") and len(entries(tmp_path)) == 2
+
+
+def test_a_truncated_entry_is_rebuilt(root, tmp_path):
+    MVTecAD(root, cache=True).load("screw", 10)
+    (entry,) = entries(tmp_path)
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    rebuilt = MVTecAD(root, cache=True).load("screw", 10)
+    assert rebuilt.provenance["array_cache"].startswith("written") and rebuilt.test.masks[1].any()

@@ -104,3 +104,34 @@ def test_mask_encodings_agree():
     assert pixel_auroc(maps, masks.astype(np.uint8) * 255) == expected
     assert pixel_auroc(maps, masks.astype(np.float32)) == expected
     assert pixel_auroc(maps.astype(np.float16), masks) == pixel_auroc(maps.astype(np.float16).astype(np.float32), masks)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_integer_maps_beyond_float64_precision_are_ranked_exactly(dtype):
+    # 2**60 + k are distinct integers that float64 (53-bit mantissa) and float32 both merge into one value.
+    rng = np.random.default_rng(12)
+    masks = rng.random((3, 6, 7)) < 0.3
+    masks[0, 0, 0], masks[0, 0, 1] = True, False
+    maps = (np.full(masks.shape, 2**60, dtype=np.uint64) + masks.astype(np.uint64) * 2
+            + rng.integers(0, 2, masks.shape).astype(np.uint64)).astype(dtype)
+    assert len(np.unique(maps.astype(np.float64))) < len(np.unique(maps))
+    flat_masks, flat_maps = masks.ravel(), maps.ravel()
+    assert roc_auc_score(flat_masks, flat_maps) == 1.0  # positives (2**60 + 2, + 3) above every negative
+    assert pixel_auroc(maps, masks) == roc_auc_score(flat_masks, flat_maps)
+    assert pixel_ap(maps, masks) == pytest.approx(average_precision_score(flat_masks, flat_maps), abs=1e-12)
+    assert pixel_f1_max(maps, masks) == pytest.approx(brute_force_f1_max(maps, masks), abs=1e-12)
+    assert image_auroc(flat_maps, flat_masks) == roc_auc_score(flat_masks, flat_maps)
+
+
+def test_long_double_maps_that_float64_cannot_hold_are_ranked_exactly():
+    if np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant:
+        pytest.skip("long double is float64 on this platform")
+    rng = np.random.default_rng(13)
+    masks = rng.random((2, 5, 5)) < 0.3
+    step = np.longdouble(2) ** -61  # below float64's resolution at 1.0 (2**-52)
+    maps = np.longdouble(1) + masks * 2 * step + rng.integers(0, 2, masks.shape) * step
+    assert len(np.unique(maps.astype(np.float64))) < len(np.unique(maps))
+    # Oracle: the same ranking as small integers (dense ranks), which every dtype holds exactly.
+    ranks = np.unique(maps, return_inverse=True)[1].reshape(maps.shape)
+    assert pixel_auroc(maps, masks) == pixel_auroc(ranks, masks) == 1.0
+    assert pixel_ap(maps, masks) == pixel_ap(ranks, masks)

@@ -17,6 +17,7 @@ def rd4ad_transcription(maps, masks, labels):
     for amap, mask, label in zip(maps, masks.astype(bool), labels):
         if label == 0:
             continue
+        amap = np.asarray(amap, dtype=np.float64)  # the official map is float64 (cal_anomaly_map)
         labelled, n_regions = ndimage.label(mask, structure=np.ones((3, 3)))
         rows = []
         min_th, max_th = amap.min(), amap.max()
@@ -103,3 +104,16 @@ def test_thresholds_equal_to_scores_are_not_exceeded():
     maps = np.clip(maps, 0, 200).astype(np.float32)
     maps[:, 0, 0], maps[:, 0, 1] = 0, 200
     assert pro_rd4ad(maps, masks) == pytest.approx(rd4ad_transcription(maps, masks, [1, 1]), abs=1e-12)
+
+
+def test_float64_maps_follow_the_official_float64_path():
+    # The official maps are float64 (gaussian_filter of a float64 sum), so thresholds are a float64
+    # arange. Maps whose values float32 holds exactly must not be computed in float32 instead.
+    maps, masks, labels = random_case(5)
+    maps64 = maps.astype(np.float64)
+    expected = rd4ad_transcription(maps64, masks, labels)
+    lo, hi = maps[0].min(), maps[0].max()  # float32 scalars: a float32 arange gives other thresholds
+    lo64, hi64 = np.float64(lo), np.float64(hi)
+    assert not np.array_equal(np.arange(lo, hi, (hi - lo) / 200), np.arange(lo64, hi64, (hi64 - lo64) / 200))
+    assert pro_rd4ad(maps64, masks, labels) == pytest.approx(expected, abs=1e-12)
+    assert pro_rd4ad(maps, masks, labels) == pro_rd4ad(maps64, masks, labels)  # same values, same result

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from harness.cli import main
+from harness.metrics import evaluate
 from harness.report.rescore import rescore
-from harness.store import read_json
+from harness.store import load_predictions, read_json
 
 from report_fixtures import plot_run
 
@@ -73,3 +74,33 @@ def test_bad_input_is_one_line_and_exit_2(run, capsys, args, message):
 def test_a_folder_without_finished_jobs_is_one_line(tmp_path, capsys):
     assert main(["rescore", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path}: no finished jobs (no jobs/*/record.json); is this a run folder of `python -m harness run`?\n"
+
+
+def test_a_trained_job_rescores_to_exactly_its_recorded_values(tmp_path):
+    from harness.metrics import METRICS
+
+    from sweep_fixtures import FAST, make_dataset, run_in_process
+
+    data = make_dataset(tmp_path / "data", categories=("amber",))
+    out = tmp_path / "run"
+    assert run_in_process("run", *FAST, "--root", str(data), "--out", str(out), "--metrics", ",".join(METRICS)) == 0
+    recorded = read_json(next(out.glob("jobs/*/record.json")))["metrics"]
+    assert rescore(out) == (1, [])
+    rescored = read_json(next(out.glob("jobs/*/record.json")))
+    assert "rescored" not in rescored  # nothing changed, so the record was not rewritten
+    predictions = load_predictions(next(out.glob("jobs/*/predictions.npz")))
+    values = evaluate(predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"],
+                      names=tuple(METRICS))
+    assert {name: value.to_dict() for name, value in values.items()} == recorded  # to the last bit
+
+
+def test_a_run_with_float16_maps_is_rescored_and_says_so(run):
+    import numpy as np
+
+    path = _record(run, 0).with_name("predictions.npz")
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    np.savez_compressed(path, **(arrays | {"maps": arrays["maps"].astype(np.float16)}))  # as older runs stored them
+    rescore(run, ["pixel_auroc", "au_pro"])
+    record = read_json(_record(run, 0))
+    assert record["rescored"]["from"] == "predictions.npz (float16 maps, float32 scores)"

@@ -17,12 +17,21 @@ def test_predictions_round_trip(tmp_path):
     store.write_result("job", {"job_id": "job", "category": "c", "metrics": {"m": {"value": 0.5}}}, packed)
     loaded = load_predictions(store.job_dir("job") / "predictions.npz")
     assert np.array_equal(loaded["masks"], masks)
-    assert np.allclose(loaded["maps"], maps, atol=1e-3)  # float16 storage
+    assert loaded["maps"].dtype == np.float32 and np.array_equal(loaded["maps"], maps)  # stored as evaluated
     assert list(loaded["paths"]) == ["a.png", "b.png", "c.png"]
     assert store.is_done("job")
     csv_text = store.write_results_csv().read_text().splitlines()
     assert csv_text[0].startswith("dataset,category,method,profile,seed,job_id,m")
     assert ",0.5," in csv_text[1]
+
+
+def test_float16_maps_of_older_runs_load_as_float32(tmp_path):
+    maps = np.random.default_rng(1).random((2, 4, 4)).astype(np.float16)
+    packed = pack_predictions([0.1, 0.2], [0, 1], maps, None, ["a", "b"], ["good", "x"])
+    np.savez(tmp_path / "p.npz", **packed)
+    loaded = load_predictions(tmp_path / "p.npz")
+    assert loaded["maps_stored_as"] == "float16" and loaded["maps"].dtype == np.float32
+    assert np.array_equal(loaded["maps"], maps.astype(np.float32))
 
 
 def test_no_masks_round_trip(tmp_path):

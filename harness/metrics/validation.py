@@ -96,8 +96,9 @@ def check_scores_labels(scores, labels) -> tuple[np.ndarray, np.ndarray]:
 def check_maps_masks(maps, masks) -> tuple[np.ndarray, np.ndarray]:
     """Validated (maps, masks): (N, H, W), same shape, finite maps, binary masks as bool.
 
-    Maps come back as C-contiguous float32 (float16 and any input that float32 holds exactly are
-    converted, which is lossless) or, only when float32 would merge distinct scores, float64.
+    Maps come back as C-contiguous float32 when float32 holds every value exactly (the fast path),
+    otherwise in their own dtype (float64, long double, int64, uint64): a cast would merge distinct
+    scores, so those maps are ranked by their exact values instead.
     """
     maps = to_numpy(maps, "maps")
     masks = to_numpy(masks, "masks")
@@ -113,15 +114,24 @@ def check_maps_masks(maps, masks) -> tuple[np.ndarray, np.ndarray]:
     return _exact_float32(maps), np.ascontiguousarray(masks)
 
 
+_FLOAT32_INTEGERS = 2**24  # every integer of at most this magnitude is a float32
+
+
 def _exact_float32(maps: np.ndarray) -> np.ndarray:
     if maps.dtype == np.float32:
         return np.ascontiguousarray(maps)
-    as32 = maps.astype(np.float32)
     if maps.dtype in (np.float16, np.bool_, np.uint8, np.int8, np.uint16, np.int16):
+        return maps.astype(np.float32)
+    if maps.dtype.kind in "iu":
+        # Compared with a float array, integers are converted to float64, which merges those above
+        # 2**53: test the range in integers instead (larger ones keep their dtype, ranked exactly).
+        if -_FLOAT32_INTEGERS <= maps.min() and maps.max() <= _FLOAT32_INTEGERS:
+            return maps.astype(np.float32)
+        return np.ascontiguousarray(maps)
+    as32 = maps.astype(np.float32)
+    if np.array_equal(as32, maps):  # compared in the wider float type: exact
         return as32
-    if np.array_equal(as32, maps):
-        return as32
-    return np.ascontiguousarray(maps, dtype=np.float64)
+    return np.ascontiguousarray(maps)  # float64 or long double, never narrowed
 
 
 def check_fpr_limit(fpr_limit: float) -> float:
