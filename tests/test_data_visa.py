@@ -13,7 +13,7 @@ from harness.datasets import create
 from harness.datasets.visa import VISA_CATEGORIES, VisA, read_split_csv
 from harness.errors import DataError, HarnessError
 
-REAL_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "visa" / "split_csv"
+REAL_SPLITS = Path(__file__).resolve().parent / "fixtures" / "visa_split_csv"  # the published files, see its README.md
 W, H = 36, 24  # non-square, like the real ~1.5K x 1K images
 SIZE = 12
 

@@ -19,7 +19,7 @@ from harness.methods.rd_networks import (
     count_parameters,
 )
 
-KEYS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "rd4ad_checkpoint_keys"
+KEYS_DIR = Path(__file__).resolve().parent / "fixtures" / "rd4ad_checkpoint_keys"  # see its README.md
 
 
 def official_keys(backbone: str, part: str) -> list[tuple[str, list[int]]]:
