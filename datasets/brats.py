@@ -35,6 +35,7 @@ from harness.datasets import cache
 from harness.datasets.base import (Adapter, CategoryData, Split, check_image_size, empty_training_split,
                                    split_fingerprint)
 from harness.datasets.imageio import parallel_map, resize_mask, resize_rgb
+from harness.datasets.nifti import check_complete
 from harness.errors import DataError, HarnessError
 from harness.files import atomic_write, file_stamp
 from harness.paths import cache_dir
@@ -78,6 +79,7 @@ def find_subjects(root: Path) -> list[Subject]:
 def _read_volume(path: Path) -> np.ndarray:
     from medpy.io import load as medpy_load  # imported here: only this adapter needs medpy
 
+    check_complete(path)  # the reader would return a truncated file's missing voxels as zeros
     try:
         with _READ_LOCK:  # one volume at a time: ITK's readers are not documented as thread-safe
             volume, _ = medpy_load(str(path))

@@ -143,3 +143,36 @@ def test_bad_subjects_and_roots(root, tmp_path):
         BraTS(few).fingerprint("brain")
     with pytest.raises(DataError, match=r"--root.*HARNESS_DATA.*brats"):
         BraTS().fingerprint("brain")
+
+
+def _cut(path: Path, keep: float) -> None:
+    """Keep the first `keep` fraction of the file's bytes, as an interrupted download or copy does."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("name, damage", [
+    ("BraTS2021_00001/BraTS2021_00001_seg.nii.gz", "cut"),  # the gzip stream ends early
+    ("BraTS2021_00001/BraTS2021_00001_flair.nii.gz", "cut"),
+    ("BraTS2021_00001/BraTS2021_00001_seg.nii.gz", "short"),  # a complete gzip stream of too few voxels
+    ("BraTS20_Training_001/BraTS20_Training_001_flair.nii", "cut"),  # uncompressed, too few bytes
+])
+def test_truncated_volume_is_an_error_naming_the_file(root, name, damage):
+    import gzip
+
+    path = root / name
+    if damage == "cut":
+        _cut(path, 0.6)
+    else:
+        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-500]))
+    with pytest.raises(DataError, match=rf"{path.name}: .*truncated"):
+        BraTS(root).load("brain", 8)
+
+
+def test_truncated_volume_is_not_read_as_zeros(root):
+    """The reader underneath fills missing voxels with zeros; the adapter must refuse such a file instead."""
+    subject = next(s for s in find_subjects(root) if s.id.startswith("BraTS2021_00000"))
+    _cut(subject.flair, 0.5)
+    with pytest.raises(DataError, match=r"BraTS2021_00000_flair\.nii\.gz: .*truncated"):
+        subject_slices(subject)
+    assert not list((root.parent / "cache").rglob("*.npz"))  # nothing cached from the damaged volume
