@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,25 @@ def test_truncated_volume_is_not_read_as_zeros(root):
     with pytest.raises(DataError, match=r"BraTS2021_00000_flair\.nii\.gz: .*truncated"):
         subject_slices(subject)
     assert not list((root.parent / "cache").rglob("*.npz"))  # nothing cached from the damaged volume
+
+
+def test_manifest_is_rebuilt_when_a_volume_changes(root):
+    adapter = BraTS(root)
+    _, rows, _ = adapter.manifest()
+    before = adapter.load("brain", 8)
+    subject = next(r["subject"] for r in rows if r["split"] == "train")
+    seg_path = root / next(r["seg"] for r in rows if r["subject"] == subject)
+    seg = seg_volume()
+    seg[0:4, :, 60:70] = 1  # ten more tumour slices in a training subject
+    medpy_save(seg, str(seg_path))
+    stat = seg_path.stat()
+    os.utime(seg_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later modification time, whatever the clock
+
+    _, new_rows, _ = BraTS(root).manifest()
+    train = [r for r in new_rows if r["split"] == "train" and r["subject"] == subject]
+    assert [int(r["slice"]) for r in train] == [k for k in range(60, 100) if k not in range(60, 80)]
+    after = BraTS(root).load("brain", 8)
+    assert not after.train.masks.any()  # no tumour among the training slices
+    assert len(after.train) == len(before.train) - 10
+    assert after.fingerprint != before.fingerprint
+    assert len(list((root.parent / "cache" / "brats").glob("manifest-*.csv"))) == 1  # the stale one is gone
