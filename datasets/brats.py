@@ -144,6 +144,9 @@ class BraTS(Adapter):
                             f"the subject-level train/validation/test split needs at least 3. {self.download_hint}")
         return subjects
 
+    def check_root(self) -> None:
+        self.subjects()
+
     def assign(self, subjects: list[Subject]) -> dict[str, str]:
         """subject id -> train / valid / test, by the seeded hash order (independent of library versions)."""
         seed = self.options["seed"]

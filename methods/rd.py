@@ -132,6 +132,7 @@ class ReverseDistillation(Method):
 
     name = "rd"
     Settings = RDSettings
+    training_settings = frozenset({"epochs", "batch_size", "lr", "betas", "cache_teacher", "teacher_cache_dtype"})
 
     def __init__(self, settings: RDSettings | None = None) -> None:
         settings = settings if settings is not None else RDSettings()
