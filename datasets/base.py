@@ -124,9 +124,21 @@ class Adapter:
             where = f" (then {self.name} is read from $HARNESS_DATA/{self.data_folder})" if self.data_folder else ""
             raise DataError(f"no root folder given for {self.name}: pass --root PATH or set HARNESS_DATA{where}.{hint}")
         root = Path(self.root)
-        if not root.is_dir():
+        try:
+            exists, is_dir = root.exists(), root.is_dir()
+        except OSError as error:  # e.g. no permission to look into a parent folder
+            raise DataError(f"{root}: cannot look at the data set root folder ({error.strerror or error})") from None
+        if exists and not is_dir:
+            raise DataError(f"{root}: not a folder; --root must be the {self.name} data set folder.{hint}")
+        if not is_dir:
             raise DataError(f"{root}: data set root folder not found for {self.name}.{hint}")
         return root
+
+    def check_root(self) -> None:
+        """Check, before any job runs, that the data set is where the root says: the root is a folder,
+        and, where the layout is the same for every category, that the layout is there. Cheap: it
+        reads no image. Problems of one category are left to that category's job."""
+        self.root_dir()
 
 
 def empty_training_split(where: str | Path, expected: str) -> DataError:

@@ -45,6 +45,9 @@ class BraTSBMAD(FileAdapter):
         raise DataError(f"{root}: no BMAD Brain layout (expected {root / 'Brain' / 'train' / 'good'} or "
                         f"{root / 'train' / 'good'}). {self.download_hint}")
 
+    def check_root(self) -> None:
+        self.base_dir()
+
     def _evaluation_items(self, split_dir: Path) -> list[Item]:
         items = [Item(p) for p in images_in(_image_dir(split_dir / "good"))] if (split_dir / "good").is_dir() else []
         ungood = split_dir / "Ungood"

@@ -14,8 +14,9 @@ SUBJECTS deterministically instead: subjects are ordered by sha256("<seed>:<subj
 `test_fraction` of them are the test subjects, the next `valid_fraction` the validation subjects,
 the rest the training subjects. Training uses the normal slices of the training subjects only;
 validation and test use all slices of their subjects. The split is saved as a manifest CSV in
-<cache>/brats/ next to a .sha256 file with its checksum; the slices of each subject are cached as
-npz, so the volumes are read once.
+<cache>/brats/ next to a .sha256 file with its checksum, keyed on the files' sizes and modification
+times (a changed volume gets a new manifest); the slices of each subject are cached as npz, so the
+volumes are read once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from harness.datasets import cache
 from harness.datasets.base import (Adapter, CategoryData, Split, check_image_size, empty_training_split,
                                    split_fingerprint)
 from harness.datasets.imageio import parallel_map, resize_mask, resize_rgb
+from harness.datasets.nifti import check_complete
 from harness.errors import DataError, HarnessError
 from harness.files import atomic_write, file_stamp
 from harness.paths import cache_dir
@@ -78,6 +80,7 @@ def find_subjects(root: Path) -> list[Subject]:
 def _read_volume(path: Path) -> np.ndarray:
     from medpy.io import load as medpy_load  # imported here: only this adapter needs medpy
 
+    check_complete(path)  # the reader would return a truncated file's missing voxels as zeros
     try:
         with _READ_LOCK:  # one volume at a time: ITK's readers are not documented as thread-safe
             volume, _ = medpy_load(str(path))
@@ -141,6 +144,9 @@ class BraTS(Adapter):
                             f"the subject-level train/validation/test split needs at least 3. {self.download_hint}")
         return subjects
 
+    def check_root(self) -> None:
+        self.subjects()
+
     def assign(self, subjects: list[Subject]) -> dict[str, str]:
         """subject id -> train / valid / test, by the seeded hash order (independent of library versions)."""
         seed = self.options["seed"]
@@ -154,14 +160,21 @@ class BraTS(Adapter):
         return {sid: "test" if i < n_test else "valid" if i < n_test + n_valid else "train" for i, sid in enumerate(order)}
 
     def manifest(self) -> tuple[Path, list[dict[str, str]], str]:
-        """(manifest path, rows, sha256); built once (reading every volume once), then read back and verified."""
+        """(manifest path, rows, sha256); built once (reading every volume once), then read back and verified.
+
+        The manifest is keyed on the split's parameters, the subjects' files and each file's size and
+        modification time: when a volume changes (a corrected segmentation), its slices' labels may
+        change, so the manifest is rebuilt and the stale one removed.
+        """
         root = self.root_dir()
         subjects = self.subjects()
         params = {k: self.options[k] for k in ("seed", "valid_fraction", "test_fraction")}
         key_text = "\n".join([str(root.resolve()), str(VERSION), repr(sorted(params.items()))]
                              + [f"{s.id}\t{s.flair.relative_to(root)}\t{s.seg.relative_to(root)}" for s in subjects])
         key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
-        path = cache_dir() / "brats" / f"manifest-seed{self.options['seed']}-{key}.csv"
+        stamp = file_stamp([p for s in subjects for p in (s.flair, s.seg)])[:16]
+        prefix = f"manifest-seed{self.options['seed']}-{key}-"
+        path = cache_dir() / "brats" / f"{prefix}{stamp}.csv"
         checksum_path = path.with_name(path.name + ".sha256")
         if path.is_file() and checksum_path.is_file():
             content = path.read_bytes()
@@ -188,6 +201,9 @@ class BraTS(Adapter):
         digest = hashlib.sha256(content).hexdigest()
         atomic_write(path, lambda file: file.write(content))
         atomic_write(checksum_path, lambda file: file.write(f"{digest}  {path.name}\n".encode()))
+        for stale in path.parent.glob(f"{prefix}*.csv*"):  # the same split of files that have changed since
+            if stale.name not in (path.name, checksum_path.name):
+                stale.unlink(missing_ok=True)
         return path, rows, digest
 
     @staticmethod

@@ -87,6 +87,9 @@ class CIFAR10(OneClassAdapter):
                 return folder
         raise DataError(f"{root}: no CIFAR-10 batches (expected {root / 'cifar-10-batches-py' / 'data_batch_1'}). {self.download_hint}")
 
+    def check_root(self) -> None:
+        self.batch_dir()
+
     def read_arrays(self) -> ClassArrays:
         folder = self.batch_dir()
         root = self.root_dir()

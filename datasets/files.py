@@ -50,9 +50,18 @@ class Listing:
         return named
 
 
+def folder_entries(folder: Path) -> list[Path]:
+    """The entries of `folder`; a folder that cannot be listed (no permission) is a DataError naming it."""
+    try:
+        return list(folder.iterdir())
+    except OSError as error:
+        raise DataError(f"{folder}: cannot list the folder ({error.strerror or error})") from None
+
+
 def images_in(folder: Path) -> list[Path]:
     """Image files directly in `folder`, sorted by name; hidden files and other files are skipped."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+    return sorted(p for p in folder_entries(folder)
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
 
 
 def relative(path: Path, root: Path) -> str:
@@ -86,7 +95,7 @@ def mvtec_test_items(folder: Path, suffixes: Sequence[str], mask_root: Path | No
     test_dir = folder / "test"
     if not test_dir.is_dir():
         raise DataError(f"{test_dir}: folder not found (expected test/good and test/<defect> folders)")
-    defect_dirs = sorted(p for p in test_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    defect_dirs = sorted(p for p in folder_entries(test_dir) if p.is_dir() and not p.name.startswith("."))
     items: list[Item] = []
     for defect_dir in defect_dirs:
         images = images_in(defect_dir)
@@ -98,7 +107,7 @@ def mvtec_test_items(folder: Path, suffixes: Sequence[str], mask_root: Path | No
             items += pair_masks(images, mask_root / defect_dir.name, suffixes, defect_dir.name)
     if mask_root is not None and mask_root.is_dir():
         defects = {d.name for d in defect_dirs}
-        for mask_dir in sorted(p for p in mask_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for mask_dir in sorted(p for p in folder_entries(mask_root) if p.is_dir() and not p.name.startswith(".")):
             if mask_dir.name != "good" and mask_dir.name not in defects and images_in(mask_dir):
                 raise DataError(f"{mask_dir}: masks for a defect type with no test/{mask_dir.name} folder")
     return items
@@ -138,8 +147,11 @@ class FileAdapter(Adapter):
         return self.root_dir()
 
     def checked_listing(self, category: str) -> Listing:
-        listing = self.listing(category)
         where = f"{self.name}/{category}"
+        try:
+            listing = self.listing(category)
+        except OSError as error:  # e.g. a file or folder the user may not read (stat refused)
+            raise DataError(f"{error.filename or where}: cannot read ({error.strerror or error})") from None
         if not listing.train:
             raise empty_training_split(where, "normal training images")
         if not listing.test:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.datasets.files import folder_entries
 from harness.datasets.mvtec import MVTecLayout
 from harness.errors import DataError
 
@@ -35,7 +36,7 @@ class FolderDataset(MVTecLayout):
         root = self.root_dir()
         if self._single(root):
             return (root.resolve().name,)
-        found = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "train" / "good").is_dir()))
+        found = tuple(sorted(p.name for p in folder_entries(root) if p.is_dir() and (p / "train" / "good").is_dir()))
         if not found:
             raise DataError(f"{root}: no category folders found (expected <root>/<category>/train/good, "
                             f"or train/good directly in {root})")

@@ -60,6 +60,10 @@ class _IDXOneClass(OneClassAdapter):
                     return folder / name
         raise DataError(f"{root}: {stem}[.gz] not found (looked in {', '.join(str(f) for f in folders)}). {self.download_hint}")
 
+    def check_root(self) -> None:
+        for stem in FILES.values():
+            self._find(stem)
+
     def read_arrays(self) -> ClassArrays:
         root = self.root_dir()
         paths = {key: self._find(stem) for key, stem in FILES.items()}

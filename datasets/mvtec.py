@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.datasets.base import empty_training_split
-from harness.datasets.files import FileAdapter, Item, Listing, images_in, mvtec_test_items
+from harness.datasets.files import FileAdapter, Item, Listing, folder_entries, images_in, mvtec_test_items
 from harness.errors import DataError
 
 MVTEC_CATEGORIES = (
@@ -51,7 +51,7 @@ class MVTecLayout(FileAdapter):
         """Point at the right folder when the user gave the one above or below it."""
         if (root / "train" / "good").is_dir():
             return f" {root} looks like a single category folder: point --root at {root.parent}."
-        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        for child in sorted(p for p in folder_entries(root) if p.is_dir()):
             if (child / category).is_dir():
                 return f" Found {child / category}: point --root at {child}."
         return f" {self.download_hint}" if self.download_hint else ""

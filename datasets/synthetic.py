@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from harness.datasets.mvtec import MVTecLayout
+from harness.errors import DataError
 from harness.paths import cache_dir
 
 VERSION = "v1"
@@ -204,6 +205,12 @@ class SyntheticAdapter(MVTecLayout):
     @property
     def categories(self) -> tuple[str, ...]:
         return CATEGORIES
+
+    def check_root(self) -> None:
+        # a missing root is where the data set will be generated; a file there is an error
+        root = Path(self.root)
+        if root.exists() and not root.is_dir():
+            raise DataError(f"{root}: not a folder; --root must be a folder to generate the synthetic data set in")
 
     def category_dir(self, category: str) -> Path:
         if category in CATEGORIES:

@@ -79,6 +79,23 @@ def read_split_csv(path: Path) -> list[SplitRow]:
     return rows
 
 
+# (split, label) -> how messages name the rows; every category of a split file needs all three
+REQUIRED_ROWS = {("train", "normal"): "normal training", ("test", "normal"): "normal test",
+                 ("test", "anomaly"): "anomalous test"}
+
+
+def check_category_rows(path: Path, category: str, rows: list[SplitRow]) -> None:
+    """A split file must give each category normal training images and normal and anomalous test
+    images; one that lacks any of them (an edited or cut file) is an error naming the file and category."""
+    if not rows:
+        raise DataError(f"{path}: no rows for category '{category}'")
+    present = {(row.split, row.label) for row in rows}
+    missing = [name for kind, name in REQUIRED_ROWS.items() if kind not in present]
+    if missing:
+        raise DataError(f"{path}: category '{category}' has no {' and no '.join(missing)} rows (every category needs "
+                        "normal training, normal test and anomalous test rows; is the split file complete?)")
+
+
 class VisA(FileAdapter):
     name = "visa"
     description = "VisA (12 categories, non-square JPEGs, class-id masks), raw download via split_csv"
@@ -142,8 +159,7 @@ class VisA(FileAdapter):
         root = self.root_dir()
         csv_path = self.split_csv()
         rows = [row for row in self._split_rows(csv_path) if row.object == category]
-        if not rows:
-            raise DataError(f"{csv_path}: no rows for category '{category}'")
+        check_category_rows(csv_path, category, rows)
         names = self._defect_names(category)
         train, test, seen, excluded = [], [], {}, 0
         for row in rows:

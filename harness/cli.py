@@ -178,11 +178,13 @@ def command_run(args: argparse.Namespace) -> int:
     sweep = options.sweep()
     resolved = sweep.resolve()
     backend = make_backend(options.execution(), options.device)  # checks GPUs; starts nothing yet
+    # Nothing is written before the input passed. With an existing dask cluster the data may be on its
+    # workers only, so there the jobs check the data themselves.
+    preflight(resolved.jobs[0], data=not options.dask_address)
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
     store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
                    "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
                    "execution": vars(options.execution())})
-    preflight(resolved.jobs[0])
     print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
           f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
           f"backend {options.backend}")

@@ -31,6 +31,9 @@ class Method:
 
     name: ClassVar[str] = ""
     Settings: ClassVar[type] = object
+    # Settings that only shape training: a job that evaluates a given checkpoint trains nothing, so
+    # they are left out of its configuration, its identity and its record.
+    training_settings: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings

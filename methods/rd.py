@@ -1,6 +1,6 @@
 """Reverse Distillation (RD4AD, Deng & Li, CVPR 2022) as in the official code (hq-deng/RD4AD).
 
-Training and inference follow ../shared/docs/rd4ad.md: frozen ImageNet teacher (stem + layer1..3),
+Training and inference follow docs/rd4ad.md: frozen ImageNet teacher (stem + layer1..3),
 OCBE bottleneck + student decoder trained with the global flattened cosine loss (Adam, lr 0.005,
 betas (0.5, 0.999)); anomaly map = sum over scales of 1 - cosine, bilinear (align_corners=True)
 to the input size, Gaussian sigma 4; image score = max of the map. Checkpoints are the official
@@ -138,6 +138,7 @@ class ReverseDistillation(Method):
 
     name = "rd"
     Settings = RDSettings
+    training_settings = frozenset({"epochs", "batch_size", "lr", "betas", "cache_teacher", "teacher_cache_dtype"})
 
     def __init__(self, settings: RDSettings | None = None) -> None:
         settings = settings if settings is not None else RDSettings()

@@ -29,7 +29,7 @@ class BackboneSpec:
 
 BACKBONES: dict[str, BackboneSpec] = {
     "resnet18": BackboneSpec("basic", 1, 64, (2, 2, 2), 2),
-    "resnet34": BackboneSpec("basic", 1, 64, (3, 4, 6), 2),
+    "resnet34": BackboneSpec("basic", 1, 64, (3, 4, 6), 3),  # official BN_layer(AttnBasicBlock, 3)
     "resnet50": BackboneSpec("bottleneck", 4, 64, (3, 4, 6), 3),
     "wide_resnet50_2": BackboneSpec("bottleneck", 4, 128, (3, 4, 6), 3),
 }

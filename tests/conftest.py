@@ -3,8 +3,6 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
@@ -12,13 +10,6 @@ def isolated_cache(tmp_path_factory):
     if not os.environ.get("HARNESS_CACHE"):
         os.environ["HARNESS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     return Path(os.environ["HARNESS_CACHE"])
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"{SHARED}: the shared reference folder must lie beside the checkout")
-    return SHARED
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,58 @@ def test_bad_subjects_and_roots(root, tmp_path):
         BraTS(few).fingerprint("brain")
     with pytest.raises(DataError, match=r"--root.*HARNESS_DATA.*brats"):
         BraTS().fingerprint("brain")
+
+
+def _cut(path: Path, keep: float) -> None:
+    """Keep the first `keep` fraction of the file's bytes, as an interrupted download or copy does."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("name, damage", [
+    ("BraTS2021_00001/BraTS2021_00001_seg.nii.gz", "cut"),  # the gzip stream ends early
+    ("BraTS2021_00001/BraTS2021_00001_flair.nii.gz", "cut"),
+    ("BraTS2021_00001/BraTS2021_00001_seg.nii.gz", "short"),  # a complete gzip stream of too few voxels
+    ("BraTS20_Training_001/BraTS20_Training_001_flair.nii", "cut"),  # uncompressed, too few bytes
+])
+def test_truncated_volume_is_an_error_naming_the_file(root, name, damage):
+    import gzip
+
+    path = root / name
+    if damage == "cut":
+        _cut(path, 0.6)
+    else:
+        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-500]))
+    with pytest.raises(DataError, match=rf"{path.name}: .*truncated"):
+        BraTS(root).load("brain", 8)
+
+
+def test_truncated_volume_is_not_read_as_zeros(root):
+    """The reader underneath fills missing voxels with zeros; the adapter must refuse such a file instead."""
+    subject = next(s for s in find_subjects(root) if s.id.startswith("BraTS2021_00000"))
+    _cut(subject.flair, 0.5)
+    with pytest.raises(DataError, match=r"BraTS2021_00000_flair\.nii\.gz: .*truncated"):
+        subject_slices(subject)
+    assert not list((root.parent / "cache").rglob("*.npz"))  # nothing cached from the damaged volume
+
+
+def test_manifest_is_rebuilt_when_a_volume_changes(root):
+    adapter = BraTS(root)
+    _, rows, _ = adapter.manifest()
+    before = adapter.load("brain", 8)
+    subject = next(r["subject"] for r in rows if r["split"] == "train")
+    seg_path = root / next(r["seg"] for r in rows if r["subject"] == subject)
+    seg = seg_volume()
+    seg[0:4, :, 60:70] = 1  # ten more tumour slices in a training subject
+    medpy_save(seg, str(seg_path))
+    stat = seg_path.stat()
+    os.utime(seg_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later modification time, whatever the clock
+
+    _, new_rows, _ = BraTS(root).manifest()
+    train = [r for r in new_rows if r["split"] == "train" and r["subject"] == subject]
+    assert [int(r["slice"]) for r in train] == [k for k in range(60, 100) if k not in range(60, 80)]
+    after = BraTS(root).load("brain", 8)
+    assert not after.train.masks.any()  # no tumour among the training slices
+    assert len(after.train) == len(before.train) - 10
+    assert after.fingerprint != before.fingerprint
+    assert len(list((root.parent / "cache" / "brats").glob("manifest-*.csv"))) == 1  # the stale one is gone

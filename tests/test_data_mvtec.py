@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +131,40 @@ def test_mask_size_differing_from_its_image(mvtec):
 def test_unreadable_image(mvtec):
     (mvtec / "bottle" / "train" / "good" / "001.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=r"train/good/001\.png: cannot read image"):
+        MVTecAD(mvtec).load("bottle", SIZE)
+
+
+UNREADABLE = ["bottle/train/good", "bottle/test", "bottle/test/broken_large", "bottle/ground_truth",
+              "bottle/ground_truth/broken_large"]
+
+
+@pytest.mark.parametrize("relative", UNREADABLE)
+def test_unreadable_folder_is_a_data_error_naming_it(mvtec, relative):
+    folder = mvtec / relative
+    folder.chmod(0)
+    try:
+        if os.access(folder, os.R_OK):
+            pytest.skip("chmod 000 does not stop this user (root) from reading: see the simulated variant below")
+        # the folder, or a path in it that cannot be looked at for want of permission on the folder
+        with pytest.raises(DataError, match=rf"^{re.escape(str(folder))}(/[\w.]+)?: cannot (list the folder|read) \(Permission denied\)"):
+            MVTecAD(mvtec).load("bottle", SIZE)
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("relative", UNREADABLE)
+def test_unreadable_folder_simulated(mvtec, relative, monkeypatch):
+    """The same as a user without permission sees it, also when the tests run as root."""
+    folder = mvtec / relative
+    listing = Path.iterdir
+
+    def iterdir(path):
+        if path == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(folder))}: cannot list the folder \(Permission denied\)"):
         MVTecAD(mvtec).load("bottle", SIZE)
 
 

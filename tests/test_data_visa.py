@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from harness.datasets import create
-from harness.datasets.visa import VISA_CATEGORIES, VisA, read_split_csv
+from harness.datasets.visa import VISA_CATEGORIES, VisA, check_category_rows, read_split_csv
 from harness.errors import DataError, HarnessError
 
-REAL_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "visa" / "split_csv"
+REAL_SPLITS = Path(__file__).resolve().parent / "fixtures" / "visa_split_csv"  # the published files, see its README.md
 W, H = 36, 24  # non-square, like the real ~1.5K x 1K images
 SIZE = 12
 
@@ -128,6 +128,26 @@ def test_missing_split_csv_and_bad_rows(tmp_path):
         VisA(root).load("candle", SIZE)
 
 
+@pytest.mark.parametrize("split, label, missing", [
+    ("train", "normal", "normal training"), ("test", "normal", "normal test"), ("test", "anomaly", "anomalous test"),
+])
+def test_split_file_lacking_rows_of_a_category_names_the_file_and_category(tmp_path, split, label, missing):
+    root = make_raw(tmp_path / "visa")
+    path = root / "split_csv" / "1cls.csv"
+    lines = path.read_bytes().decode().split("\r\n")
+    kept = [line for line in lines if not line.startswith(f"candle,{split},{label},")]
+    assert len(kept) < len(lines)
+    path.write_bytes("\r\n".join(kept).encode())
+    with pytest.raises(DataError, match=rf"split_csv/1cls\.csv: category 'candle' has no {missing} rows"):
+        VisA(root).load("candle", SIZE)
+
+
+def test_split_file_without_a_category_names_the_file_and_category(tmp_path):
+    root = make_raw(tmp_path / "visa")
+    with pytest.raises(DataError, match=r"split_csv/1cls\.csv: no rows for category 'pcb1'"):
+        VisA(root).load("pcb1", SIZE)
+
+
 def test_mask_size_differing_from_its_image(tmp_path):
     root = make_raw(tmp_path / "visa")
     Image.fromarray(np.zeros((H, H), dtype=np.uint8)).save(root / "candle" / "Data" / "Masks" / "Anomaly" / "000.png")
@@ -179,3 +199,11 @@ def test_real_1cls_split_file_gives_the_published_counts():
     anomalous = [r for r in rows if r.label == "anomaly"]
     assert all(r.image.endswith(".JPG") and r.mask.endswith(".png") for r in anomalous)
     assert all(r.mask == "" and "\r" not in r.image for r in rows if r.label == "normal")
+
+
+@pytest.mark.parametrize("split", ["1cls", "2cls_highshot", "2cls_fewshot"])
+def test_real_split_files_list_every_kind_of_row_for_every_category(split):
+    path = REAL_SPLITS / f"{split}.csv"
+    rows = read_split_csv(path)
+    for category in VISA_CATEGORIES:
+        check_category_rows(path, category, [r for r in rows if r.object == category])

@@ -18,7 +18,7 @@ from harness.methods.base import EpochLog
 from harness.methods.rd import RDSettings, ReverseDistillation, TrainingDiverged
 from harness.methods.rd_maps import anomaly_map, gaussian_blur, gaussian_kernel1d, rd_loss
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+KEYS_DIR = Path(__file__).resolve().parent / "fixtures" / "rd4ad_checkpoint_keys"
 
 
 def tiny(**overrides) -> RDSettings:
@@ -200,7 +200,7 @@ def test_official_checkpoint_round_trip_is_strict_and_exact(trained, tmp_path):
     model.save_checkpoint(path)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert set(raw) == {"bn", "decoder"}
-    expected_keys = [line.split("\t")[0] for line in (SHARED / "data/rd4ad_checkpoint_keys/resnet18_bn.tsv").read_text().splitlines()[1:]]
+    expected_keys = [line.split("\t")[0] for line in (KEYS_DIR / "resnet18_bn.tsv").read_text().splitlines()[1:]]
     assert list(raw["bn"]) == expected_keys
     # Same seed: with weights="none" the random teacher (not part of the official format) comes from
     # the seed; bottleneck and decoder are still untrained before loading.

@@ -19,7 +19,7 @@ from harness.methods.rd_networks import (
     count_parameters,
 )
 
-KEYS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "rd4ad_checkpoint_keys"
+KEYS_DIR = Path(__file__).resolve().parent / "fixtures" / "rd4ad_checkpoint_keys"  # see its README.md
 
 
 def official_keys(backbone: str, part: str) -> list[tuple[str, list[int]]]:
@@ -34,31 +34,51 @@ def on_meta(cls, backbone: str) -> nn.Module:
         return cls(backbone)
 
 
-@pytest.mark.parametrize("backbone", ["wide_resnet50_2", "resnet50", "resnet18"])
+OFFICIAL_BACKBONES = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
+
+
+def test_every_backbone_has_official_key_lists():
+    assert tuple(BACKBONES) == OFFICIAL_BACKBONES
+    assert sorted(p.name for p in KEYS_DIR.glob("*.tsv")) == sorted(f"{b}_{part}.tsv" for b in OFFICIAL_BACKBONES for part in ("bn", "decoder"))
+
+
+@pytest.mark.parametrize("backbone", OFFICIAL_BACKBONES)
 @pytest.mark.parametrize("part,cls", [("bn", OneClassBottleneck), ("decoder", StudentDecoder)])
 def test_state_dict_keys_and_shapes_equal_official(backbone, part, cls):
     expected = official_keys(backbone, part)
     got = [(key, list(value.shape)) for key, value in on_meta(cls, backbone).state_dict().items()]
+    assert len(got) == len(expected)
     assert got == expected  # same keys, same shapes, same order (num_batches_tracked included)
 
 
-@pytest.mark.parametrize(
-    "backbone,bottleneck,decoder",
-    [("wide_resnet50_2", 67_277_824, 24_917_504), ("resnet18", 12_205_312, 3_703_168)],
-)
-def test_parameter_counts(backbone, bottleneck, decoder):
+# (bottleneck, decoder, unused conv4 + bn4) parameters of the official networks
+OFFICIAL_PARAMETERS = {
+    "resnet18": (12_205_312, 3_703_168, 525_312),
+    "resnet34": (16_925_952, 5_770_624, 525_312),
+    "resnet50": (39_222_272, 15_821_824, 8_392_704),
+    "wide_resnet50_2": (67_277_824, 24_917_504, 8_392_704),
+}
+
+
+@pytest.mark.parametrize("backbone", OFFICIAL_BACKBONES)
+def test_parameter_counts(backbone):
+    bottleneck, decoder, unused = OFFICIAL_PARAMETERS[backbone]
     bn = on_meta(OneClassBottleneck, backbone)
     assert count_parameters(bn) == bottleneck
     assert count_parameters(on_meta(StudentDecoder, backbone)) == decoder
-    # the unused conv4 + bn4 are part of the count (8,392,704 for the wide ResNet)
-    unused = count_parameters(bn.conv4) + count_parameters(bn.bn4)
-    assert unused == {"wide_resnet50_2": 8_392_704, "resnet18": 525_312}[backbone]
+    # the unused conv4 + bn4 are part of the count
+    assert count_parameters(bn.conv4) + count_parameters(bn.bn4) == unused
+    # the same counts follow from the key lists (parameters: everything but BatchNorm buffers)
+    for part, count in (("bn", bottleneck), ("decoder", decoder)):
+        buffers = ("running_mean", "running_var", "num_batches_tracked")
+        assert sum(math.prod(shape) for key, shape in official_keys(backbone, part) if not key.endswith(buffers)) == count
 
 
-def test_resnet34_mirrors_resnet18_bottleneck_and_its_own_layers():
-    bn18 = on_meta(OneClassBottleneck, "resnet18").state_dict()
-    bn34 = on_meta(OneClassBottleneck, "resnet34").state_dict()
-    assert {k: v.shape for k, v in bn18.items()} == {k: v.shape for k, v in bn34.items()}
+def test_resnet34_has_resnet18_fusion_three_embedding_blocks_and_its_own_decoder():
+    bn18, bn34 = on_meta(OneClassBottleneck, "resnet18"), on_meta(OneClassBottleneck, "resnet34")
+    assert (len(bn18.bn_layer), len(bn34.bn_layer)) == (2, 3)  # official BN_layer(AttnBasicBlock, 2) and (.., 3)
+    fusion = ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "conv4", "bn4")
+    assert [getattr(bn18, n).weight.shape for n in fusion] == [getattr(bn34, n).weight.shape for n in fusion]
     decoder = on_meta(StudentDecoder, "resnet34")
     assert [len(decoder.layer1), len(decoder.layer2), len(decoder.layer3)] == [3, 4, 6]
 

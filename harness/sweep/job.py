@@ -125,6 +125,7 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None) -> Jo
         "seed": job.seed,
         "settings": job.settings,
         "checkpoint": job.checkpoint,
+        "model": _model_source(job, history),
         "metrics": {name: value.to_dict() for name, value in metrics.items()},
         "evaluation": {
             "image_size": job.settings.get("image_size"),
@@ -156,6 +157,19 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None) -> Jo
     }
     predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)
     return JobResult(record, predictions, _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None)
+
+
+def _model_source(job: Job, history: list) -> dict:
+    """Where the evaluated model came from: trained here (and for how long), or loaded from a checkpoint."""
+    if not job.checkpoint:
+        return {"trained": True, "epochs": len(history)}
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(job.checkpoint, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"trained": False, "checkpoint": job.checkpoint, "checkpoint_sha256": digest.hexdigest()}
 
 
 def _checkpoint_bytes(method) -> bytes:

@@ -104,6 +104,8 @@ class Sweep:
                 settings = dataclasses.asdict(method_class.Settings(**(profile.settings | self.overrides)))
                 if "seed" in settings:
                     settings["seed"] = seed
+                if self.checkpoint:  # the model is loaded, not trained: no epochs to claim or to tell jobs apart by
+                    settings = {k: v for k, v in settings.items() if k not in method_class.training_settings}
                 jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings,
                                 self.root, self.checkpoint, tuple(metrics), data_options,
                                 self.eval_every, self.save_checkpoints, "portable" if self.portable else "native"))

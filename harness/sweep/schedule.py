@@ -168,12 +168,18 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
     return outcome
 
 
-def preflight(job: Job) -> None:
-    """Build the method once before anything runs, so bad settings or missing weights fail up front."""
-    from harness import methods
+def preflight(job: Job, *, data: bool = True) -> None:
+    """Check once, before anything runs or is written, what every job of the sweep needs: the data set's
+    root (with `data`), the method's settings and weights, and the checkpoint to evaluate against the
+    model. Raises HarnessError (one line) instead of letting every job fail the same way."""
+    from harness import datasets, methods
 
+    if data:
+        datasets.create(job.dataset, job.root, **job.data_options).check_root()
     method_class = methods.get(job.method)
-    method_class(method_class.Settings(**job.settings))
+    method = method_class(method_class.Settings(**job.settings))
+    if job.checkpoint:
+        method.load_checkpoint(job.checkpoint)
 
 
 def interrupted_message(interrupted: SweepInterrupted, store: RunStore, command: list[str]) -> str:
