@@ -67,11 +67,16 @@ def machine_info(device: str | None) -> dict:
 
 def command_bench(args: argparse.Namespace) -> int:
     from harness.bench import data_speed, estimate, metric_speed, model_speed
+    from harness.sweep import numerics
     from harness.methods.rd import resolve_device
     from harness.methods.rd_cache import cache_bytes, plan_cache
 
     what = args.what
     sections = SECTIONS[what]
+    if args.portable and not numerics.process_is_portable():
+        if not getattr(args, "can_restart", False):
+            raise HarnessError(f"--portable needs a process started with {numerics.missing_environment()}")
+        numerics.restart_portable(args.command_line)  # does not return
     if what == "estimate" and not args.dataset:
         raise HarnessError("bench estimate needs --dataset NAME (e.g. mvtec, visa, synthetic)")
     settings, profile = model_settings(args)
@@ -91,13 +96,17 @@ def command_bench(args: argparse.Namespace) -> int:
     if model_sections:
         result["settings"] = dataclasses.asdict(settings)
         result["setup"] = model_speed.describe_setup(settings)
-        if "train" in sections:
-            off = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="off")
-            on = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="on")
-            result["train"] = {"uncached": off, "cached": on, "cache_speedup": on["images_per_s"] / off["images_per_s"]}
-        if "infer" in sections:
-            result["infer"] = model_speed.bench_infer(settings, steps=args.steps, warmup=args.warmup)
-        blocks.append(model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer")))
+        result["numerics"] = "portable" if args.portable else "native"
+        with numerics.numerics(result["numerics"]):
+            if "train" in sections:
+                off = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="off")
+                on = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="on")
+                result["train"] = {"uncached": off, "cached": on,
+                                   "cache_speedup": on["images_per_s"] / off["images_per_s"]}
+            if "infer" in sections:
+                result["infer"] = model_speed.bench_infer(settings, steps=args.steps, warmup=args.warmup)
+        blocks.append(model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer"))
+                      + f"\nCPU numerics: {result['numerics']}")
     if "data" in sections:
         result["data"] = data_speed.bench_data(source, settings.image_size)
         blocks.append(data_speed.format_bench_data(result["data"]))
@@ -145,6 +154,8 @@ def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
     model.add_argument("--steps", type=positive_int, default=5, help="timed steps (batches) per measurement")
     model.add_argument("--warmup", type=positive_int, default=1, help="untimed warm-up steps before each measurement")
     model.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
+    model.add_argument("--portable", action="store_true",
+                       help="measure in the portable CPU numerics of `run --portable` (restarts the command once)")
     sweep = bench.add_argument_group("data set and sweep estimate")
     sweep.add_argument("--dataset", help="data set for `data` (default synthetic) and for the sweep estimate")
     sweep.add_argument("--root", help="folder of the data set (counts its files for the estimate)")

@@ -271,9 +271,8 @@ def make_baseline(run: str | Path, previous: dict | None = None, metrics: list[s
     first = records[0]
     previous = previous or {}
 
-    def entry(value: Stats) -> dict:
-        return {"mean": None if math.isnan(value.mean) else round(value.mean, 6), "std": round(value.std, 6),
-                "n": value.n}
+    def entry(value: Stats) -> dict:  # unrounded: a baseline can demand the same bits (--atol 0 --rtol 0)
+        return {"mean": None if math.isnan(value.mean) else value.mean, "std": value.std, "n": value.n}
 
     return {
         **({"about": previous["about"]} if "about" in previous else {}),
