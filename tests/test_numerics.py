@@ -2,12 +2,14 @@
 
 Other CPUs are emulated on this one by capping what the libraries may use (outer environment
 variables, read when torch loads): ATen's kernels at AVX2 or scalar, oneDNN at AVX2 or SSE4.1, MKL
-at AVX2 or SSE4.2. A native run follows the caps (different sums, different bits); a portable run
-pins its own code paths and must not.
+at AVX2 or SSE4.2, and MKL made to take its Intel code paths (it ignores its caps on other vendors'
+CPUs). A native run follows the caps (different sums, different bits); a portable run pins its own
+code paths and must not.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -28,7 +30,7 @@ MACHINES = {
                       "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
 }
 CAP_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OMP_NUM_THREADS",
-                 numerics.MARKER)
+                 "LD_PRELOAD", numerics.MARKER)
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +54,27 @@ def bits(record: dict) -> tuple:
             tuple(sorted((name, metric["value"]) for name, metric in record["metrics"].items())))
 
 
+def intel_mkl(folder) -> dict:
+    """Environment that makes MKL take its Intel code paths on any x86-64 CPU (on an AMD CPU MKL otherwise
+    ignores its instruction caps): a preloaded library answering MKL's vendor query with yes."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return {}
+    source = folder / "intel.c"
+    source.write_text("int mkl_serv_intel_cpu_true(void) { return 1; }\nint mkl_serv_intel_cpu(void) { return 1; }\n")
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / "libintel.so"), str(source)], check=True)
+    return {"LD_PRELOAD": str(folder / "libintel.so")}
+
+
 @pytest.fixture(scope="module")
 def portable(data, tmp_path_factory):
-    """The tiny job in portable mode on every emulated machine."""
+    """The tiny job in portable mode on every emulated machine (an Intel MKL too, where a C compiler is at hand)."""
     out = tmp_path_factory.mktemp("portable")
-    return {name: run(data, out / f"run-{i}", machine, "--portable") for i, (name, machine) in enumerate(MACHINES.items())}
+    machines = dict(MACHINES)
+    intel = intel_mkl(out)
+    if intel:
+        machines["Intel MKL, AVX2"] = intel | MACHINES["AVX2"]
+    return {name: run(data, out / f"run-{i}", machine, "--portable") for i, (name, machine) in enumerate(machines.items())}
 
 
 @pytest.mark.skipif(NATIVE_BEST == "DEFAULT", reason="this CPU has no vector ISA for ATen: nothing to emulate")
