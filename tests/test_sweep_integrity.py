@@ -1,0 +1,76 @@
+"""Sweep integrity, end to end: what a job's identity covers (its data, by content), one `run` per run folder,
+nothing written for an invalid sweep, duplicates, leftovers, messages, logs, threads, and the dask backend's
+timeouts, addresses and Ctrl-C."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harness.datasets.folder import FolderDataset
+
+from sweep_fixtures import make_dataset, start_harness
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The tiny data set, one copy per test module (tests that change data copy it first)."""
+    return make_dataset(tmp_path_factory.mktemp("integrity") / "data")
+
+
+@pytest.fixture
+def processes():
+    """Sweeps started in the background; whatever a failed test leaves running is killed."""
+    started = []
+
+    def start(*args, **popen):
+        started.append(start_harness(*args, **popen))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _black_out(image: Path) -> None:
+    """Overwrite an image with a black one of the same size in bytes and the same modification time."""
+    stat = image.stat()
+    original = image.read_bytes()
+    Image.new("RGB", Image.open(image).size).save(image, compress_level=9)  # a few hundred bytes
+    black = image.read_bytes()
+    assert len(black) < len(original)
+    image.write_bytes(black + b"\0" * (len(original) - len(black)))  # decoders ignore bytes after IEND
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert image.stat().st_size == stat.st_size and image.read_bytes() != original
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def test_a_fingerprint_reflects_content_and_unchanged_files_are_not_read_again(tmp_path, monkeypatch):
+    from harness import files
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    root = make_dataset(tmp_path / "data", categories=("amber",))
+    first = FolderDataset(root).fingerprint("amber")
+    with monkeypatch.context() as patch:  # a second look at unchanged files: their hashes come from the cache
+        patch.setattr(files, "_sha256", lambda path: pytest.fail(f"{path} was read again"))
+        assert FolderDataset(root).fingerprint("amber") == first
+    _black_out(root / "amber" / "test" / "blob" / "001.png")
+    changed = FolderDataset(root).fingerprint("amber")
+    assert changed != first
+    # the decode-once array cache is keyed by the fingerprint: it serves the new pixels, not the old ones
+    loaded = [FolderDataset(root, cache=True).load("amber", 64) for _ in range(2)]
+    assert loaded[1].provenance["array_cache"].startswith("hit") and loaded[1].fingerprint == changed
+    blob = loaded[1].test.paths.index("amber/test/blob/001.png")
+    assert not loaded[1].test.images[blob].any()
+
+
