@@ -169,7 +169,7 @@ def command_run(args: argparse.Namespace) -> int:
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
     store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
                    "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
-                   "execution": vars(options.execution())})
+                   "data_fingerprints": resolved.data_fingerprints, "execution": vars(options.execution())})
     preflight(resolved.jobs[0])
     print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
           f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "

@@ -1,7 +1,8 @@
 """The run folder: one folder per job, written atomically; a job is done iff its record.json exists.
 
 results/runs/<run>/
-  sweep.json                     the sweep as resolved
+  sweep.json                     the sweep as resolved (with each category's data fingerprint)
+  superseded/<job-id>/           job folders of jobs whose data changed since they ran
   results.csv                    one row per finished job (aggregated from the records)
   jobs/<job-id>/config.json      the job's resolved configuration (written when the sweep starts)
   jobs/<job-id>/predictions.npz  scores, labels, float16 maps, packed masks, paths
@@ -17,9 +18,11 @@ before it replaces the predictions, so a record never sits beside another attemp
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,7 @@ FAILURE = "failure.json"
 CHECKPOINT = "checkpoint.pth"
 LOG = "log.txt"
 RESULTS_CSV = "results.csv"
+SUPERSEDED = "superseded"  # jobs/<id> folders of jobs that ran on data that have changed since
 
 # Settings that change how fast a job runs or what it prints, never its results: kept out of job ids
 # (so a sweep resumed on another device or with another inference batch size finds its finished
@@ -83,6 +87,25 @@ class RunStore:
         except OSError as error:
             raise HarnessError(f"{self.run_dir}: cannot write the output folder ({error.strerror or error})") from None
         write_json(self.run_dir / "sweep.json", sweep_description)
+
+    def job_configs(self) -> dict[str, dict]:
+        """job id -> config.json of every job folder that has one."""
+        configs = {}
+        for path in sorted((self.run_dir / "jobs").glob(f"*/{CONFIG}")):
+            with contextlib.suppress(HarnessError):
+                configs[path.parent.name] = read_json(path)
+        return configs
+
+    def set_aside(self, job_id: str) -> Path:
+        """Move a job's folder to superseded/<job id> (suffixed when taken), out of the run's results."""
+        target = self.run_dir / SUPERSEDED / job_id
+        number = 1
+        while target.exists():
+            number += 1
+            target = self.run_dir / SUPERSEDED / f"{job_id}.{number}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.job_dir(job_id), target)
+        return target
 
     def job_dir(self, job_id: str) -> Path:
         return self.run_dir / "jobs" / job_id

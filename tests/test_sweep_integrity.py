@@ -2,7 +2,9 @@
 nothing written for an invalid sweep, duplicates, leftovers, messages, logs, threads, and the dask backend's
 timeouts, addresses and Ctrl-C."""
 
+import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from PIL import Image
 
 from harness.datasets.folder import FolderDataset
 
-from sweep_fixtures import make_dataset, start_harness
+from sweep_fixtures import FAST, harness, make_dataset, records, start_harness
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,50 @@ def _one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
     for word in words:
         assert word in result.stderr, result.stderr
+
+
+# ---- 1. a job's identity includes its data, by content ------------------------------------------
+
+def test_the_same_command_on_other_data_runs_again_in_its_own_folder(tmp_path, data):
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    _black_out(other / "amber" / "test" / "good" / "000.png")
+    args = ["run", *FAST, "--categories", "amber"]
+    first = harness(*args, "--root", str(data), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = harness(*args, "--root", str(other), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "already done, skipped" not in second.stdout and "1 job(s) run, 0 already done" in second.stdout
+    folders = sorted((tmp_path / "results" / "runs").iterdir())
+    assert len(folders) == 2  # the run folder's name follows the data too
+    fingerprints = {records(folder)["amber"]["data"]["fingerprint"] for folder in folders}
+    assert len(fingerprints) == 2
+    # the same data elsewhere are the same data: the sweep resumes in the first folder
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    third = harness(*args, "--root", str(copy), cwd=tmp_path)
+    assert third.returncode == 0 and "already done, skipped" in third.stdout
+
+
+def test_a_run_folder_whose_data_changed_says_so_and_runs_again(tmp_path, data):
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    out = tmp_path / "run"
+    args = ["run", *FAST, "--categories", "amber", "--root", str(root), "--out", str(out)]
+    assert harness(*args).returncode == 0
+    (old_job,) = (out / "jobs").iterdir()
+    old_fingerprint = records(out)["amber"]["data"]["fingerprint"]
+
+    _black_out(root / "amber" / "train" / "good" / "003.png")  # same name, size and mtime; other pixels
+    again = harness(*args)
+    assert again.returncode == 0, again.stderr
+    assert "amber: the data changed" in again.stdout and "already done, skipped" not in again.stdout
+    assert "1 job(s) run, 0 already done, 0 failed" in again.stdout
+    (new_job,) = (out / "jobs").iterdir()  # the folder holds results on one version of the data only
+    assert new_job.name != old_job.name and (out / "superseded" / old_job.name / "record.json").is_file()
+    assert records(out)["amber"]["data"]["fingerprint"] != old_fingerprint
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert sweep["data_fingerprints"] == {"amber": records(out)["amber"]["data"]["fingerprint"]}
 
 
 def test_a_fingerprint_reflects_content_and_unchanged_files_are_not_read_again(tmp_path, monkeypatch):

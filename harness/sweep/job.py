@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from harness import datasets, methods
+from harness.errors import DataError
 from harness.metrics import LABELS, evaluate
 from harness.store import RunStore, pack_predictions
 from harness.sweep import provenance
@@ -68,6 +69,10 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
     timings["load"] = time.perf_counter() - clock
     log(f"load: {len(data.train)} training and {len(data.test)} test images, fingerprint {data.fingerprint} "
         f"({timings['load']:.1f} s)")
+    if job.data_fingerprint and data.fingerprint != job.data_fingerprint:
+        raise DataError(f"{job.dataset}/{job.category}: the data changed after the sweep was planned (fingerprint "
+                        f"{job.data_fingerprint}, now {data.fingerprint}); run the command again to plan the sweep "
+                        "on the data as they are now")
 
     method_class = methods.get(job.method)
     method = method_class(method_class.Settings(**job.settings))

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from tqdm.auto import tqdm
 
 from harness.metrics import LABELS
-from harness.store import RunStore
+from harness.store import RECORD, SUPERSEDED, RunStore, read_json
 from harness.sweep.backends import Backend
 from harness.sweep.job import JobOutcome, store_result
 from harness.sweep.plan import Job, ResolvedSweep
@@ -96,6 +96,27 @@ def jobs_to_run(resolved: ResolvedSweep, store: RunStore, rerun: bool) -> tuple[
     return [job for job in resolved.jobs if job.job_id not in done_ids], done
 
 
+def set_aside_changed_data(resolved: ResolvedSweep, store: RunStore) -> dict[str, tuple[str, str, int]]:
+    """Move the folder's jobs that ran on other data than the sweep's now (same data set and category,
+    another fingerprint) to superseded/, so the run folder never mixes two versions of the data; their
+    jobs then run again. Returns category -> (old fingerprint, new fingerprint, jobs moved)."""
+    current = resolved.data_fingerprints
+    changed: dict[str, tuple[str, str, int]] = {}
+    for job_id, config in store.job_configs().items():
+        category = config.get("category")
+        if config.get("dataset") != resolved.sweep.dataset or not current.get(category):
+            continue  # another data set, a category not in this sweep, or data unreadable now (that job fails)
+        old = config.get("data_fingerprint")
+        if old is None and store.is_done(job_id):  # planned before fingerprints were part of a job's identity
+            old = (read_json(store.job_dir(job_id) / RECORD).get("data") or {}).get("fingerprint")
+        if old is None or old == current[category]:
+            continue
+        store.set_aside(job_id)
+        moved = changed.get(category, (old, current[category], 0))[2] + 1
+        changed[category] = (old, current[category], moved)
+    return changed
+
+
 def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
     if outcome.log is not None:
         store.write_log(job.job_id, outcome.log)
@@ -122,6 +143,9 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
 
     backend = backend or SerialBackend()
     outcome = SweepOutcome()
+    for category, (old, new, moved) in set_aside_changed_data(resolved, store).items():
+        log(f"{category}: the data changed since this folder's jobs ran (fingerprint {old}, now {new}); "
+            f"{moved} job folder(s) on the old data moved to {store.run_dir / SUPERSEDED}, its jobs run again")
     todo, done = jobs_to_run(resolved, store, rerun)
     position = {job.job_id: index for index, job in enumerate(resolved.jobs, start=1)}
     total = len(resolved.jobs)
