@@ -20,6 +20,7 @@ SETTING_FLAGS = {
 }
 
 
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
@@ -167,18 +168,19 @@ def command_run(args: argparse.Namespace) -> int:
     resolved = sweep.resolve()
     backend = make_backend(options.execution(), options.device)  # checks GPUs; starts nothing yet
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
-    store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
-                   "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
-                   "data_fingerprints": resolved.data_fingerprints, "execution": vars(options.execution())})
-    preflight(resolved.jobs[0])
-    print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
-          f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
-          f"backend {options.backend}")
-    try:
-        outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
-    except SweepInterrupted as interrupted:
-        print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
-        return interrupted.exit_code
+    with store.locked():  # one `run` per run folder at a time; another one stops here with one line
+        store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
+                       "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
+                       "data_fingerprints": resolved.data_fingerprints, "execution": vars(options.execution())})
+        preflight(resolved.jobs[0])
+        print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
+              f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
+              f"backend {options.backend}")
+        try:
+            outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
+        except SweepInterrupted as interrupted:
+            print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
+            return interrupted.exit_code
 
     order = {job.job_id: position for position, job in enumerate(resolved.jobs)}
     records = sorted((r for r in store.records() if r["job_id"] in order), key=lambda r: order[r["job_id"]])

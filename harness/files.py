@@ -1,12 +1,14 @@
-"""File helpers shared by every stage: atomic writes, stamps of files' size and modification time, and
-content hashes of files, cached by their stat."""
+"""File helpers shared by every stage: atomic writes (and their leftovers), stamps of files' size and
+modification time, and content hashes of files, cached by their stat."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
@@ -14,13 +16,18 @@ from typing import BinaryIO, Callable, Iterable
 from harness.errors import HarnessError
 from harness.paths import cache_dir
 
+# Temporary names of atomic writes: ".<name>.<pid>-<random>.tmp". The writer's pid tells a leftover of a
+# killed process from a write still in progress.
+_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)-[a-z0-9_]+\.tmp$")
+_OLD_TEMPORARY_AGE = 3600.0  # seconds; names without a pid (written by older versions) are stale after this
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Write through a temporary file in the same folder, then rename: readers never see half a file,
     and a crash leaves the old file (or none), never a truncated one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -47,6 +54,37 @@ def file_stamp(paths: Iterable[str | os.PathLike], *, salt: str = "") -> str:
         except OSError:
             digest.update(f"{path}\tmissing\n".encode())
     return digest.hexdigest()[:24]
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of atomic writes under `folder` whose writer is gone (killed mid-write);
+    a live process's write in progress is left alone. Returns what was deleted."""
+    removed = []
+    for path in sorted(Path(folder).rglob(".*.tmp")):
+        match = _TEMPORARY.match(path.name)
+        try:
+            if match:
+                stale = not _process_alive(int(match["pid"]))
+            else:
+                stale = time.time() - path.stat().st_mtime > _OLD_TEMPORARY_AGE
+            if stale and path.is_file():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone meanwhile, or not ours to delete
+    return removed
 
 
 # Content hashes ---------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,5 +120,48 @@ def test_a_fingerprint_reflects_content_and_unchanged_files_are_not_read_again(t
     assert loaded[1].provenance["array_cache"].startswith("hit") and loaded[1].fingerprint == changed
     blob = loaded[1].test.paths.index("amber/test/blob/001.png")
     assert not loaded[1].test.images[blob].any()
+
+
+# ---- 2. one `run` per run folder ---------------------------------------------------------------
+
+def test_a_second_run_on_a_busy_folder_stops_with_one_line_and_a_killed_run_leaves_no_lock(tmp_path, data, processes):
+    out = tmp_path / "run"
+    args = ["run", *FAST, "--categories", "amber", "--root", str(data), "--out", str(out)]
+    first = processes(*args[:-4], "--epochs", "300", *args[-4:])
+    deadline = time.monotonic() + 180
+    while not list((out / "jobs").glob("*/log.txt")):
+        assert first.poll() is None and time.monotonic() < deadline, "the first run did not start its job"
+        time.sleep(0.1)
+    started = time.monotonic()
+    second = harness(*args, "--epochs", "300", timeout=120)
+    _one_line_error(second, f"{out}: in use by another run (pid {first.pid} on", "--out")
+    assert time.monotonic() - started < 60
+    first.kill()
+    first.wait()
+    after = harness(*args)  # the kernel released the killed process's lock
+    assert after.returncode == 0, after.stderr
+
+
+# ---- 8. leftovers of a kill; out of memory -----------------------------------------------------
+
+def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path, data):
+    out = tmp_path / "run"
+    args = ["run", *FAST, "--categories", "amber", "--root", str(data), "--out", str(out)]
+    assert harness(*args).returncode == 0
+    (job,) = (out / "jobs").iterdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        stale = job / f".predictions.npz.{gone.pid}-abc123.tmp"  # as atomic_write names them
+        stale.write_bytes(b"half a file")
+        live = job / f".record.json.{alive.pid}-def456.tmp"
+        live.write_bytes(b"being written")
+        again = harness(*args)
+        assert again.returncode == 0 and "removed 1 temporary file(s)" in again.stdout
+        assert not stale.exists() and live.exists()
+    finally:
+        alive.kill()
+        alive.wait()
 
 

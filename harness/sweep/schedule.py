@@ -143,6 +143,9 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
 
     backend = backend or SerialBackend()
     outcome = SweepOutcome()
+    leftovers = store.remove_stale_temporaries()
+    if leftovers:
+        log(f"removed {leftovers} temporary file(s) that an interrupted run left")
     for category, (old, new, moved) in set_aside_changed_data(resolved, store).items():
         log(f"{category}: the data changed since this folder's jobs ran (fingerprint {old}, now {new}); "
             f"{moved} job folder(s) on the old data moved to {store.run_dir / SUPERSEDED}, its jobs run again")
