@@ -132,8 +132,12 @@ def _flag_options(args: argparse.Namespace) -> dict:
             options[key] = getattr(args, key)
     if args.categories is not None:
         names = tuple(c.strip() for c in args.categories.split(",") if c.strip())
-        options["categories"] = () if names in ((), ("all",)) else names
+        if not names:
+            raise HarnessError(f"--categories: expected comma-separated names, got '{args.categories}'")
+        options["categories"] = () if names == ("all",) else names
     if args.seeds is not None:
+        if not args.seeds:
+            raise HarnessError("--seeds: expected comma-separated integers, got an empty list")
         options["seeds"] = args.seeds
     if args.gpus is not None:
         if not args.gpus:
@@ -141,6 +145,8 @@ def _flag_options(args: argparse.Namespace) -> dict:
         options["gpus"] = args.gpus
     if args.metrics is not None:
         options["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+        if not options["metrics"]:
+            raise HarnessError(f"--metrics: expected comma-separated names, got '{args.metrics}'")
     settings = {setting: getattr(args, flag) for flag, setting in SETTING_FLAGS.items() if getattr(args, flag) is not None}
     if settings:
         options["settings"] = settings
@@ -166,13 +172,13 @@ def command_run(args: argparse.Namespace) -> int:
     options = run_options(args)
     sweep = options.sweep()
     resolved = sweep.resolve()
-    backend = make_backend(options.execution(), options.device)  # checks GPUs; starts nothing yet
+    backend = make_backend(options.execution(), options.device)  # checks GPUs and addresses; starts nothing yet
+    preflight(resolved.jobs[0])  # builds the model: an invalid sweep stops here, before anything is written
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
     with store.locked():  # one `run` per run folder at a time; another one stops here with one line
         store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
                        "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
                        "data_fingerprints": resolved.data_fingerprints, "execution": vars(options.execution())})
-        preflight(resolved.jobs[0])
         print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
               f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
               f"backend {options.backend}")

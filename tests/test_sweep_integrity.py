@@ -142,6 +142,32 @@ def test_a_second_run_on_a_busy_folder_stops_with_one_line_and_a_killed_run_leav
     assert after.returncode == 0, after.stderr
 
 
+# ---- 6. nothing is written until the sweep is valid --------------------------------------------
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--backbone", "resnet999"], ["backbone"]),
+    (["--weights", "/nonexistent/teacher.pth"], ["/nonexistent/teacher.pth"]),
+    (["--image-size", "100"], ["image_size", "multiple of 32"]),
+    pytest.param(["--device", "cuda"], ["CUDA is not available"],
+                 marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA")),
+    (["--seeds", "0,0"], ["seed '0' is listed twice"]),
+    (["--categories", "amber,amber"], ["category 'amber' is listed twice"]),
+    (["--seeds", ""], ["--seeds: expected comma-separated integers"]),
+    (["--categories", ""], ["--categories: expected comma-separated names"]),
+])
+def test_an_invalid_sweep_is_one_line_and_writes_nothing(tmp_path, data, flags, words):
+    out = tmp_path / "run"
+    result = harness("run", *FAST, "--root", str(data), "--out", str(out), *flags, timeout=120)
+    _one_line_error(result, *words)
+    assert not out.exists()
+
+
 # ---- 8. leftovers of a kill; out of memory -----------------------------------------------------
 
 def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path, data):

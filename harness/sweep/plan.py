@@ -98,6 +98,11 @@ class Sweep:
             raise HarnessError(f"{self.checkpoint}: checkpoint file not found")
 
         seeds = self.seeds or profile.seeds
+        for what, values in (("category", categories), ("seed", seeds), ("metric", metrics)):
+            twice = [v for v in dict.fromkeys(values) if list(values).count(v) > 1]
+            if twice:
+                raise HarnessError(f"{what} '{twice[0]}' is listed twice ({','.join(map(str, values))}); list each "
+                                   f"{what} once")
         fingerprints = {category: data_fingerprint(adapter, category) for category in categories}
         jobs = []
         for category in categories:

@@ -63,6 +63,8 @@ def _check(source: str, key: str, value, kind: str):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad()
         names = tuple(v.strip() for v in value if v.strip())
+        if not names:  # an empty list is a mistake, not "the default"
+            raise bad()
         return () if names == ("all",) else names
     if kind == "integers":
         value = [value] if isinstance(value, int) and not isinstance(value, bool) else value
