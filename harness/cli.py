@@ -13,13 +13,6 @@ from harness.errors import HarnessError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-# CLI flag -> method setting; explicit flags override the profile
-SETTING_FLAGS = {
-    "backbone": "backbone", "weights": "weights", "image_size": "image_size", "epochs": "epochs",
-    "batch_size": "batch_size", "device": "device", "precision": "precision", "deterministic": "deterministic",
-}
-
-
 
 def _int_list(text: str) -> tuple[int, ...]:
     try:
@@ -124,30 +117,24 @@ def _add_run_parser(commands) -> None:
 
 
 def _flag_options(args: argparse.Namespace) -> dict:
-    """The run options given explicitly on the command line, in RunOptions' terms."""
-    options = {}
-    for key in ("dataset", "root", "method", "profile", "checkpoint", "out", "rerun", "backend", "jobs",
-                "job_timeout", "dask_address", "eval_every", "save_checkpoints"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if args.categories is not None:
-        names = tuple(c.strip() for c in args.categories.split(",") if c.strip())
-        if not names:
-            raise HarnessError(f"--categories: expected comma-separated names, got '{args.categories}'")
-        options["categories"] = () if names == ("all",) else names
-    if args.seeds is not None:
-        if not args.seeds:
-            raise HarnessError("--seeds: expected comma-separated integers, got an empty list")
-        options["seeds"] = args.seeds
-    if args.gpus is not None:
-        if not args.gpus:
-            raise HarnessError("--gpus: expected comma-separated GPU indices, e.g. 0,1")
-        options["gpus"] = args.gpus
-    if args.metrics is not None:
-        options["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-        if not options["metrics"]:
-            raise HarnessError(f"--metrics: expected comma-separated names, got '{args.metrics}'")
-    settings = {setting: getattr(args, flag) for flag, setting in SETTING_FLAGS.items() if getattr(args, flag) is not None}
+    """The run options given explicitly on the command line, in RunOptions' terms (each flag's dest is its key)."""
+    from harness.sweep.options import OPTION_KINDS, SETTING_KEYS
+
+    options: dict = {}
+    settings: dict = {}
+    for key, kind in OPTION_KINDS.items():
+        value = getattr(args, key, None)
+        if value is None or kind == "table":
+            continue
+        flag = "--" + key.replace("_", "-")
+        if kind == "names":
+            names = tuple(part.strip() for part in value.split(",") if part.strip())
+            if not names:
+                raise HarnessError(f"{flag}: expected comma-separated names, got '{value}'")
+            value = () if key == "categories" and names == ("all",) else names
+        elif kind == "integers" and not value:
+            raise HarnessError(f"{flag}: expected comma-separated integers, got an empty list")
+        (settings if key in SETTING_KEYS else options)[key] = value
     if settings:
         options["settings"] = settings
     if args.data_option:

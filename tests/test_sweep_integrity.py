@@ -191,3 +191,14 @@ def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path
         alive.wait()
 
 
+# ---- 10. one home for the run options ----------------------------------------------------------
+
+def test_every_run_flag_has_one_entry_in_the_option_table():
+    from harness.cli import build_parser
+    from harness.sweep.options import OPTION_KINDS, SETTING_KEYS, RunOptions
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    flags = {action.dest for action in run._actions} - {"help", "sweep", "data_option"}
+    assert flags == set(OPTION_KINDS) - {"settings", "data_options"}  # a flag and a sweep-file key each
+    assert set(SETTING_KEYS) <= set(OPTION_KINDS)
+    assert set(OPTION_KINDS) - set(SETTING_KEYS) <= set(RunOptions.__dataclass_fields__)

@@ -12,6 +12,19 @@ from harness.errors import HarnessError
 from harness.sweep.backends import BACKENDS, DASK_INSTALL_HINT, Execution
 from harness.sweep.plan import Sweep
 
+# Every option of `run`: its key (the flag's long name with '_', and a sweep file's key) and the kind of its value.
+OPTION_KINDS: dict[str, str] = {
+    "dataset": "text", "root": "text", "categories": "names", "method": "text", "profile": "text",
+    "seeds": "integers", "metrics": "names", "checkpoint": "text", "out": "text", "rerun": "switch",
+    "eval_every": "count", "save_checkpoints": "switch",
+    "backend": "text", "jobs": "count", "gpus": "integers", "job_timeout": "seconds", "dask_address": "text",
+    "backbone": "text", "weights": "text", "image_size": "count", "epochs": "count", "batch_size": "count",
+    "device": "text", "precision": "text", "deterministic": "switch",
+    "settings": "table", "data_options": "table",
+}
+# The options that are method settings (they override the profile; a sweep file may also put them in [settings])
+SETTING_KEYS = ("backbone", "weights", "image_size", "epochs", "batch_size", "device", "precision", "deterministic")
+
 
 @dataclass
 class RunOptions:

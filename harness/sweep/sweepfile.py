@@ -27,19 +27,9 @@ import tomllib
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.sweep.options import OPTION_KINDS as KEYS
+from harness.sweep.options import SETTING_KEYS
 
-SETTING_KEYS = ("backbone", "weights", "image_size", "epochs", "batch_size", "device", "precision", "deterministic")
-
-# key -> kind of value
-KEYS = {
-    "dataset": "text", "root": "text", "categories": "names", "method": "text", "profile": "text",
-    "seeds": "integers", "metrics": "names", "checkpoint": "text", "out": "text", "rerun": "switch",
-    "eval_every": "count", "save_checkpoints": "switch",
-    "backend": "text", "jobs": "count", "gpus": "integers", "job_timeout": "seconds", "dask_address": "text",
-    "backbone": "text", "weights": "text", "image_size": "count", "epochs": "count", "batch_size": "count",
-    "device": "text", "precision": "text", "deterministic": "switch",
-    "settings": "table", "data_options": "table",
-}
 ALIASES = {"overrides": "settings", "data_option": "data_options", "sweep": None}
 EXPECTED = {
     "text": "a string", "names": "a list of strings (or one comma-separated string)",
