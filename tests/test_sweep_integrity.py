@@ -15,7 +15,7 @@ from PIL import Image
 
 from harness.datasets.folder import FolderDataset
 
-from sweep_fixtures import FAST, harness, make_dataset, records, start_harness
+from sweep_fixtures import FAST, harness, make_dataset, metric_values, records, start_harness
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,8 @@ def _cuda() -> bool:
     (["--image-size", "100"], ["image_size", "multiple of 32"]),
     pytest.param(["--device", "cuda"], ["CUDA is not available"],
                  marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA")),
+    pytest.param(["--backend", "dask", "--gpus", "0"], ["--gpus 0: CUDA is not available"],
+                 marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA")),
     (["--seeds", "0,0"], ["seed '0' is listed twice"]),
     (["--categories", "amber,amber"], ["category 'amber' is listed twice"]),
     (["--seeds", ""], ["--seeds: expected comma-separated integers"]),
@@ -189,6 +191,25 @@ def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path
     finally:
         alive.kill()
         alive.wait()
+
+
+# ---- 5. every backend computes with the user's thread count ------------------------------------
+
+def test_local_and_dask_use_the_users_thread_count_and_match_serial(tmp_path, data):
+    pytest.importorskip("distributed")
+    threads = {"OMP_NUM_THREADS": "2"}
+    runs = {}
+    for name, flags in (("serial", []), ("local", ["--backend", "local", "--jobs", "2"]),
+                        ("dask", ["--backend", "dask", "--jobs", "2"])):
+        runs[name] = tmp_path / name
+        result = harness("run", *FAST, "--root", str(data), "--out", str(runs[name]), *flags, env=threads)
+        assert result.returncode == 0, result.stderr
+    serial = records(runs["serial"])
+    for name in ("local", "dask"):
+        found = records(runs[name])
+        for category, record in serial.items():
+            assert found[category]["provenance"]["torch_threads"] == record["provenance"]["torch_threads"] == 2, name
+            assert metric_values(found[category]) == metric_values(record), (name, category)
 
 
 # ---- 10. one home for the run options ----------------------------------------------------------

@@ -64,8 +64,6 @@ class RunOptions:
             raise HarnessError(f"{gpus} conflicts with --device cpu; drop one of them")
         if self.gpus and device.startswith("cuda:"):
             raise HarnessError(f"{gpus} pins each job to a GPU itself; use --device auto or cuda, not {device}")
-        if self.gpus and self.jobs is not None:
-            raise HarnessError(f"--jobs conflicts with {gpus}: with GPUs, one job runs on each GPU at a time")
         if self.gpus and len(set(self.gpus)) != len(self.gpus):
             raise HarnessError(f"{gpus}: a GPU is listed twice")
         if self.dask_address and (self.jobs is not None or self.gpus):

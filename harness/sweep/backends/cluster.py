@@ -12,14 +12,14 @@ otherwise); the restarted worker's other tasks are rescheduled by dask.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from typing import Iterator
 
 from harness.errors import HarnessError
 from harness.store import RunStore
-from harness.sweep.backends import DASK_INSTALL_HINT, Backend, Execution, cpu_threads, with_settings
+from harness.sweep.backends import (DASK_INSTALL_HINT, Backend, Execution, cpu_threads, default_workers, gpu_slots,
+                                    with_settings)
 from harness.sweep.job import JobOutcome
 from harness.sweep.plan import Job
 
@@ -77,6 +77,7 @@ class DaskBackend(Backend):
     parallel = True
 
     def __init__(self, execution: Execution, device: str) -> None:
+        """Checks the GPUs of a local cluster before anything starts."""
         self.execution = execution
         self.device = device
         self.client = None
@@ -84,6 +85,7 @@ class DaskBackend(Backend):
         self.use_gpu = False
         self.threads: int | None = None
         self._futures: dict = {}
+        self.gpus = None if execution.dask_address else gpu_slots(execution, device)
 
     def start(self) -> None:
         distributed = _distributed()
@@ -99,20 +101,12 @@ class DaskBackend(Backend):
                 raise HarnessError(f"--dask-address {address}: the cluster has no workers")
             self.use_gpu = self.device != "cpu" and any("GPU" in w.get("resources", {}) for w in workers.values())
             return
-        gpus = self.execution.gpus
-        if gpus is None and self.device != "cpu":
-            from harness.sweep.backends.pool import available_gpus
-
-            gpus = tuple(range(available_gpus())) or None
-        if gpus:
-            from harness.sweep.backends.pool import check_gpus
-
-            check_gpus(gpus)
-            self.threads = cpu_threads(len(gpus))
-            self.cluster = _gpu_cluster(distributed, gpus, self.threads)
+        if self.gpus:
+            self.threads = cpu_threads(len(self.gpus))
+            self.cluster = _gpu_cluster(distributed, self.gpus, self.threads)
             self.use_gpu = True
         else:
-            workers = self.execution.jobs or max(1, (os.cpu_count() or 1) // 2)
+            workers = self.execution.jobs or default_workers()
             self.threads = cpu_threads(workers)
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, silence_logs=40,
