@@ -5,8 +5,11 @@ timeouts, addresses and Ctrl-C."""
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -158,6 +161,7 @@ def _cuda() -> bool:
                  marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA")),
     pytest.param(["--backend", "dask", "--gpus", "0"], ["--gpus 0: CUDA is not available"],
                  marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA")),
+    (["--backend", "dask", "--dask-address", "tcp://127.0.0.1:notaport"], ["--dask-address", "not a scheduler address"]),
     (["--seeds", "0,0"], ["seed '0' is listed twice"]),
     (["--categories", "amber,amber"], ["category 'amber' is listed twice"]),
     (["--seeds", ""], ["--seeds: expected comma-separated integers"]),
@@ -210,6 +214,83 @@ def test_local_and_dask_use_the_users_thread_count_and_match_serial(tmp_path, da
         for category, record in serial.items():
             assert found[category]["provenance"]["torch_threads"] == record["provenance"]["torch_threads"] == 2, name
             assert metric_values(found[category]) == metric_values(record), (name, category)
+
+
+# ---- 3. dask: the timeout times the job's own work and keeps its log ---------------------------
+
+def test_dask_job_timeout_counts_the_jobs_own_work_only(tmp_path, data):
+    pytest.importorskip("distributed")
+    out = tmp_path / "run"
+    # The job's own work takes ~3 s here; a fresh worker first spends ~5 s importing torch and building the model.
+    result = harness("run", *FAST, "--categories", "amber", "--root", str(data), "--backend", "dask", "--jobs", "1",
+                     "--job-timeout", "6", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = records(out)["amber"]
+    assert sum(record["timings"][k] for k in ("load", "fit", "predict", "metrics")) < 6
+
+
+def test_a_dask_job_killed_at_its_timeout_keeps_its_log(tmp_path, data):
+    pytest.importorskip("distributed")
+    out = tmp_path / "run"
+    result = harness("run", *FAST, "--epochs", "300", "--categories", "amber", "--root", str(data), "--backend", "dask",
+                     "--jobs", "1", "--job-timeout", "4", "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    (log,) = (out / "jobs").glob("*/log.txt")
+    text = log.read_text()
+    assert "job amber-s0-" in text and "model: built" in text and "epoch 1/300" in text, text
+    assert "TIMEOUT: timed out" in text.splitlines()[-1]
+
+
+# ---- 4. dask addresses and Ctrl-C --------------------------------------------------------------
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on 127.0.0.1 that accepts connections and never says anything."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+    for connection in accepted:
+        connection.close()
+
+
+def test_a_dask_address_that_is_not_a_scheduler_is_one_line_in_bounded_time(tmp_path, data, silent_server):
+    pytest.importorskip("distributed")
+    started = time.monotonic()
+    result = harness("run", *FAST, "--root", str(data), "--backend", "dask", "--dask-address", silent_server,
+                     "--out", str(tmp_path / "run"), timeout=120)
+    _one_line_error(result, f"--dask-address {silent_server}: no dask scheduler answered")
+    assert time.monotonic() - started < 90
+
+
+def test_ctrl_c_on_dask_prints_no_worker_traceback(tmp_path, data, processes):
+    pytest.importorskip("distributed")
+    out = tmp_path / "run"
+    stdout = tmp_path / "stdout.txt"
+    with open(stdout, "w") as handle:
+        process = processes("run", *FAST, "--epochs", "300", "--root", str(data), "--backend", "dask", "--jobs", "2",
+                            "--out", str(out), stdout=handle, start_new_session=True)  # a terminal's process group
+        deadline = time.monotonic() + 180
+        while "running 2 job(s)" not in stdout.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.1)
+        time.sleep(4)  # the workers import torch and train
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group, workers included
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[0].startswith("interrupted by SIGINT"), stderr
 
 
 # ---- 10. one home for the run options ----------------------------------------------------------

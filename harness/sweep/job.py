@@ -53,15 +53,25 @@ class JobOutcome:
 
 
 def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
-                execution: dict | None = None) -> JobResult:
+                execution: dict | None = None, ready: Callable[[], None] | None = None) -> JobResult:
     """Run `job` to completion and return its record and predictions; writes nothing.
 
     Any exception propagates. `execution` (backend, worker, pinned GPU, threads) goes into the
-    record's provenance.
+    record's provenance. `ready` is called once the model is built: the job's own work (data,
+    training, prediction, metrics) starts there, and so does a --job-timeout.
     """
     timings: dict[str, float] = {}
-    started = time.perf_counter()
     provenance.reset_peak_memory()
+    started = time.perf_counter()
+
+    # The model first: building it (the method's imports, the teacher's weights) is set-up, not the job's work.
+    clock = time.perf_counter()
+    method_class = methods.get(job.method)
+    method = method_class(method_class.Settings(**job.settings))
+    timings["build"] = time.perf_counter() - clock
+    log(f"model: built in {timings['build']:.1f} s")
+    if ready is not None:
+        ready()
 
     clock = time.perf_counter()
     adapter = datasets.create(job.dataset, job.root, **job.data_options)
@@ -74,8 +84,6 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
                         f"{job.data_fingerprint}, now {data.fingerprint}); run the command again to plan the sweep "
                         "on the data as they are now")
 
-    method_class = methods.get(job.method)
-    method = method_class(method_class.Settings(**job.settings))
     clock = time.perf_counter()
     history = []
     interim: dict[int, dict] = {}  # epoch -> test metrics logged during training (--eval-every)
@@ -180,21 +188,24 @@ def run_job(job: Job, store: RunStore) -> dict:
 
 
 def execute_job(job: Job, *, log_path: str | os.PathLike | None = None, echo: bool = False, capture: bool = True,
-                execution: dict | None = None) -> JobOutcome:
+                execution: dict | None = None, ready: Callable[[], None] | None = None,
+                sink: Callable[[str], None] | None = None) -> JobOutcome:
     """Run `job` and return its outcome; exceptions become a failed outcome, never propagate.
 
     The job's log (its own lines, plus what it prints and warns when `capture`) streams to
-    `log_path` when given (the run folder is on this machine), else it comes back in `outcome.log`.
-    `echo` also shows the job's output, its epoch bar among it, on this process's terminal.
+    `log_path` when given (the run folder is on this machine), else it comes back in `outcome.log`;
+    `sink` also receives the log's text as it is written (a dask worker sends it to the client, so
+    that a job killed at its timeout keeps its log). `echo` also shows the job's output, its epoch
+    bar among it, on this process's terminal. `ready` is passed to compute_job.
     KeyboardInterrupt and other BaseExceptions propagate: stopping a sweep is not a job failure.
     """
     started = time.perf_counter()
-    with JobLog(log_path, echo=echo, capture=capture) as joblog:
+    with JobLog(log_path, echo=echo, capture=capture, sink=sink) as joblog:
         joblog.line(f"job {job.job_id}: {job.dataset}/{job.category}, method {job.method}, profile {job.profile}, "
                     f"seed {job.seed}; host {platform.node()}, pid {os.getpid()}")
         joblog.line(f"settings: {job.settings}")
         try:
-            result = compute_job(job, log=joblog.line, execution=execution)
+            result = compute_job(job, log=joblog.line, execution=execution, ready=ready)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             trace = traceback.format_exc()

@@ -46,8 +46,8 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 class StopSignals:
-    """Turns SIGINT/SIGTERM into SweepInterrupted in the main thread; inside `writing()` the stop waits
-    until the write is complete, so a signal never leaves a job's files half-written."""
+    """Turns SIGINT/SIGTERM into SweepInterrupted in the main thread; inside `deferred()` the stop waits
+    until the block is complete, so a signal never leaves a job's files half-written."""
 
     def __init__(self) -> None:
         self._writing = False
@@ -71,7 +71,8 @@ class StopSignals:
             signal.signal(signum, handler)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def deferred(self) -> Iterator[None]:
+        """A signal in here takes effect when the block ends (a write, a cluster's start)."""
         self._writing = True
         try:
             yield
@@ -162,7 +163,8 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
     try:
         with signals:
             if todo:
-                backend.start()
+                with signals.deferred():  # a cluster interrupted while it starts cannot be closed cleanly
+                    backend.start()
                 log(f"running {len(todo)} job(s) on {backend.describe()}")
                 bar = tqdm(total=total, initial=len(done), desc="jobs", unit="job", position=0, leave=False,
                            dynamic_ncols=True)
@@ -170,7 +172,7 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
                     store.write_config(job.job_id, job.to_dict())
                 for result in backend.run(todo, store):
                     job = by_id[result.job_id]
-                    with signals.writing():
+                    with signals.deferred():
                         _store_outcome(store, job, result)
                     prefix = f"[{position[job.job_id]}/{total}] {job.category} seed {job.seed}"
                     if result.ok:
