@@ -4,6 +4,7 @@ timeouts, addresses and Ctrl-C."""
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -195,6 +196,29 @@ def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path
     finally:
         alive.kill()
         alive.wait()
+
+
+def _address_space_after_imports() -> int:
+    probe = ("import harness.cli, harness.sweep.job, harness.methods.rd, torch, torchvision;"
+             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmPeak')][0])")
+    return int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout) * 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_a_job_out_of_memory_says_what_ran_out_and_what_to_lower(tmp_path, data):
+    # Address space for the imports plus 1.5 GiB: decoding 12 training images at 16384 px (9 GiB) fails at once.
+    limit = _address_space_after_imports() + 1536 * 2**20
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", *FAST, "--image-size", "16384", "--categories", "amber",
+         "--root", str(data), "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False, env=os.environ | {"OMP_NUM_THREADS": "1"},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert result.returncode == 1, result.stderr
+    (failure,) = (out / "jobs").glob("*/failure.json")
+    message = json.loads(failure.read_text())["message"]
+    assert "out of memory (RAM) while loading the data at image_size 16384, batch_size 6" in message, message
+    assert "lower --image-size" in message
 
 
 # ---- 5. every backend computes with the user's thread count ------------------------------------

@@ -13,7 +13,8 @@ import os
 import platform
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Callable
 
 from harness import datasets, methods
@@ -45,7 +46,6 @@ class JobOutcome:
     traceback: str = ""
     seconds: float = 0.0
     log: str | None = None  # the job's log text when it was not written to the run folder as it ran
-    extra: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -153,6 +153,7 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         "memory": provenance.peak_memory(str(device or "cpu")),
         "provenance": provenance.software() | {
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),  # when the record was made
             "device": device_text,
             "device_name": provenance.device_name(str(device or "cpu")),
             "seed": job.seed,
@@ -179,12 +180,33 @@ def store_result(store: RunStore, result: JobResult) -> None:
     store.write_result(result.record["job_id"], result.record, result.predictions, result.checkpoint)
 
 
-def run_job(job: Job, store: RunStore) -> dict:
-    """Compute `job` in this process and write its predictions and record; returns the record."""
-    store.write_config(job.job_id, job.to_dict())
-    result = compute_job(job)
-    store_result(store, result)
-    return result.record
+# compute_job's steps, by the function its traceback enters next: what the job was doing when it failed
+_STEPS = {"__init__": "building the model", "load": "loading the data", "fit": "training", "predict": "predicting",
+          "evaluate": "computing the metrics"}
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or (isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)))
+
+
+def failure_message(error: BaseException, job: Job) -> str:
+    """`Type: message`; for running out of memory (often a bare "MemoryError"), also which memory, in which
+    step, at which sizes, and what to lower."""
+    message = f"{type(error).__name__}: {error}"
+    if not _out_of_memory(error):
+        return message
+    frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+    step = _STEPS.get(frames[frames.index("compute_job") + 1]) if "compute_job" in frames[:-1] else None
+    memory = "GPU memory" if "CUDA" in str(error) or type(error).__module__.startswith("torch.cuda") else "memory (RAM)"
+    s = job.settings
+    lower = {"training": "--batch-size or --image-size",
+             "predicting": "the setting predict_batch_size (a sweep file's [settings]) or --image-size"}.get(step, "--image-size")
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return (f"{type(error).__name__}: out of {memory}{f' while {step}' if step else ''} at image_size "
+            f"{s.get('image_size')}, batch_size {s.get('batch_size')}, predict_batch_size {s.get('predict_batch_size')}; "
+            f"lower {lower}, or run fewer jobs at once" + (f" ({detail})" if detail else ""))
 
 
 def execute_job(job: Job, *, log_path: str | os.PathLike | None = None, echo: bool = False, capture: bool = True,
@@ -207,7 +229,7 @@ def execute_job(job: Job, *, log_path: str | os.PathLike | None = None, echo: bo
         try:
             result = compute_job(job, log=joblog.line, execution=execution, ready=ready)
         except Exception as error:
-            message = f"{type(error).__name__}: {error}"
+            message = failure_message(error, job)
             trace = traceback.format_exc()
             joblog.line(f"FAILED after {time.perf_counter() - started:.1f} s: {message}")
             joblog.write(trace)
