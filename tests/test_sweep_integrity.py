@@ -19,7 +19,7 @@ from PIL import Image
 
 from harness.datasets.folder import FolderDataset
 
-from sweep_fixtures import FAST, harness, make_dataset, metric_values, records, start_harness
+from sweep_fixtures import ENV, FAST, harness, make_dataset, metric_values, records, start_harness
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +219,27 @@ def test_a_job_out_of_memory_says_what_ran_out_and_what_to_lower(tmp_path, data)
     message = json.loads(failure.read_text())["message"]
     assert "out of memory (RAM) while loading the data at image_size 16384, batch_size 6" in message, message
     assert "lower --image-size" in message
+
+
+# ---- 9. provenance; 11. no cursor escapes in logs ----------------------------------------------
+
+@pytest.mark.parametrize("backend", [[], ["--backend", "local", "--jobs", "1"]])
+def test_piped_output_and_job_logs_hold_no_progress_bar_escapes(tmp_path, data, backend):
+    out = tmp_path / "run"
+    # bytes, not text: text mode would turn a progress bar's carriage returns into newlines
+    result = subprocess.run([sys.executable, "-m", "harness", "run", *FAST, "--epochs", "2", "--root", str(data),
+                             "--out", str(out), *backend], capture_output=True, timeout=300, check=False,
+                            env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")})
+    assert result.returncode == 0, result.stderr
+    for text in (result.stdout, result.stderr, *(p.read_bytes() for p in (out / "jobs").glob("*/log.txt"))):
+        assert b"\x1b[" not in text and b"\r" not in text, text[:500]
+    assert result.stdout.count(b"seed 0: I-AUROC") == 2  # a plain line per job
+    for record in records(out).values():
+        provenance = record["provenance"]
+        assert provenance["pillow"] and provenance["scipy"] and provenance["scikit_learn"]
+        assert provenance["timestamp"].endswith("+00:00")
+        assert record["timings"]["build"] > 0
+        assert record["timings"]["total"] >= sum(record["timings"][k] for k in ("build", "load", "fit", "predict"))
 
 
 # ---- 5. every backend computes with the user's thread count ------------------------------------

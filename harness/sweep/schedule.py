@@ -166,8 +166,9 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
                 with signals.deferred():  # a cluster interrupted while it starts cannot be closed cleanly
                     backend.start()
                 log(f"running {len(todo)} job(s) on {backend.describe()}")
+                # a bar on a terminal only (disable=None): in logs and CI output the per-job lines say it all
                 bar = tqdm(total=total, initial=len(done), desc="jobs", unit="job", position=0, leave=False,
-                           dynamic_ncols=True)
+                           dynamic_ncols=True, disable=None)
                 for job in todo:
                     store.write_config(job.job_id, job.to_dict())
                 for result in backend.run(todo, store):
