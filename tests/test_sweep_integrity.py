@@ -282,7 +282,8 @@ def test_a_dask_job_killed_at_its_timeout_keeps_its_log(tmp_path, data):
     assert result.returncode == 1, result.stderr
     (log,) = (out / "jobs").glob("*/log.txt")
     text = log.read_text()
-    assert "job amber-s0-" in text and "model: built" in text and "epoch 1/300" in text, text
+    # the lines the job logged on its worker before it was killed (how many epochs depends on the machine's load)
+    assert "job amber-s0-" in text and "model: built" in text and "load: 12 training" in text, text
     assert "TIMEOUT: timed out" in text.splitlines()[-1]
 
 
