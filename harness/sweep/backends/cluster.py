@@ -114,7 +114,7 @@ def dask_task(job: Job, key: str, threads: int | None, capture: bool, execution:
         worker.log_event(TOPIC, {"key": key, "kind": kind, "text": text})
 
     event("begun", worker.address)
-    if threads:  # our own local cluster: single-threaded workers, each with its share of the cores
+    if threads:  # our own local cluster: single-threaded workers with the thread count chosen for them
         import torch
         from tqdm import tqdm
 
