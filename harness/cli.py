@@ -13,12 +13,6 @@ from harness.errors import HarnessError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-# CLI flag -> method setting; explicit flags override the profile
-SETTING_FLAGS = {
-    "backbone": "backbone", "weights": "weights", "image_size": "image_size", "epochs": "epochs",
-    "batch_size": "batch_size", "device": "device", "precision": "precision", "deterministic": "deterministic",
-}
-
 
 def _int_list(text: str) -> tuple[int, ...]:
     try:
@@ -127,24 +121,24 @@ def _add_run_parser(commands) -> None:
 
 
 def _flag_options(args: argparse.Namespace) -> dict:
-    """The run options given explicitly on the command line, in RunOptions' terms."""
-    options = {}
-    for key in ("dataset", "root", "method", "profile", "checkpoint", "out", "rerun", "backend", "jobs",
-                "job_timeout", "dask_address", "eval_every", "save_checkpoints", "portable"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if args.categories is not None:
-        names = tuple(c.strip() for c in args.categories.split(",") if c.strip())
-        options["categories"] = () if names in ((), ("all",)) else names
-    if args.seeds is not None:
-        options["seeds"] = args.seeds
-    if args.gpus is not None:
-        if not args.gpus:
-            raise HarnessError("--gpus: expected comma-separated GPU indices, e.g. 0,1")
-        options["gpus"] = args.gpus
-    if args.metrics is not None:
-        options["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    settings = {setting: getattr(args, flag) for flag, setting in SETTING_FLAGS.items() if getattr(args, flag) is not None}
+    """The run options given explicitly on the command line, in RunOptions' terms (each flag's dest is its key)."""
+    from harness.sweep.options import OPTION_KINDS, SETTING_KEYS
+
+    options: dict = {}
+    settings: dict = {}
+    for key, kind in OPTION_KINDS.items():
+        value = getattr(args, key, None)
+        if value is None or kind == "table":
+            continue
+        flag = "--" + key.replace("_", "-")
+        if kind == "names":
+            names = tuple(part.strip() for part in value.split(",") if part.strip())
+            if not names:
+                raise HarnessError(f"{flag}: expected comma-separated names, got '{value}'")
+            value = () if key == "categories" and names == ("all",) else names
+        elif kind == "integers" and not value:
+            raise HarnessError(f"{flag}: expected comma-separated integers, got an empty list")
+        (settings if key in SETTING_KEYS else options)[key] = value
     if settings:
         options["settings"] = settings
     if args.data_option:
@@ -177,22 +171,23 @@ def command_run(args: argparse.Namespace) -> int:
             numerics.restart_portable(args.command_line)  # does not return
     sweep = options.sweep()
     resolved = sweep.resolve()
-    backend = make_backend(options.execution(), options.device)  # checks GPUs; starts nothing yet
-    # Nothing is written before the input passed. With an existing dask cluster the data may be on its
-    # workers only, so there the jobs check the data themselves.
+    backend = make_backend(options.execution(), options.device)  # checks GPUs and addresses; starts nothing yet
+    # Builds the model and checks the data's root: an invalid sweep stops here, before anything is written.
+    # With an existing dask cluster the data may be on its workers only: the jobs check it there.
     preflight(resolved.jobs[0], data=not options.dask_address)
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
-    store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
-                   "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
-                   "execution": vars(options.execution())})
-    print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
-          f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
-          f"backend {options.backend}")
-    try:
-        outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
-    except SweepInterrupted as interrupted:
-        print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
-        return interrupted.exit_code
+    with store.locked():  # one `run` per run folder at a time; another one stops here with one line
+        store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
+                       "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
+                       "data_fingerprints": resolved.data_fingerprints, "execution": vars(options.execution())})
+        print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
+              f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
+              f"backend {options.backend}")
+        try:
+            outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
+        except SweepInterrupted as interrupted:
+            print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
+            return interrupted.exit_code
 
     order = {job.job_id: position for position, job in enumerate(resolved.jobs)}
     records = sorted((r for r in store.records() if r["job_id"] in order), key=lambda r: order[r["job_id"]])

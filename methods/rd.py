@@ -282,7 +282,9 @@ class ReverseDistillation(Method):
                 if skip_single and len(batches[-1]) == 1 and len(batches) > 1:
                     batches.pop()
                 losses: list[float] = []
-                bar = tqdm(batches, desc=f"rd epoch {epoch}/{s.epochs}", leave=False, disable=not s.progress, unit="batch")
+                # disable=None: a bar on a terminal only, never escape codes in logs (the job log has a line per epoch)
+                bar = tqdm(batches, desc=f"rd epoch {epoch}/{s.epochs}", leave=False, disable=None if s.progress else True,
+                           unit="batch")
                 for step, index in enumerate(bar, start=1):
                     value = trainer.step(index)
                     if not math.isfinite(value):
