@@ -202,7 +202,7 @@ def store_result(store: RunStore, result: JobResult) -> None:
     store.write_result(result.record["job_id"], result.record, result.predictions, result.checkpoint)
 
 
-# compute_job's steps, by the function its traceback enters next: what the job was doing when it failed
+# the steps of a job (_compute), by the function its traceback enters next: what the job was doing when it failed
 _STEPS = {"__init__": "building the model", "load": "loading the data", "fit": "training", "predict": "predicting",
           "evaluate": "computing the metrics"}
 
@@ -220,7 +220,7 @@ def failure_message(error: BaseException, job: Job) -> str:
     if not _out_of_memory(error):
         return message
     frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
-    step = _STEPS.get(frames[frames.index("compute_job") + 1]) if "compute_job" in frames[:-1] else None
+    step = _STEPS.get(frames[frames.index("_compute") + 1]) if "_compute" in frames[:-1] else None
     memory = "GPU memory" if "CUDA" in str(error) or type(error).__module__.startswith("torch.cuda") else "memory (RAM)"
     s = job.settings
     lower = {"training": "--batch-size or --image-size",
