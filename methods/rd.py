@@ -46,7 +46,7 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class RDSettings:
     backbone: str = "wide_resnet50_2"  # resnet18 | resnet34 | resnet50 | wide_resnet50_2
-    weights: str = "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1, local cache only) | "none" | a file path
+    weights: str = "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1 from its cache; `run` downloads it) | "none" | a file path
     image_size: int = 256
     epochs: int = 200
     batch_size: int = 16
