@@ -1,6 +1,7 @@
 """`python -m harness report` as a user runs it: output, files, and one-line errors (rescore: test_rescore.py)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ def test_report_flags_for_a_paper(tmp_path):
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "paper" / "report.tex").read_text()
     assert r"\begin{table*}" in text and r"\smallskip" not in text and r"\pm" not in text.split("tabular")[1]
+    assert re.search(r"\\label\{tab:mvtec-ours-[0-9a-f]{6}-wide\}", text)  # default label: comparison and layout
     for name in ("Ours", "Again", "Official re-run", "anomalib RD"):
         assert rf"\multicolumn{{3}}{{c}}{{{name}}}" in text or rf"\multicolumn{{2}}{{c}}{{{name}}}" in text, name
     assert "**Ours vs. Again, Official re-run and anomalib RD on MVTec AD" in result.stdout

@@ -70,7 +70,7 @@ def reports(tmp_path: Path, case: str):
     dataset_run(tmp_path / "ours", dataset, categories, seeds=(0, 1))
     dataset_run(tmp_path / "short", dataset, categories, seeds=(0,), offset=0.03, epochs=50)
     return (build_report([tmp_path / "ours"], vs=reference),
-            build_report([tmp_path / "ours"], vs=[tmp_path / "short", reference]))
+            build_report([tmp_path / "ours"], vs=[tmp_path / "short", reference], names=["RD", "R&D_50%"]))
 
 
 def tables(report, layout, width=None) -> str:

@@ -27,6 +27,7 @@ class Rendering:
     notes: str | None = None  # None: short in LaTeX, full in Markdown and HTML
     std: bool | None = None  # None: in LaTeX when it fits
     figure_width: str = "column"
+    label_suffix: bool = False  # append the layout to the label (a default label: tables of one run stay apart)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -41,7 +42,8 @@ def render(report: Report, fmt: str, rendering: Rendering, figures=None) -> str:
         return page(report, rendering.notes or "full", figures)
     from harness.report.latex import render as latex
 
-    rendered = latex(report, rendering.layout, rendering.notes or "short", rendering.std, width=rendering.width)
+    rendered = latex(report, rendering.layout, rendering.notes or "short", rendering.std,
+                     label_suffix=rendering.label_suffix, width=rendering.width)
     rendering.warnings += rendered.fit.warnings
     return rendered.text
 
@@ -76,7 +78,8 @@ def command_report(args) -> int:
     vs = [resolve_vs(text) for text in args.vs or []]
     report = build_report(args.runs, vs, metrics, args.caption, args.label, names=args.name, bold=args.bold)
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
-    rendering = Rendering(args.layout, args.width, args.notes, args.std, args.figure_width)
+    rendering = Rendering(args.layout, args.width, args.notes, args.std, args.figure_width,
+                          label_suffix=args.label is None)
     figures, written = None, []
     if args.plots or "html" in formats:
         from harness.report import plots

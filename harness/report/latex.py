@@ -318,14 +318,14 @@ def render(report: Report, layout: str = "compact", notes: str = "short", std: b
     grid = _grid(report, layout, fit.std)
     styler = grid.frame.style
     styler = styler.format(escape=None)
-    styler = styler.format_index(_stub, axis=0)
+    styler = styler.format_index(_stub, axis=0, escape="latex")  # pandas escapes, then the formatter runs
     if layout == "transposed":
-        styler = styler.format_index(lambda v: r"\rotatebox{90}{" + latex_escape(v) + "}", axis=1)
+        styler = styler.format_index(lambda v: r"\rotatebox{90}{" + _stub(v) + "}", axis=1, escape="latex")
         styler = styler.hide(axis="index", level=0)
     else:
         wraps = _measure(report, layout, grid, fit.size, fit.tabcolsep)[1]
         styler = styler.format_index(lambda v: _header(wraps.get(v, [v])), axis=1, level=0)
-        styler = styler.format_index(lambda v: _symbols(latex_escape(v)), axis=1, level=1)
+        styler = styler.format_index(_symbols, axis=1, level=1, escape="latex")
     styler = styler.apply(lambda _: grid.bold.map(lambda b: "font-weight: bold;" if b else ""), axis=None)
     column_format = "l" + "".join(sep + column.spec() for sep, column in zip(grid.separators, grid.columns))
     label = report.label + (f"-{layout}" if label_suffix else "")
@@ -343,10 +343,10 @@ def render(report: Report, layout: str = "compact", notes: str = "short", std: b
     return Rendered("\n".join([head, *lines]) + "\n", fit)
 
 
-def _stub(text: str) -> str:
-    """A row label; the mark of a mean over fewer categories as a superscript."""
-    marked = text.endswith(FEWER)
-    return _symbols(latex_escape(text[:-1] if marked else text)) + (r"\textsuperscript{*}" if marked else "")
+def _stub(escaped: str) -> str:
+    """A row label pandas has escaped; the mark of a mean over fewer categories as a superscript."""
+    marked = escaped.endswith(FEWER)
+    return _symbols(escaped[:-1] if marked else escaped) + (r"\textsuperscript{*}" if marked else "")
 
 
 def _header(lines: list[str]) -> str:
