@@ -87,7 +87,7 @@ def command_report(args) -> int:
         with tempfile.TemporaryDirectory() as scratch:
             folder = out / "plots" if args.plots else Path(scratch)
             figures = plots.make_plots(report, folder, width=args.figure_width,
-                                       formats=plots.FORMATS if args.plots else ("png",),
+                                       formats=plots.FORMATS if args.plots else (),
                                        embed="html" in formats)
             if args.plots:
                 written += figures.files

@@ -47,6 +47,7 @@ OVERLAY_ALPHA = 0.8  # opacity of the highest map values; lower values fade out 
 PALETTE = sns.color_palette("colorblind")  # one colour per run or reference, in the report's order
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
 SEED_STYLES = ("-", "--", ":", "-.")
+EMBED_DPI = 200  # figures in the HTML report
 # Paper styling: seaborn's paper context and white grid, small type, TrueType fonts in PDF and PostScript
 RC = {
     "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none",
@@ -131,7 +132,7 @@ class _Saver:
         png = None
         if self.embed:
             buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=150)
+            figure.savefig(buffer, format="png", dpi=EMBED_DPI)
             png = buffer.getvalue()
         self.result.figures.append(Figure(stem, title, png))
         plt.close(figure)
