@@ -209,21 +209,14 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def _add_report_parser(commands) -> None:
-    from harness.report.references import names
+    from harness.report.options import add_report_arguments
 
     report = commands.add_parser(
-        "report", help="tables (Markdown, LaTeX, CSV) and plots of runs, beside published numbers",
+        "report", help="tables (Markdown, LaTeX, CSV, HTML) and plots of runs, beside published numbers",
         description="Per-category tables of one or more run folders (mean and sample std over seeds), side by side "
-                    "with another run or a published reference, with differences and notes on definitions and "
-                    "protocol. Reads the store only. Prints the Markdown; writes report.md/.tex/.csv (and plots/).")
-    report.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); the first is column A")
-    report.add_argument("--vs", metavar="REFERENCE|RUN", help=f"compare with a run folder or a reference: {', '.join(names())}")
-    report.add_argument("--format", default="md,latex,csv", help="comma-separated: md, latex, csv (default: all three)")
-    report.add_argument("--metrics", help="comma-separated metric names (default: all in the runs)")
-    report.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
-    report.add_argument("--label", help="LaTeX label (default: tab:<first run>)")
-    report.add_argument("--plots", action="store_true", help="also write PNG and PDF plots to OUT/plots")
-    report.add_argument("--out", help="output folder (default: <first run>/report)")
+                    "with other runs and published references, with notes on definitions and protocol. Reads the "
+                    "store only. Prints the Markdown; writes report.md/.tex/.csv (.html, plots/) to --out.")
+    add_report_arguments(report)
     report.set_defaults(handler=command_report)
 
 
