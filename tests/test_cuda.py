@@ -390,6 +390,8 @@ def test_dask_gpu_cluster_gives_each_worker_one_gpu(monkeypatch):
     """The local GPU cluster's spec and the tasks' GPU resource, with dask faked."""
     from harness.sweep.backends import Execution, cluster
 
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr("harness.sweep.backends.available_gpus", lambda: 4)  # the GPUs the spec names exist
     fake = SimpleNamespace(Nanny="Nanny", Scheduler="Scheduler",
                            SpecCluster=lambda workers, scheduler, silence_logs: SimpleNamespace(workers=workers))
     spec = cluster._gpu_cluster(fake, (0, 3), threads=8).workers

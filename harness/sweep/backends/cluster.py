@@ -19,6 +19,7 @@ process stops the sweep and then the cluster (a worker interrupted on its own pr
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 import time
