@@ -14,6 +14,11 @@ class Profile:
     method: str = "rd"
     settings: dict = field(default_factory=dict)  # overrides of the method's Settings dataclass
     seeds: tuple[int, ...] = (111,)
+    # category -> further overrides for that category only (e.g. per-category epochs); flags still win
+    category_settings: dict = field(default_factory=dict)
+
+    def settings_for(self, category: str) -> dict:
+        return self.settings | self.category_settings.get(category, {})
 
 
 PROFILES: dict[str, Profile] = {
