@@ -173,3 +173,15 @@ def test_unknown_category_setting_is_caught(monkeypatch):
     with pytest.raises(HarnessError, match="no setting\\(s\\) epoch"):
         Sweep(dataset="synthetic", profile="broken").resolve()
 
+
+def test_sweep_estimate_uses_the_per_category_epochs():
+    from harness.bench.estimate import estimate_sweep, format_estimate
+
+    train = {"uncached": {"images_per_s": 2.0}}
+    counts = {"carpet": (100, 10), "zipper": (100, 10), "other": (100, 10)}
+    epochs = {c: o["epochs"] for c, o in profiles.get("rdpp-paper").category_settings.items() if c in counts}
+    result = estimate_sweep(counts, epochs=200, seeds=1, cache_used=False, train=train, infer=None, data=None,
+                            category_epochs=epochs)
+    assert {c: v["train_s"] for c, v in result["categories"].items()} == {
+        "carpet": 10 * 100 / 2.0, "zipper": 300 * 100 / 2.0, "other": 200 * 100 / 2.0}
+    assert "300 images x 10-300 epochs per category" in format_estimate(result, "sweep estimate: test")
