@@ -93,8 +93,10 @@ def test_notes_flag_definitions_and_protocol_differences(runs):
     assert "python -m harness rescore demo-run --metrics pro_rd4ad" in notes
     assert "AU-PRO [au_pro]: AU-PRO, MVTec AD definition" in notes
     notes = "\n".join(build_report([runs[0]], vs="rdpp_paper").notes)
-    assert 'Different definition: AU-PRO of B is "AU-PRO as named by the RD++ paper' in notes
+    # the official RD++ evaluation (utils/utils_test.py) computes RD4AD's per-image PRO, not the AU-PRO
+    assert "B reports PRO (RD4AD) [pro_rd4ad], not AU-PRO [au_pro]: different metrics" in notes
     assert "B protocol: RD++ modifies RD4AD" in notes
+    assert "the epoch with the best mean of I-AUROC, P-AUROC and PRO: model selection on test data" in notes
     assert "Different definition: I-AUROC" not in notes  # the same definition is not flagged
 
 
