@@ -223,6 +223,9 @@ def _add_report_parser(commands) -> None:
     report.add_argument("--metrics", help="comma-separated metric names (default: all in the runs)")
     report.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
     report.add_argument("--label", help="LaTeX label (default: tab:<first run>)")
+    report.add_argument("--selected-on-test", action="store_true",
+                        help="add a column per run with each job's best epoch on the test set (recorded by run "
+                             "--eval-every; the official RD++ protocol): model selection on test data, never the default")
     report.add_argument("--plots", action="store_true", help="also write PNG and PDF plots to OUT/plots")
     report.add_argument("--out", help="output folder (default: <first run>/report)")
     report.set_defaults(handler=command_report)

@@ -45,6 +45,29 @@ def run_side(key: str, run_dir: str | Path) -> Side:
     return side
 
 
+def selected_side(key: str, run: Side) -> Side | None:
+    """The run's values at each job's best epoch on the test set (`selected_on_test` in its records, from
+    `run --eval-every`), as the official RD++ script reports; None when no record has them."""
+    records = []
+    for record in run.records:
+        chosen = record.get("selected_on_test")
+        if not isinstance(chosen, dict) or not isinstance(chosen.get("metrics"), dict):
+            continue
+        metrics = {name: metric | {"value": chosen["metrics"].get(name)} for name, metric in record["metrics"].items()
+                   if name in chosen["metrics"]}
+        records.append(record | {"metrics": metrics})
+    if not records:
+        return None
+    metrics = list(dict.fromkeys(m for r in records for m in r["metrics"]))
+    categories = list(dict.fromkeys(r["category"] for r in records))
+    side = Side(key, f"{run.name} (best epoch on test)", "selected", run.dataset, category_cells(records, metrics),
+                categories, dict(run.definitions), random_teacher=run.random_teacher, records=records, path=run.path)
+    side.description = (f"run {run.name} at each job's best epoch on the test set, as the official RD++ script "
+                        "reports: selected on test data, so optimistic (not the run's result, which is column "
+                        f"{run.key})")
+    return side
+
+
 def _describe_run(records: list[dict], seeds: list) -> str:
     first = records[0]
     parts = [first["dataset"], f"{first.get('method', '?')}, profile {first.get('profile', '?')}"]
@@ -115,12 +138,23 @@ def choose_metrics(sides: list[Side], requested: list[str] | None) -> list[str]:
 
 
 def build_report(runs: list[str | Path], vs: str | Path | None = None, metrics: list[str] | None = None,
-                 caption: str | None = None, label: str | None = None) -> Report:
+                 caption: str | None = None, label: str | None = None, selected_on_test: bool = False) -> Report:
+    """`selected_on_test` adds, after the runs, a column per run with its best-epoch-on-test values."""
     if not runs:
         raise HarnessError("give at least one run folder")
     sides = [run_side(chr(ord("A") + i), run) for i, run in enumerate(runs)]
     if vs is not None and isinstance(vs, Path) and vs.is_dir():
         sides.append(run_side(chr(ord("A") + len(sides)), vs))
+    if selected_on_test:
+        selected: list[Side] = []
+        for run in sides:
+            side = selected_side(chr(ord("A") + len(sides) + len(selected)), run)
+            if side is not None:
+                selected.append(side)
+        if not selected:
+            raise HarnessError("no run has best-epoch-on-test values: they are recorded by `run --eval-every 1` "
+                               "(the official RD++ protocol evaluates after every epoch)")
+        sides += selected
     categories = list(dict.fromkeys(c for s in sides for c in s.categories))
     if vs is not None and not (isinstance(vs, Path) and vs.is_dir()):
         sides.append(reference_side(chr(ord("A") + len(sides)), references.load(vs), sides[0].dataset, categories))

@@ -43,7 +43,8 @@ def parse_formats(text: str) -> list[str]:
 def command_report(args) -> int:
     formats = parse_formats(args.format)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    report = build_report(args.runs, resolve_vs(args.vs) if args.vs else None, metrics, args.caption, args.label)
+    report = build_report(args.runs, resolve_vs(args.vs) if args.vs else None, metrics, args.caption, args.label,
+                          selected_on_test=getattr(args, "selected_on_test", False))
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
     written = write_report(report, out, formats)
     if args.plots:

@@ -25,7 +25,8 @@ def _legend(report: Report) -> list[str]:
         return [f"Run {side.name}{'†' if side.random_teacher else ''}: {side.description}."]
     lines = []
     for side in report.sides:
-        what = f"run {side.name} ({side.description})" if side.kind == "run" else f"reference {side.name}: {side.description}"
+        what = (f"run {side.name} ({side.description})" if side.kind == "run" else side.description
+                if side.kind == "selected" else f"reference {side.name}: {side.description}")
         lines.append(f"{side.tag}: {what}.")
     return lines
 
@@ -49,7 +50,7 @@ def _mean_line(report: Report) -> str | None:
     parts, unequal = [], False
     for side in report.sides:
         count = len(side.categories)
-        if side.kind == "run":
+        if side.kind in ("run", "selected"):
             parts.append(f"{side.key} over its {count} categor{'y' if count == 1 else 'ies'}")
             unequal |= set(side.categories) != set(base.categories)
         elif side.matched_means:
@@ -174,9 +175,38 @@ def _undefined(report: Report) -> list[str]:
     return lines
 
 
+def _selected_on_test(report: Report) -> list[str]:
+    """Runs whose records also hold the best epoch on the test set (`run --eval-every`, the official RD++
+    script's choice): say so, and how much that selection adds over the last epoch, on average over jobs."""
+    lines = []
+    for side in report.sides:
+        if side.kind != "run":
+            continue
+        chosen = [r for r in side.records if isinstance(r.get("selected_on_test"), dict)]
+        if not chosen:
+            continue
+        gains = []
+        for metric in report.metrics:
+            diffs = [r["selected_on_test"]["metrics"][metric] - r["metrics"][metric]["value"] for r in chosen
+                     if (r["selected_on_test"].get("metrics") or {}).get(metric) is not None
+                     and r["metrics"].get(metric, {}).get("value") is not None]
+            if diffs:
+                gains.append(f"{LABELS.get(metric, metric)} {100 * sum(diffs) / len(diffs):+.1f}")
+        shown = [s.key for s in report.sides if s.kind == "selected" and s.path == side.path]
+        where = (f"column {shown[0]} shows them" if shown else
+                 "not in the table (report --selected-on-test adds them as a column)")
+        lines.append(
+            f"Best epoch on the test set: {side.key} also records, for {len(chosen)} of its {len(side.records)} jobs, "
+            f"the epoch the official RD++ script reports ({chosen[0]['selected_on_test'].get('rule', '')}); "
+            f"{side.key}'s values are its last epoch's, {where}. Selecting on test data is optimistic"
+            + (f": on average over these jobs it adds {', '.join(gains)} points." if gains else "."))
+    return lines
+
+
 def table_notes(report: Report) -> list[str]:
     lines = _legend(report) + [_format_line(report)]
     mean = _mean_line(report)
     if mean:
         lines.append(mean)
-    return lines + _definitions(report) + _unshown_reference_metrics(report) + _protocol(report) + _undefined(report)
+    return (lines + _definitions(report) + _unshown_reference_metrics(report) + _protocol(report)
+            + _selected_on_test(report) + _undefined(report))
