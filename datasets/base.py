@@ -65,11 +65,12 @@ class CategoryData:
     provenance: dict = field(default_factory=dict)
 
 
-def split_fingerprint(entries: list[tuple[str, str, int]]) -> str:
-    """Hash of the sorted (split, relative path, label) triples: identifies exactly which files were used."""
+def split_fingerprint(entries: list[tuple]) -> str:
+    """Hash of the sorted (split, relative path, label, content hash...) entries: identifies exactly which
+    files were used, with which labels, and (through the sha256 of their bytes) what they held."""
     digest = hashlib.sha256()
-    for split, path, label in sorted(entries):
-        digest.update(f"{split}\t{path}\t{label}\n".encode())
+    for entry in sorted(entries):
+        digest.update(("\t".join(map(str, entry)) + "\n").encode())
     return digest.hexdigest()[:16]
 
 

@@ -38,7 +38,7 @@ from harness.datasets.base import (Adapter, CategoryData, Split, check_image_siz
 from harness.datasets.imageio import parallel_map, resize_mask, resize_rgb
 from harness.datasets.nifti import check_complete
 from harness.errors import DataError, HarnessError
-from harness.files import atomic_write, file_stamp
+from harness.files import atomic_write, content_hashes, file_stamp
 from harness.paths import cache_dir
 
 SLICES = range(60, 100)
@@ -206,9 +206,12 @@ class BraTS(Adapter):
                 stale.unlink(missing_ok=True)
         return path, rows, digest
 
-    @staticmethod
-    def _rows(rows: list[dict[str, str]]) -> list[tuple[str, str, int]]:
-        return [(r["split"], f"{r['flair']}#z{int(r['slice']):03d}", int(r["label"])) for r in rows]
+    def _rows(self, rows: list[dict[str, str]]) -> list[tuple[str, str, int, str, str]]:
+        """(split, slice, label, sha256 of the FLAIR volume, sha256 of the segmentation) per manifest row."""
+        root = self.root_dir()
+        hashes = content_hashes(root / r[column] for r in rows for column in ("flair", "seg"))
+        return [(r["split"], f"{r['flair']}#z{int(r['slice']):03d}", int(r["label"]), hashes[root / r["flair"]],
+                 hashes[root / r["seg"]]) for r in rows]
 
     def fingerprint(self, category: str) -> str:
         self.check_category(category)

@@ -18,6 +18,7 @@ from harness.datasets.base import (Adapter, CategoryData, Split, check_image_siz
                                    split_fingerprint)
 from harness.datasets.imageio import image_size_of, load_mask, load_rgb, parallel_map
 from harness.errors import DataError
+from harness.files import content_hashes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -158,9 +159,13 @@ class FileAdapter(Adapter):
             raise DataError(f"{where}: empty test split (no test images found)")
         return listing
 
-    def fingerprint_rows(self, listing: Listing) -> list[tuple[str, str, int]]:
+    def fingerprint_rows(self, listing: Listing) -> list[tuple[str, str, int, str, str]]:
+        """(split, relative path, label, sha256 of the image, sha256 of its mask or '') per item."""
         root = self.listing_root()
-        return [(name, relative(item.path, root), item.label) for name, items, _ in listing.splits() for item in items]
+        items = [(name, item) for name, split_items, _ in listing.splits() for item in split_items]
+        hashes = content_hashes(p for _, item in items for p in (item.path, item.mask) if p is not None)
+        return [(name, relative(item.path, root), item.label, hashes[item.path], hashes[item.mask] if item.mask else "")
+                for name, item in items]
 
     def fingerprint(self, category: str) -> str:
         return split_fingerprint(self.fingerprint_rows(self.checked_listing(category)))

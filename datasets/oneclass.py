@@ -15,6 +15,7 @@ import numpy as np
 from harness.datasets import cache
 from harness.datasets.base import Adapter, CategoryData, Split, check_image_size, split_fingerprint
 from harness.datasets.imageio import parallel_map, resize_rgb
+from harness.files import content_hashes
 
 
 @dataclass
@@ -73,9 +74,11 @@ class OneClassAdapter(Adapter):
         normal = self.class_names.index(category)
         return arrays, np.flatnonzero(arrays.train_labels == normal), (arrays.test_labels != normal).astype(np.int64)
 
-    def _rows(self, arrays: ClassArrays, train_index: np.ndarray, test_labels: np.ndarray) -> list[tuple[str, str, int]]:
+    def _rows(self, arrays: ClassArrays, train_index: np.ndarray, test_labels: np.ndarray) -> list[tuple]:
         rows = [("train", arrays.train_ids[i], 0) for i in train_index]
-        return rows + [("test", identifier, int(label)) for identifier, label in zip(arrays.test_ids, test_labels)]
+        rows += [("test", identifier, int(label)) for identifier, label in zip(arrays.test_ids, test_labels)]
+        # the images' bytes: the sha256 of the files they were parsed from
+        return rows + [("source", path.name, 0, sha) for path, sha in content_hashes(arrays.sources).items()]
 
     def fingerprint(self, category: str) -> str:
         return split_fingerprint(self._rows(*self._selection(category)))

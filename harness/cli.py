@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | list | report | rescore | check`.
+"""Command line: `python -m harness run | list | data | report | rescore | check | bench`.
 
 Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 """
@@ -6,18 +6,13 @@ Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-# CLI flag -> method setting; explicit flags override the profile
-SETTING_FLAGS = {
-    "backbone": "backbone", "weights": "weights", "image_size": "image_size", "epochs": "epochs",
-    "batch_size": "batch_size", "device": "device", "precision": "precision", "deterministic": "deterministic",
-}
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -88,7 +83,8 @@ def _add_run_parser(commands) -> None:
     run.add_argument("--method", help="method name (default: the profile's method)")
     run.add_argument("--profile", help="settings profile (default: the data set's default profile)")
     run.add_argument("--backbone", help="teacher backbone: resnet18, resnet34, resnet50, wide_resnet50_2")
-    run.add_argument("--weights", help="teacher weights: imagenet (torchvision cache), none (random), or a file path")
+    run.add_argument("--weights", help="teacher weights: imagenet (torchvision cache; downloaded there once when "
+                     "missing, unless --offline), none (random), or a file path")
     run.add_argument("--checkpoint", help="evaluate this checkpoint (official RD format) instead of training")
     run.add_argument("--image-size", type=_positive_int, help="input side in pixels")
     run.add_argument("--epochs", type=_positive_int, help="training epochs")
@@ -122,29 +118,31 @@ def _add_run_parser(commands) -> None:
                           "count; one thread unless OMP_NUM_THREADS is set): slower, for drift baselines that travel. "
                           "Restarts the command once with the environment it needs")
     run.add_argument("--rerun", action="store_true", default=None, help="run jobs again even when their record exists")
+    run.add_argument("--offline", action="store_true", help="never download (as HARNESS_OFFLINE=1): missing ImageNet "
+                     "weights are an error instead")
     run.add_argument("--out", help="run folder (default: results/runs/<dataset>-<method>-<profile>-<hash>)")
     run.set_defaults(handler=command_run)
 
 
 def _flag_options(args: argparse.Namespace) -> dict:
-    """The run options given explicitly on the command line, in RunOptions' terms."""
-    options = {}
-    for key in ("dataset", "root", "method", "profile", "checkpoint", "out", "rerun", "backend", "jobs",
-                "job_timeout", "dask_address", "eval_every", "save_checkpoints", "portable"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if args.categories is not None:
-        names = tuple(c.strip() for c in args.categories.split(",") if c.strip())
-        options["categories"] = () if names in ((), ("all",)) else names
-    if args.seeds is not None:
-        options["seeds"] = args.seeds
-    if args.gpus is not None:
-        if not args.gpus:
-            raise HarnessError("--gpus: expected comma-separated GPU indices, e.g. 0,1")
-        options["gpus"] = args.gpus
-    if args.metrics is not None:
-        options["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    settings = {setting: getattr(args, flag) for flag, setting in SETTING_FLAGS.items() if getattr(args, flag) is not None}
+    """The run options given explicitly on the command line, in RunOptions' terms (each flag's dest is its key)."""
+    from harness.sweep.options import OPTION_KINDS, SETTING_KEYS
+
+    options: dict = {}
+    settings: dict = {}
+    for key, kind in OPTION_KINDS.items():
+        value = getattr(args, key, None)
+        if value is None or kind == "table":
+            continue
+        flag = "--" + key.replace("_", "-")
+        if kind == "names":
+            names = tuple(part.strip() for part in value.split(",") if part.strip())
+            if not names:
+                raise HarnessError(f"{flag}: expected comma-separated names, got '{value}'")
+            value = () if key == "categories" and names == ("all",) else names
+        elif kind == "integers" and not value:
+            raise HarnessError(f"{flag}: expected comma-separated integers, got an empty list")
+        (settings if key in SETTING_KEYS else options)[key] = value
     if settings:
         options["settings"] = settings
     if args.data_option:
@@ -177,22 +175,23 @@ def command_run(args: argparse.Namespace) -> int:
             numerics.restart_portable(args.command_line)  # does not return
     sweep = options.sweep()
     resolved = sweep.resolve()
-    backend = make_backend(options.execution(), options.device)  # checks GPUs; starts nothing yet
-    # Nothing is written before the input passed. With an existing dask cluster the data may be on its
-    # workers only, so there the jobs check the data themselves.
+    backend = make_backend(options.execution(), options.device)  # checks GPUs and addresses; starts nothing yet
+    # Builds the model and checks the data's root: an invalid sweep stops here, before anything is written.
+    # With an existing dask cluster the data may be on its workers only: the jobs check it there.
     preflight(resolved.jobs[0], data=not options.dask_address)
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
-    store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
-                   "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
-                   "execution": vars(options.execution())})
-    print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
-          f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
-          f"backend {options.backend}")
-    try:
-        outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
-    except SweepInterrupted as interrupted:
-        print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
-        return interrupted.exit_code
+    with store.locked():  # one `run` per run folder at a time; another one stops here with one line
+        store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
+                       "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
+                       "data_fingerprints": resolved.data_fingerprints, "execution": vars(options.execution())})
+        print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
+              f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
+              f"backend {options.backend}")
+        try:
+            outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
+        except SweepInterrupted as interrupted:
+            print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
+            return interrupted.exit_code
 
     order = {job.job_id: position for position, job in enumerate(resolved.jobs)}
     records = sorted((r for r in store.records() if r["job_id"] in order), key=lambda r: order[r["job_id"]])
@@ -210,24 +209,14 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def _add_report_parser(commands) -> None:
-    from harness.report.references import names
+    from harness.report.options import add_report_arguments
 
     report = commands.add_parser(
-        "report", help="tables (Markdown, LaTeX, CSV) and plots of runs, beside published numbers",
+        "report", help="tables (Markdown, LaTeX, CSV, HTML) and plots of runs, beside published numbers",
         description="Per-category tables of one or more run folders (mean and sample std over seeds), side by side "
-                    "with another run or a published reference, with differences and notes on definitions and "
-                    "protocol. Reads the store only. Prints the Markdown; writes report.md/.tex/.csv (and plots/).")
-    report.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); the first is column A")
-    report.add_argument("--vs", metavar="REFERENCE|RUN", help=f"compare with a run folder or a reference: {', '.join(names())}")
-    report.add_argument("--format", default="md,latex,csv", help="comma-separated: md, latex, csv (default: all three)")
-    report.add_argument("--metrics", help="comma-separated metric names (default: all in the runs)")
-    report.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
-    report.add_argument("--label", help="LaTeX label (default: tab:<first run>)")
-    report.add_argument("--selected-on-test", action="store_true",
-                        help="add a column per run with each job's best epoch on the test set (recorded by run "
-                             "--eval-every; the official RD++ protocol): model selection on test data, never the default")
-    report.add_argument("--plots", action="store_true", help="also write PNG and PDF plots to OUT/plots")
-    report.add_argument("--out", help="output folder (default: <first run>/report)")
+                    "with other runs and published references, with notes on definitions and protocol. Reads the "
+                    "store only. Prints the Markdown; writes report.md/.tex/.csv (.html, plots/) to --out.")
+    add_report_arguments(report)
     report.set_defaults(handler=command_report)
 
 
@@ -327,6 +316,39 @@ def _add_bench_parser(commands) -> None:
     bench.set_defaults(handler=command_bench)
 
 
+def _add_data_parser(commands) -> None:
+    def command_data(args: argparse.Namespace) -> int:
+        from harness.datasets import fetch
+
+        return fetch.command_fetch(args) if args.data_command == "fetch" else fetch.command_list(args)
+
+    data = commands.add_parser(
+        "data", help="download data sets (data fetch) and show which are present (data list)",
+        description="Download a data set into the folder its adapter reads, with its published checksums, or show "
+                    "the state of every data set under $HARNESS_DATA.")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    fetch = actions.add_parser(
+        "fetch", help="download, verify and unpack a data set",
+        description="Download a data set (resuming an interrupted download), check it against its published "
+                    "checksums, unpack it into the layout the harness reads and check that layout. Data sets behind "
+                    "a licence form (mvtec, brats, brats_bmad) are not downloaded: the command says where to get them.",
+        formatter_class=_HelpFormatter)
+    fetch.add_argument("name", metavar="NAME",
+                       help="data set: visa, cifar10, mnist, fashion_mnist (comma-separated, or all)")
+    fetch.add_argument("--root", help="folder to put it in (default: $HARNESS_DATA/<name>)")
+    fetch.add_argument("--mirror", metavar="URL", help="take every file from URL/<name>/<file name> instead of its "
+                       "original address (a folder works too; default: $HARNESS_MIRROR)")
+    fetch.add_argument("--force", action="store_true", default=None,
+                       help="download again even when the data set was fetched before")
+    fetch.add_argument("--keep-archive", action="store_true", default=None,
+                       help="keep the downloaded archive after unpacking it (in ROOT/.download/)")
+    listing = actions.add_parser("list", help="show each data set's state under $HARNESS_DATA",
+                                 description="Show, for each data set, whether it is present under $HARNESS_DATA, "
+                                             "its fingerprint or file count, and how to get it.")
+    listing.add_argument("--data", metavar="DIR", help="look in DIR instead of $HARNESS_DATA")
+    data.set_defaults(handler=command_data)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -337,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="show data sets, methods and profiles",
                                   description="Show the data sets, methods and profiles the harness knows.")
     listing.set_defaults(handler=command_list)
+    _add_data_parser(commands)
     _add_report_parser(commands)
     _add_rescore_parser(commands)
     _add_check_parser(commands)
@@ -352,8 +375,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
+    from harness.downloads import permit_downloads
+
+    if getattr(args, "offline", False):
+        os.environ["HARNESS_OFFLINE"] = "1"  # nothing is downloaded, in this process or the jobs' processes
     try:
-        return args.handler(args)
+        # This process may download what is missing (ImageNet weights, in `run`'s check before any job);
+        # the jobs' child processes and workers never do.
+        with permit_downloads():
+            return args.handler(args)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,7 +1,9 @@
 """The run folder: one folder per job, written atomically; a job is done iff its record.json exists.
 
 results/runs/<run>/
-  sweep.json                     the sweep as resolved
+  sweep.json                     the sweep as resolved (with each category's data fingerprint)
+  .lock                          flock held by the `run` using the folder (one at a time)
+  superseded/<job-id>/           job folders of jobs whose data changed since they ran
   results.csv                    one row per finished job (aggregated from the records)
   jobs/<job-id>/config.json      the job's resolved configuration (written when the sweep starts)
   jobs/<job-id>/predictions.npz  scores, labels, maps (as evaluated), packed masks, paths
@@ -13,19 +15,30 @@ results/runs/<run>/
 Killed at any moment, a job leaves no record.json unless its record and predictions are complete:
 every file is written under a temporary name and renamed, and a rerun removes the old record
 before it replaces the predictions, so a record never sits beside another attempt's predictions.
+The temporary files a killed writer leaves are removed when the folder is next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
+import platform
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.files import atomic_write, atomic_write_text
+from harness.files import atomic_write, atomic_write_text, remove_stale_temporaries
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None
 
 RECORD = "record.json"
 PREDICTIONS = "predictions.npz"
@@ -34,6 +47,8 @@ FAILURE = "failure.json"
 CHECKPOINT = "checkpoint.pth"
 LOG = "log.txt"
 RESULTS_CSV = "results.csv"
+LOCK = ".lock"  # held (flock) by the `run` using the folder; the kernel releases it when that process dies
+SUPERSEDED = "superseded"  # jobs/<id> folders of jobs that ran on data that have changed since
 
 # Settings that change how fast a job runs or what it prints, never its results: kept out of job ids
 # (so a sweep resumed on another device or with another inference batch size finds its finished
@@ -73,8 +88,8 @@ class RunStore:
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
 
-    def prepare(self, sweep_description: dict) -> None:
-        """Create the folder (failing with one clear line when it cannot be written) and save the sweep."""
+    def _create(self) -> None:
+        """Create the folder, failing with one clear line when it cannot be written."""
         try:
             (self.run_dir / "jobs").mkdir(parents=True, exist_ok=True)
             probe = self.run_dir / ".write-test"
@@ -82,7 +97,57 @@ class RunStore:
             probe.unlink()
         except OSError as error:
             raise HarnessError(f"{self.run_dir}: cannot write the output folder ({error.strerror or error})") from None
+
+    def prepare(self, sweep_description: dict) -> None:
+        """Create the folder and save the sweep."""
+        self._create()
         write_json(self.run_dir / "sweep.json", sweep_description)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Create the folder and hold its lock meanwhile: one `run` per run folder at a time. Another process
+        holding it is a HarnessError naming that process; a killed holder leaves nothing stuck (flock)."""
+        self._create()
+        with open(self.run_dir / LOCK, "a+", encoding="utf-8") as handle:  # closing it releases the lock
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise HarnessError(f"{self.run_dir}: in use by another run ({holder}); wait until it ends, then run "
+                                       "the command again to do what it left (finished jobs are skipped), or give "
+                                       "another --out") from None
+                except OSError:
+                    pass  # a file system without locks (some network mounts): run unlocked, as before locks existed
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            handle.flush()
+            yield
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete temporary files that a killed writer left (never a live process's); how many there were."""
+        return len(remove_stale_temporaries(self.run_dir))
+
+    def job_configs(self) -> dict[str, dict]:
+        """job id -> config.json of every job folder that has one."""
+        configs = {}
+        for path in sorted((self.run_dir / "jobs").glob(f"*/{CONFIG}")):
+            with contextlib.suppress(HarnessError):
+                configs[path.parent.name] = read_json(path)
+        return configs
+
+    def set_aside(self, job_id: str) -> Path:
+        """Move a job's folder to superseded/<job id> (suffixed when taken), out of the run's results."""
+        target = self.run_dir / SUPERSEDED / job_id
+        number = 1
+        while target.exists():
+            number += 1
+            target = self.run_dir / SUPERSEDED / f"{job_id}.{number}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.job_dir(job_id), target)
+        return target
 
     def job_dir(self, job_id: str) -> Path:
         return self.run_dir / "jobs" / job_id

@@ -46,7 +46,7 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class RDSettings:
     backbone: str = "wide_resnet50_2"  # resnet18 | resnet34 | resnet50 | wide_resnet50_2
-    weights: str = "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1, local cache only) | "none" | a file path
+    weights: str = "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1 from its cache; `run` downloads it) | "none" | a file path
     image_size: int = 256
     epochs: int = 200
     batch_size: int = 16
@@ -283,8 +283,9 @@ class ReverseDistillation(Method):
                     batches.pop()
                 losses: list[float] = []
                 trainer.begin_epoch()
-                bar = tqdm(batches, desc=f"{self.name} epoch {epoch}/{s.epochs}", leave=False, disable=not s.progress,
-                           unit="batch")
+                # disable=None: a bar on a terminal only, never escape codes in logs (the job log has a line per epoch)
+                bar = tqdm(batches, desc=f"{self.name} epoch {epoch}/{s.epochs}", leave=False,
+                           disable=None if s.progress else True, unit="batch")
                 for step, index in enumerate(bar, start=1):
                     value = trainer.step(index)
                     if not math.isfinite(value):

@@ -77,15 +77,15 @@ def one_thread():
         torch.set_num_threads(saved)
 
 
-def harness(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def harness(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
-                          env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")}, timeout=timeout)
+                          env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")} | (env or {}), timeout=timeout)
 
 
-def start_harness(*args: str, cwd: Path | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE,
+def start_harness(*args: str, cwd: Path | None = None, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=popen.pop("stdout", subprocess.PIPE),
                             stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")})
+                            env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")}, **popen)
 
 
 def run_in_process(*args: str) -> int:

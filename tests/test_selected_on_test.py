@@ -79,33 +79,48 @@ def test_method_vs_method_table_beside_the_rdpp_paper(method_runs):
     a, b, c = report.sides
     assert (a.kind, b.kind, c.kind) == ("run", "run", "reference") and c.name == "rdpp_paper"
     text = tables.markdown(report)
-    assert "- A: run rd-run (mvtec; rd, profile paper" in text and "- B: run rdpp-run (mvtec; rdpp, profile rdpp-paper" in text
+    assert "- RD: this harness, run rd-run (mvtec; rd, profile paper" in text
+    assert "- RD++: this harness, run rdpp-run (mvtec; rdpp, profile rdpp-paper" in text
     assert report.cell("mean", "image_auroc", c).mean == pytest.approx(0.9944)
     assert report.delta("bottle", "image_auroc", b) == pytest.approx(0.99 - 0.97)
     # the default values are the last epoch's: 97.0 for bottle, not the 100.0 chosen on the test set
     assert report.cell("bottle", "image_auroc", b).mean == pytest.approx(0.97)
-    notes = "\n".join(report.notes)
-    assert ("Best epoch on the test set: B also records, for 2 of its 2 jobs, the epoch the official RD++ script "
+    notes = "\n".join(report.note_lines("full"))
+    assert ("Best epoch on the test set: RD++ also records, for 2 of its 2 jobs, the epoch the official RD++ script "
             "reports (" + RULE_START) in notes
-    assert "not in the table (report --selected-on-test adds them as a column)" in notes
+    assert "RD++'s values are its last epoch's, the selected ones are not in the table" in notes
+    assert "Hint: report --selected-on-test adds the best-epoch-on-test values of RD++ as a column" in notes
     # mean gain over jobs in points: I-AUROC ((1.0 - 0.97) + (0.996 - 0.99)) / 2 = +1.8
     assert "it adds I-AUROC +1.8, P-AUROC +0.5, AU-PRO +0.5 points" in notes
-    assert "C protocol: RD++ modifies RD4AD" in notes
-    assert "Best epoch on the test set: A" not in notes  # rd-run has no such values
+    assert "RD++ paper protocol: RD++ modifies RD4AD" in notes
+    assert "Best epoch on the test set: RD also" not in notes  # rd-run has no such values
+    # the short notes (LaTeX's default) keep the gain, without the rule or the hint
+    short = report.note_lines("short", hints=False)
+    assert ("RD++: last epoch; selecting the epoch on the test set (the official RD++ script's choice) would add "
+            "I-AUROC +1.8, P-AUROC +0.5, AU-PRO +0.5 points on average.") in short
+    assert not any(RULE_START in note or "--selected-on-test" in note for note in short)
+    assert "--selected-on-test" not in tables.latex(report)
 
 
 def test_selected_on_test_column_is_an_option_and_labelled(method_runs):
     report = build_report(list(method_runs), selected_on_test=True)
     _, b, c = report.sides
     assert c.kind == "selected" and c.name == "rdpp-run (best epoch on test)" and c.key == "C"
+    assert c.tag == "RD++ (best epoch on test)" and b.tag == "RD++"
     assert report.cell("bottle", "image_auroc", c).mean == pytest.approx(1.0)
     assert report.cell("bottle", "image_auroc", b).mean == pytest.approx(0.97)  # B itself unchanged
     text = tables.markdown(report)
-    assert ("- C: run rdpp-run at each job's best epoch on the test set, as the official RD++ script reports: "
-            "selected on test data, so optimistic (not the run's result, which is column B).") in text
-    assert "column C shows them" in text and RULE_START in text
+    assert ("- RD++ (best epoch on test): this harness, run rdpp-run at each job's best epoch on the test set, as "
+            "the official RD++ script reports: selected on test data, so optimistic (not the run's result, which is "
+            "RD++).") in text
+    assert "RD++ (best epoch on test) shows the selected values" in text and RULE_START in text
+    assert "--selected-on-test" not in text  # no hint once the column is there
+    assert "I-AUROC RD++ (best epoch on test)" in text
+    # never bold by default: 100.0 is the highest bottle I-AUROC, yet the best of the runs is RD's 99.0
+    assert report.best("bottle", "image_auroc") == {"A"} and "| **100.0**" not in text
+    assert "C" in build_report(list(method_runs), selected_on_test=True, bold="all").best("bottle", "image_auroc")
     latex = tables.latex(report)
-    assert "best epoch on test" in latex
+    assert "RD++ (best epoch on test): this harness" in latex  # its legend is a short note
     with pytest.raises(Exception, match="run --eval-every 1"):
         build_report([method_runs[0]], selected_on_test=True)
 
@@ -135,7 +150,8 @@ def test_rdpp_runs_end_to_end_with_the_official_choice_recorded_beside_the_last_
 
     report = run_cli("report", tmp_path / "rdpp", "--selected-on-test", "--format", "md", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
-    assert "rdpp (best epoch on test)" in report.stdout and "Best epoch on the test set: A also records" in report.stdout
+    assert "RD++ (best epoch on test)" in report.stdout
+    assert "Best epoch on the test set: RD++† also records" in report.stdout  # †: the demo's random-weight teacher
 
 
 def test_bench_train_measures_rdpp(tmp_path, monkeypatch, capsys):

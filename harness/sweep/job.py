@@ -14,10 +14,12 @@ import os
 import platform
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Callable
 
 from harness import datasets, methods
+from harness.errors import DataError
 from harness.metrics import LABELS, evaluate
 from harness.store import RunStore, pack_predictions
 from harness.sweep import provenance
@@ -46,7 +48,6 @@ class JobOutcome:
     traceback: str = ""
     seconds: float = 0.0
     log: str | None = None  # the job's log text when it was not written to the run folder as it ran
-    extra: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -54,20 +55,31 @@ class JobOutcome:
 
 
 def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
-                execution: dict | None = None) -> JobResult:
+                execution: dict | None = None, ready: Callable[[], None] | None = None) -> JobResult:
     """Run `job` to completion and return its record and predictions; writes nothing.
 
     Any exception propagates. `execution` (backend, worker, pinned GPU, threads) goes into the
-    record's provenance.
+    record's provenance. `ready` is called once the model is built: the job's own work (data,
+    training, prediction, metrics) starts there, and so does a --job-timeout.
     """
     with numerics(job.numerics):
-        return _compute(job, log, execution)
+        return _compute(job, log, execution, ready)
 
 
-def _compute(job: Job, log: Callable[[str], None], execution: dict | None) -> JobResult:
+def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
+             ready: Callable[[], None] | None) -> JobResult:
     timings: dict[str, float] = {}
-    started = time.perf_counter()
     provenance.reset_peak_memory()
+    started = time.perf_counter()
+
+    # The model first: building it (the method's imports, the teacher's weights) is set-up, not the job's work.
+    clock = time.perf_counter()
+    method_class = methods.get(job.method)
+    method = method_class(method_class.Settings(**job.settings))
+    timings["build"] = time.perf_counter() - clock
+    log(f"model: built in {timings['build']:.1f} s")
+    if ready is not None:
+        ready()
 
     clock = time.perf_counter()
     adapter = datasets.create(job.dataset, job.root, **job.data_options)
@@ -75,9 +87,11 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None) -> Jo
     timings["load"] = time.perf_counter() - clock
     log(f"load: {len(data.train)} training and {len(data.test)} test images, fingerprint {data.fingerprint} "
         f"({timings['load']:.1f} s)")
+    if job.data_fingerprint and data.fingerprint != job.data_fingerprint:
+        raise DataError(f"{job.dataset}/{job.category}: the data changed after the sweep was planned (fingerprint "
+                        f"{job.data_fingerprint}, now {data.fingerprint}); run the command again to plan the sweep "
+                        "on the data as they are now")
 
-    method_class = methods.get(job.method)
-    method = method_class(method_class.Settings(**job.settings))
     clock = time.perf_counter()
     history = []
     interim: dict[int, dict] = {}  # epoch -> test metrics logged during training (--eval-every)
@@ -156,6 +170,7 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None) -> Jo
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         "memory": provenance.peak_memory(str(device or "cpu")),
         "provenance": provenance.software() | {
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),  # when the record was made
             "device": device_text,
             "device_name": provenance.device_name(str(device or "cpu")),
             "seed": job.seed,
@@ -235,32 +250,56 @@ def store_result(store: RunStore, result: JobResult) -> None:
     store.write_result(result.record["job_id"], result.record, result.predictions, result.checkpoint)
 
 
-def run_job(job: Job, store: RunStore) -> dict:
-    """Compute `job` in this process and write its predictions and record; returns the record."""
-    store.write_config(job.job_id, job.to_dict())
-    result = compute_job(job)
-    store_result(store, result)
-    return result.record
+# the steps of a job (_compute), by the function its traceback enters next: what the job was doing when it failed
+_STEPS = {"__init__": "building the model", "load": "loading the data", "fit": "training", "predict": "predicting",
+          "evaluate": "computing the metrics"}
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or (isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)))
+
+
+def failure_message(error: BaseException, job: Job) -> str:
+    """`Type: message`; for running out of memory (often a bare "MemoryError"), also which memory, in which
+    step, at which sizes, and what to lower."""
+    message = f"{type(error).__name__}: {error}"
+    if not _out_of_memory(error):
+        return message
+    frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+    step = _STEPS.get(frames[frames.index("_compute") + 1]) if "_compute" in frames[:-1] else None
+    memory = "GPU memory" if "CUDA" in str(error) or type(error).__module__.startswith("torch.cuda") else "memory (RAM)"
+    s = job.settings
+    lower = {"training": "--batch-size or --image-size",
+             "predicting": "the setting predict_batch_size (a sweep file's [settings]) or --image-size"}.get(step, "--image-size")
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return (f"{type(error).__name__}: out of {memory}{f' while {step}' if step else ''} at image_size "
+            f"{s.get('image_size')}, batch_size {s.get('batch_size')}, predict_batch_size {s.get('predict_batch_size')}; "
+            f"lower {lower}, or run fewer jobs at once" + (f" ({detail})" if detail else ""))
 
 
 def execute_job(job: Job, *, log_path: str | os.PathLike | None = None, echo: bool = False, capture: bool = True,
-                execution: dict | None = None) -> JobOutcome:
+                execution: dict | None = None, ready: Callable[[], None] | None = None,
+                sink: Callable[[str], None] | None = None) -> JobOutcome:
     """Run `job` and return its outcome; exceptions become a failed outcome, never propagate.
 
     The job's log (its own lines, plus what it prints and warns when `capture`) streams to
-    `log_path` when given (the run folder is on this machine), else it comes back in `outcome.log`.
-    `echo` also shows the job's output, its epoch bar among it, on this process's terminal.
+    `log_path` when given (the run folder is on this machine), else it comes back in `outcome.log`;
+    `sink` also receives the log's text as it is written (a dask worker sends it to the client, so
+    that a job killed at its timeout keeps its log). `echo` also shows the job's output, its epoch
+    bar among it, on this process's terminal. `ready` is passed to compute_job.
     KeyboardInterrupt and other BaseExceptions propagate: stopping a sweep is not a job failure.
     """
     started = time.perf_counter()
-    with JobLog(log_path, echo=echo, capture=capture) as joblog:
+    with JobLog(log_path, echo=echo, capture=capture, sink=sink) as joblog:
         joblog.line(f"job {job.job_id}: {job.dataset}/{job.category}, method {job.method}, profile {job.profile}, "
                     f"seed {job.seed}; host {platform.node()}, pid {os.getpid()}")
         joblog.line(f"settings: {job.settings}")
         try:
-            result = compute_job(job, log=joblog.line, execution=execution)
+            result = compute_job(job, log=joblog.line, execution=execution, ready=ready)
         except Exception as error:
-            message = f"{type(error).__name__}: {error}"
+            message = failure_message(error, job)
             trace = traceback.format_exc()
             joblog.line(f"FAILED after {time.perf_counter() - started:.1f} s: {message}")
             joblog.write(trace)

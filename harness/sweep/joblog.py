@@ -11,6 +11,7 @@ import io
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -61,10 +62,12 @@ class JobLog:
     (one job per process at a time: the local backend's children, a serial run).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, echo: bool = False, capture: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, *, echo: bool = False, capture: bool = True,
+                 sink: Callable[[str], None] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.echo = echo
         self.capture = capture
+        self.sink = sink  # also receives every piece of the log as it is written
         self._buffer = io.StringIO() if self.path is None else None
         self._file = None
         self._stack = contextlib.ExitStack()
@@ -93,6 +96,8 @@ class JobLog:
             self._file.write(text)
         elif self._buffer is not None:
             self._buffer.write(text)
+        if self.sink is not None:
+            self.sink(text)
         self._line_open = not text.endswith("\n")
 
     def end_line(self) -> None:

@@ -12,6 +12,19 @@ from harness.errors import HarnessError
 from harness.sweep.backends import BACKENDS, DASK_INSTALL_HINT, Execution
 from harness.sweep.plan import Sweep
 
+# Every option of `run`: its key (the flag's long name with '_', and a sweep file's key) and the kind of its value.
+OPTION_KINDS: dict[str, str] = {
+    "dataset": "text", "root": "text", "categories": "names", "method": "text", "profile": "text",
+    "seeds": "integers", "metrics": "names", "checkpoint": "text", "out": "text", "rerun": "switch",
+    "eval_every": "count", "save_checkpoints": "switch", "portable": "switch",
+    "backend": "text", "jobs": "count", "gpus": "integers", "job_timeout": "seconds", "dask_address": "text",
+    "backbone": "text", "weights": "text", "image_size": "count", "epochs": "count", "batch_size": "count",
+    "device": "text", "precision": "text", "deterministic": "switch",
+    "settings": "table", "data_options": "table",
+}
+# The options that are method settings (they override the profile; a sweep file may also put them in [settings])
+SETTING_KEYS = ("backbone", "weights", "image_size", "epochs", "batch_size", "device", "precision", "deterministic")
+
 
 @dataclass
 class RunOptions:
@@ -55,8 +68,6 @@ class RunOptions:
             raise HarnessError(f"{gpus} conflicts with --device cpu; drop one of them")
         if self.gpus and device.startswith("cuda:"):
             raise HarnessError(f"{gpus} pins each job to a GPU itself; use --device auto or cuda, not {device}")
-        if self.gpus and self.jobs is not None:
-            raise HarnessError(f"--jobs conflicts with {gpus}: with GPUs, one job runs on each GPU at a time")
         if self.gpus and len(set(self.gpus)) != len(self.gpus):
             raise HarnessError(f"{gpus}: a GPU is listed twice")
         if self.dask_address and (self.jobs is not None or self.gpus):

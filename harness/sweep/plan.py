@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import DataError, HarnessError
 from harness.store import EXECUTION_ONLY
 from harness.sweep import profiles
 
@@ -31,17 +31,20 @@ class Job:
     # selection), and the trained model kept as checkpoint.pth in the official format.
     eval_every: int = 0
     save_checkpoint: bool = False
+    # The adapter's fingerprint of the category's data (file list, labels, sha256 of every file), taken when
+    # the sweep is planned; "" when the data could not be read then (the job fails when it loads them).
+    data_fingerprint: str = ""
     numerics: str = "native"  # "portable": the same bits on any x86-64 CPU (harness.sweep.numerics)
 
     def identity(self) -> dict:
-        """The part of the configuration that determines the results."""
+        """The part of the configuration that determines the results: the data by content, not by location."""
         settings = {k: v for k, v in sorted(self.settings.items()) if k not in EXECUTION_ONLY}
         return {
             "dataset": self.dataset, "category": self.category, "method": self.method,
             "seed": self.seed, "settings": settings, "checkpoint": self.checkpoint, "metrics": list(self.metrics),
             "data_options": {k: v for k, v in sorted(self.data_options.items()) if k != "cache"},
-            # the native mode adds nothing, so job ids made before the portable mode existed still resume
-            **({"numerics": self.numerics} if self.numerics != "native" else {}),
+            "data_fingerprint": self.data_fingerprint,
+            "numerics": self.numerics,
         }
 
     @property
@@ -99,6 +102,12 @@ class Sweep:
             raise HarnessError(f"{self.checkpoint}: checkpoint file not found")
 
         seeds = self.seeds or profile.seeds
+        for what, values in (("category", categories), ("seed", seeds), ("metric", metrics)):
+            twice = [v for v in dict.fromkeys(values) if list(values).count(v) > 1]
+            if twice:
+                raise HarnessError(f"{what} '{twice[0]}' is listed twice ({','.join(map(str, values))}); list each "
+                                   f"{what} once")
+        fingerprints = {category: data_fingerprint(adapter, category) for category in categories}
         jobs = []
         for category in categories:
             for seed in seeds:
@@ -109,8 +118,18 @@ class Sweep:
                     settings = {k: v for k, v in settings.items() if k not in method_class.training_settings}
                 jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings,
                                 self.root, self.checkpoint, tuple(metrics), data_options,
-                                self.eval_every, self.save_checkpoints, "portable" if self.portable else "native"))
+                                self.eval_every, self.save_checkpoints, fingerprints[category],
+                                "portable" if self.portable else "native"))
         return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs)
+
+
+def data_fingerprint(adapter, category: str) -> str:
+    """The category's data fingerprint; "" when its data cannot be read now, so that only its jobs fail
+    (at load, with the adapter's message) and the other categories still run."""
+    try:
+        return adapter.fingerprint(category)
+    except DataError:
+        return ""
 
 
 def convert_options(adapter_class, options: dict) -> dict:
@@ -143,7 +162,13 @@ class ResolvedSweep:
     jobs: list[Job]
 
     @property
+    def data_fingerprints(self) -> dict[str, str]:
+        """category -> fingerprint of its data, as planned."""
+        return {job.category: job.data_fingerprint for job in self.jobs}
+
+    @property
     def name(self) -> str:
-        """A stable run name: the same sweep gets the same folder, so rerunning it resumes."""
+        """A stable run name: the same sweep on the same data (by content) gets the same folder, so rerunning
+        it resumes; other data make other job ids and so another folder."""
         digest = hashlib.sha256(json.dumps(sorted(j.job_id for j in self.jobs)).encode()).hexdigest()[:6]
         return f"{self.sweep.dataset}-{self.method}-{self.profile}-{digest}"

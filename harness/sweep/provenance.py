@@ -39,6 +39,7 @@ def software() -> dict:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
+        **{key: _version(name) for key, name in (("pillow", "pillow"), ("scipy", "scipy"), ("scikit_learn", "scikit-learn"))},
         "cuda": torch.version.cuda if cuda else None,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "platform": platform.platform(),
@@ -80,6 +81,16 @@ def machine(device: str = "cpu", cuda_numerics: dict | None = None) -> dict:
     if device.startswith("cuda") and torch.cuda.is_available():
         facts |= {"gpu": torch.cuda.get_device_name(torch.device(device)), **(cuda_numerics or {})}
     return facts
+
+
+def _version(distribution: str) -> str | None:
+    """An installed package's version, without importing it; None when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
 
 
 def device_name(device: str) -> str:

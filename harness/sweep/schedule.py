@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from tqdm.auto import tqdm
 
 from harness.metrics import LABELS
-from harness.store import RunStore
+from harness.store import RECORD, SUPERSEDED, RunStore, read_json
 from harness.sweep.backends import Backend
 from harness.sweep.job import JobOutcome, store_result
 from harness.sweep.plan import Job, ResolvedSweep
@@ -46,8 +46,8 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 class StopSignals:
-    """Turns SIGINT/SIGTERM into SweepInterrupted in the main thread; inside `writing()` the stop waits
-    until the write is complete, so a signal never leaves a job's files half-written."""
+    """Turns SIGINT/SIGTERM into SweepInterrupted in the main thread; inside `deferred()` the stop waits
+    until the block is complete, so a signal never leaves a job's files half-written."""
 
     def __init__(self) -> None:
         self._writing = False
@@ -71,7 +71,8 @@ class StopSignals:
             signal.signal(signum, handler)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def deferred(self) -> Iterator[None]:
+        """A signal in here takes effect when the block ends (a write, a cluster's start)."""
         self._writing = True
         try:
             yield
@@ -94,6 +95,27 @@ def jobs_to_run(resolved: ResolvedSweep, store: RunStore, rerun: bool) -> tuple[
     done = [] if rerun else [job for job in resolved.jobs if store.is_done(job.job_id)]
     done_ids = {job.job_id for job in done}
     return [job for job in resolved.jobs if job.job_id not in done_ids], done
+
+
+def set_aside_changed_data(resolved: ResolvedSweep, store: RunStore) -> dict[str, tuple[str, str, int]]:
+    """Move the folder's jobs that ran on other data than the sweep's now (same data set and category,
+    another fingerprint) to superseded/, so the run folder never mixes two versions of the data; their
+    jobs then run again. Returns category -> (old fingerprint, new fingerprint, jobs moved)."""
+    current = resolved.data_fingerprints
+    changed: dict[str, tuple[str, str, int]] = {}
+    for job_id, config in store.job_configs().items():
+        category = config.get("category")
+        if config.get("dataset") != resolved.sweep.dataset or not current.get(category):
+            continue  # another data set, a category not in this sweep, or data unreadable now (that job fails)
+        old = config.get("data_fingerprint")
+        if old is None and store.is_done(job_id):  # planned before fingerprints were part of a job's identity
+            old = (read_json(store.job_dir(job_id) / RECORD).get("data") or {}).get("fingerprint")
+        if old is None or old == current[category]:
+            continue
+        store.set_aside(job_id)
+        moved = changed.get(category, (old, current[category], 0))[2] + 1
+        changed[category] = (old, current[category], moved)
+    return changed
 
 
 def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
@@ -122,6 +144,12 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
 
     backend = backend or SerialBackend()
     outcome = SweepOutcome()
+    leftovers = store.remove_stale_temporaries()
+    if leftovers:
+        log(f"removed {leftovers} temporary file(s) that an interrupted run left")
+    for category, (old, new, moved) in set_aside_changed_data(resolved, store).items():
+        log(f"{category}: the data changed since this folder's jobs ran (fingerprint {old}, now {new}); "
+            f"{moved} job folder(s) on the old data moved to {store.run_dir / SUPERSEDED}, its jobs run again")
     todo, done = jobs_to_run(resolved, store, rerun)
     position = {job.job_id: index for index, job in enumerate(resolved.jobs, start=1)}
     total = len(resolved.jobs)
@@ -135,15 +163,17 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
     try:
         with signals:
             if todo:
-                backend.start()
+                with signals.deferred():  # a cluster interrupted while it starts cannot be closed cleanly
+                    backend.start()
                 log(f"running {len(todo)} job(s) on {backend.describe()}")
+                # a bar on a terminal only (disable=None): in logs and CI output the per-job lines say it all
                 bar = tqdm(total=total, initial=len(done), desc="jobs", unit="job", position=0, leave=False,
-                           dynamic_ncols=True)
+                           dynamic_ncols=True, disable=None)
                 for job in todo:
                     store.write_config(job.job_id, job.to_dict())
                 for result in backend.run(todo, store):
                     job = by_id[result.job_id]
-                    with signals.writing():
+                    with signals.deferred():
                         _store_outcome(store, job, result)
                     prefix = f"[{position[job.job_id]}/{total}] {job.category} seed {job.seed}"
                     if result.ok:

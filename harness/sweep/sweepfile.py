@@ -27,19 +27,9 @@ import tomllib
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.sweep.options import OPTION_KINDS as KEYS
+from harness.sweep.options import SETTING_KEYS
 
-SETTING_KEYS = ("backbone", "weights", "image_size", "epochs", "batch_size", "device", "precision", "deterministic")
-
-# key -> kind of value
-KEYS = {
-    "dataset": "text", "root": "text", "categories": "names", "method": "text", "profile": "text",
-    "seeds": "integers", "metrics": "names", "checkpoint": "text", "out": "text", "rerun": "switch",
-    "eval_every": "count", "save_checkpoints": "switch", "portable": "switch",
-    "backend": "text", "jobs": "count", "gpus": "integers", "job_timeout": "seconds", "dask_address": "text",
-    "backbone": "text", "weights": "text", "image_size": "count", "epochs": "count", "batch_size": "count",
-    "device": "text", "precision": "text", "deterministic": "switch",
-    "settings": "table", "data_options": "table",
-}
 ALIASES = {"overrides": "settings", "data_option": "data_options", "sweep": None}
 EXPECTED = {
     "text": "a string", "names": "a list of strings (or one comma-separated string)",
@@ -63,6 +53,8 @@ def _check(source: str, key: str, value, kind: str):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad()
         names = tuple(v.strip() for v in value if v.strip())
+        if not names:  # an empty list is a mistake, not "the default"
+            raise bad()
         return () if names == ("all",) else names
     if kind == "integers":
         value = [value] if isinstance(value, int) and not isinstance(value, bool) else value

@@ -55,14 +55,79 @@ class Backend:
         return self.name
 
 
+def visible_device(index: int) -> str:
+    """What CUDA_VISIBLE_DEVICES must say for a process to see only GPU `index` as this process numbers them:
+    through this process's own CUDA_VISIBLE_DEVICES when it has one (`--gpus 0` with CUDA_VISIBLE_DEVICES=3,5
+    is physical GPU 3), else the index itself."""
+    visible = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    if not visible:
+        return str(index)
+    if index >= len(visible):
+        raise HarnessError(f"--gpus {index}: this process sees only {len(visible)} GPU(s) "
+                           f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})")
+    return visible[index]
+
+
 def with_settings(job: Job, **settings) -> Job:
     """The job with execution-only settings changed (device, progress): the same job id."""
     return dataclasses.replace(job, settings=job.settings | settings)
 
 
+def user_threads() -> int | None:
+    """The torch thread count the user chose with OMP_NUM_THREADS (torch reads it too), or None."""
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
 def cpu_threads(parallel_jobs: int) -> int:
-    """Torch threads per job so that `parallel_jobs` jobs together use the cores once, not N times over."""
-    return max(1, (os.cpu_count() or 1) // max(1, parallel_jobs))
+    """Torch threads per job: the user's OMP_NUM_THREADS when set (then every backend computes like serial,
+    whose floating-point sums depend on the thread count), else a share of the cores so that
+    `parallel_jobs` jobs together use them once, not N times over."""
+    return user_threads() or max(1, (os.cpu_count() or 1) // max(1, parallel_jobs))
+
+
+def default_workers() -> int:
+    """CPU jobs at a time when --jobs is not given: half the cores."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def available_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_gpus(gpus: tuple[int, ...]) -> None:
+    """Every requested GPU exists on this machine, else one clear error before any job starts."""
+    count = available_gpus()
+    text = ",".join(map(str, gpus))
+    if count == 0:
+        raise HarnessError(f"--gpus {text}: CUDA is not available on this machine; drop --gpus to run on the CPU")
+    missing = [g for g in gpus if g >= count]
+    if missing:
+        raise HarnessError(f"--gpus {text}: GPU {missing[0]} does not exist; this machine has {count} (0-{count - 1})")
+
+
+def gpu_slots(execution: Execution, device: str) -> tuple[int, ...] | None:
+    """The GPUs that processes or workers started here run jobs on, one job per GPU at a time (checked to
+    exist), or None for the CPU: --gpus, else the device's GPU (cuda:N), else every GPU (auto, cuda).
+    --jobs counts CPU processes, so it conflicts with GPUs, given or found."""
+    gpus = execution.gpus
+    if gpus is None and device.startswith("cuda:"):
+        gpus = (int(device[5:]),)
+    elif gpus is None and device in ("auto", "cuda"):
+        gpus = tuple(range(available_gpus())) or None
+        if gpus is None and device == "cuda":
+            raise HarnessError("device 'cuda' requested but CUDA is not available; use --device auto or cpu")
+    if gpus and execution.jobs is not None:
+        if execution.gpus:
+            raise HarnessError(f"--jobs conflicts with --gpus {','.join(map(str, gpus))}: with GPUs, one job runs on "
+                               "each GPU at a time")
+        raise HarnessError("--jobs sets CPU processes, but these jobs run on CUDA, one per GPU: choose the GPUs "
+                           "with --gpus, or run on the CPU with --device cpu --jobs N")
+    if gpus:
+        check_gpus(gpus)
+    return gpus
 
 
 def make_backend(execution: Execution, device: str = "auto") -> Backend:
@@ -82,4 +147,5 @@ def make_backend(execution: Execution, device: str = "auto") -> Backend:
     raise HarnessError(f"unknown backend '{execution.backend}'; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "Execution", "JobOutcome", "make_backend", "with_settings", "cpu_threads"]
+__all__ = ["BACKENDS", "Backend", "Execution", "JobOutcome", "make_backend", "with_settings", "cpu_threads",
+           "default_workers", "gpu_slots"]

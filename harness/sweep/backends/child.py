@@ -12,10 +12,11 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
+from harness.sweep.backends import visible_device
 from harness.sweep.job import JobOutcome
 from harness.sweep.plan import Job
 
-STARTUP_GRACE = 120.0  # seconds a child may take to start (imports) before the job's own time limit applies
+STARTUP_GRACE = 120.0  # seconds a job may take to start (imports, building its model) before its own time limit applies
 
 
 def _die_with_parent() -> None:
@@ -38,7 +39,7 @@ def child_main(conn: Connection, parent_pid: int, job: Job, log_path: str, gpu: 
     if os.getppid() != parent_pid:  # the parent died before PR_SET_PDEATHSIG took effect
         os._exit(1)
     if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # read by CUDA when it initialises: before any CUDA call
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(gpu)  # read by CUDA when it initialises: before any CUDA call
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     import threading
@@ -53,8 +54,9 @@ def child_main(conn: Connection, parent_pid: int, job: Job, log_path: str, gpu: 
     tqdm.set_lock(threading.RLock())
     from harness.sweep.job import execute_job
 
-    conn.send(("started", None))
-    outcome = execute_job(job, log_path=log_path, echo=echo, execution=execution)
+    # The job's time limit counts from here: imports and building the model are the process's set-up.
+    outcome = execute_job(job, log_path=log_path, echo=echo, execution=execution,
+                          ready=lambda: conn.send(("started", None)))
     conn.send(("outcome", outcome))
     conn.close()
 

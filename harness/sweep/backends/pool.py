@@ -1,6 +1,7 @@
 """The local backend: jobs in spawned processes, several at a time.
 
-On the CPU, `--jobs N` processes at a time, each with 1/N of the cores as torch threads. With CUDA,
+On the CPU, `--jobs N` processes at a time, each with OMP_NUM_THREADS torch threads when the user set
+it (as serial uses), else 1/N of the cores. With CUDA,
 one job per GPU at a time, each process seeing only its GPU (CUDA_VISIBLE_DEVICES). A fresh process
 per job isolates jobs completely (memory, CUDA state, crashes) and can be killed at --job-timeout;
 its start-up (a few seconds) is small beside training.
@@ -9,14 +10,12 @@ its start-up (a few seconds) is small beside training.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections import deque
 from multiprocessing.connection import wait
 from typing import Iterator
 
-from harness.errors import HarnessError
 from harness.store import RunStore
-from harness.sweep.backends import Backend, Execution, cpu_threads, with_settings
+from harness.sweep.backends import Backend, Execution, cpu_threads, default_workers, gpu_slots, with_settings
 from harness.sweep.backends.child import ChildJob
 from harness.sweep.job import JobOutcome
 from harness.sweep.plan import Job
@@ -24,40 +23,13 @@ from harness.sweep.plan import Job
 POLL_SECONDS = 1.0
 
 
-def available_gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def check_gpus(gpus: tuple[int, ...]) -> None:
-    """Every requested GPU exists on this machine, else one clear error before any job starts."""
-    count = available_gpus()
-    text = ",".join(map(str, gpus))
-    if count == 0:
-        raise HarnessError(f"--gpus {text}: CUDA is not available on this machine; drop --gpus to run on the CPU")
-    missing = [g for g in gpus if g >= count]
-    if missing:
-        raise HarnessError(f"--gpus {text}: GPU {missing[0]} does not exist; this machine has {count} (0-{count - 1})")
-
-
 def local_backend(execution: Execution, device: str) -> "ProcessBackend":
     """One slot per GPU when the jobs use CUDA (device auto on a CUDA machine, cuda, cuda:N, or --gpus),
     else `jobs` CPU slots (default: half the cores)."""
-    gpus = execution.gpus
-    if gpus is None and device.startswith("cuda:"):
-        gpus = (int(device[5:]),)
-    elif gpus is None and device in ("auto", "cuda"):
-        gpus = tuple(range(available_gpus())) or None
-        if gpus is None and device == "cuda":
-            raise HarnessError("device 'cuda' requested but CUDA is not available; use --device auto or cpu")
+    gpus = gpu_slots(execution, device)
     if gpus:
-        if execution.jobs is not None:
-            raise HarnessError("--jobs sets CPU processes, but these jobs run on CUDA, one per GPU: choose the GPUs "
-                               "with --gpus, or run on the CPU with --device cpu --jobs N")
-        check_gpus(gpus)
         return ProcessBackend(list(gpus), threads=cpu_threads(len(gpus)), job_timeout=execution.job_timeout)
-    jobs = execution.jobs or max(1, (os.cpu_count() or 1) // 2)
+    jobs = execution.jobs or default_workers()
     return ProcessBackend([None] * jobs, threads=cpu_threads(jobs), job_timeout=execution.job_timeout)
 
 
