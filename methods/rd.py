@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.errors import HarnessError
+from harness.errors import CheckpointError, HarnessError
 from harness.methods.base import EpochCallback, EpochLog, Method
 from harness.methods.rd_checkpoints import (
     check_checkpoint,
@@ -282,14 +282,15 @@ class ReverseDistillation(Method):
                 if skip_single and len(batches[-1]) == 1 and len(batches) > 1:
                     batches.pop()
                 losses: list[float] = []
+                trainer.begin_epoch()
                 # disable=None: a bar on a terminal only, never escape codes in logs (the job log has a line per epoch)
-                bar = tqdm(batches, desc=f"rd epoch {epoch}/{s.epochs}", leave=False, disable=None if s.progress else True,
-                           unit="batch")
+                bar = tqdm(batches, desc=f"{self.name} epoch {epoch}/{s.epochs}", leave=False,
+                           disable=None if s.progress else True, unit="batch")
                 for step, index in enumerate(bar, start=1):
                     value = trainer.step(index)
                     if not math.isfinite(value):
                         raise TrainingDiverged(
-                            f"RD training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
+                            f"{self.name} training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
                             f"(precision {self.precision}, lr {s.lr}); try precision fp32 or a lower learning rate"
                         )
                     losses.append(value)
@@ -329,6 +330,8 @@ class ReverseDistillation(Method):
 
     def load_state_dict(self, state: dict, *, source: str = "state dict") -> None:
         """Load the official format strictly; a checkpoint of another backbone raises CheckpointError."""
+        if isinstance(state, dict) and "proj" in state:
+            raise CheckpointError(f"{source} is an RD++ checkpoint (it has a 'proj' part): evaluate it with method rdpp")
         check_checkpoint(state, self.settings.backbone, source)
         # load_state_dict copies values and keeps each parameter's memory format.
         self.bottleneck.load_state_dict(state["bn"], strict=True)
@@ -381,6 +384,9 @@ class Trainer:
     def __init__(self, model: ReverseDistillation, images: np.ndarray, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, cache: TeacherCache | None) -> None:
         self.model, self.images, self.optimizer, self.scaler, self.cache = model, images, optimizer, scaler, cache
+
+    def begin_epoch(self) -> None:
+        """Called by fit before each epoch's first step (RD keeps no per-epoch state)."""
 
     def step(self, index: np.ndarray) -> float:
         """One step on images[index]; returns the loss. A non-finite loss is returned without a step."""

@@ -26,10 +26,12 @@ def split_counts(dataset: str, root: str | None = None) -> tuple[dict[str, tuple
 
 
 def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: int, cache_used: bool,
-                   train: dict | None, infer: dict | None, data: dict | None) -> dict:
+                   train: dict | None, infer: dict | None, data: dict | None,
+                   category_epochs: dict[str, int] | None = None) -> dict:
     """Seconds a sweep takes at the measured rates: per category, training (epochs x images at the
     cached or on-the-fly rate, plus one teacher pass to fill the cache), inference and, when measured
-    on the same data set, decoding. Parts without a measured rate are left out and named."""
+    on the same data set, decoding. Parts without a measured rate are left out and named.
+    `category_epochs` gives some categories their own epoch count (the others train `epochs`)."""
     train_run = (train or {}).get("cached" if cache_used else "uncached")
     per_category, missing = {}, []
     if train_run is None:
@@ -41,7 +43,7 @@ def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: in
     for category, (n_train, n_test) in counts.items():
         parts = {}
         if train_run:
-            parts["train_s"] = epochs * n_train / train_run["images_per_s"]
+            parts["train_s"] = (category_epochs or {}).get(category, epochs) * n_train / train_run["images_per_s"]
             if cache_used:
                 parts["cache_s"] = n_train / train_run["teacher_images_per_s"]
         if infer:
@@ -51,6 +53,7 @@ def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: in
         per_category[category] = {k: v * seeds for k, v in parts.items()} | {"total_s": seeds * sum(parts.values())}
     totals = {key: sum(c.get(key, 0.0) for c in per_category.values()) for key in ("train_s", "cache_s", "infer_s", "load_s", "total_s")}
     return {"epochs": epochs, "seeds": seeds, "teacher_cache": cache_used, "categories": per_category,
+            **({"category_epochs": dict(category_epochs)} if category_epochs else {}),
             "n_train": sum(n for n, _ in counts.values()), "n_test": sum(n for _, n in counts.values()),
             "totals": totals, "not_included": missing}
 
@@ -63,9 +66,19 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def epochs_text(estimate: dict) -> str:
+    """'200 epochs', or the range when categories train their own counts."""
+    counts = set((estimate.get("category_epochs") or {}).values())
+    if not counts:
+        return f"{estimate['epochs']} epochs"
+    if len(estimate["category_epochs"]) < len(estimate["categories"]):
+        counts.add(estimate["epochs"])
+    return f"{min(counts)}-{max(counts)} epochs per category"
+
+
 def format_estimate(estimate: dict, header: str) -> str:
     t = estimate["totals"]
-    rows = [("training", t["train_s"], f"{estimate['n_train']} images x {estimate['epochs']} epochs"
+    rows = [("training", t["train_s"], f"{estimate['n_train']} images x {epochs_text(estimate)}"
              + (", cached teacher features" if estimate["teacher_cache"] else ", teacher on the fly")),
             ("teacher cache", t["cache_s"], f"one teacher pass over {estimate['n_train']} images"),
             ("inference", t["infer_s"], f"{estimate['n_test']} test images, map + blur"),

@@ -1,8 +1,9 @@
 """Comparison tables of runs and published references, read from the store only (never trains).
 
 One "side" is a run folder (several seeds: mean and sample standard deviation) or a published
-reference (results/reference/<name>.csv). The first run is side A; every further side gets its
-own columns and a difference column (A minus that side, in percentage points). Everything a reader
+reference (results/reference/<name>.csv); with --selected-on-test, also a run's values at each job's
+best epoch on the test set (kind "selected", after the others). The first run is side A; every further
+side gets its own columns and a difference column (A minus that side, in percentage points). Everything a reader
 needs to judge a difference (definitions, random-weight teachers, protocol differences) becomes a
 table note. The data model is in harness.report.model; tables and plots render it.
 """
@@ -24,7 +25,8 @@ from harness.report.notes import table_notes
 from harness.report.records import finished_jobs, uses_random_teacher
 
 DESCRIBED_SETTINGS = ("backbone", "weights", "image_size", "epochs", "batch_size")
-METHOD_NAMES = {"rd": "RD"}  # the name a run is printed under by default
+METHOD_NAMES = {"rd": "RD", "rdpp": "RD++"}  # the name a run is printed under by default
+SELECTED_SUFFIX = "(best epoch on test)"  # --selected-on-test: how its columns are named
 
 
 # ---- sides ---------------------------------------------------------------------------------------
@@ -46,6 +48,46 @@ def run_side(key: str, run_dir: str | Path) -> Side:
                 path=run_dir, mixed_definitions=mixed)
     side.description = _describe_run(records, seeds)
     return side
+
+
+def selected_side(key: str, run: Side) -> Side | None:
+    """The run's values at each job's best epoch on the test set (`selected_on_test` in its records, from
+    `run --eval-every`), as the official RD++ script reports; None when no record has them. Call it once the
+    run's label is set: the column is printed as that label with "(best epoch on test)"."""
+    records = []
+    for record in run.records:
+        chosen = record.get("selected_on_test")
+        if not isinstance(chosen, dict) or not isinstance(chosen.get("metrics"), dict):
+            continue
+        metrics = {name: metric | {"value": chosen["metrics"].get(name)} for name, metric in record["metrics"].items()
+                   if name in chosen["metrics"]}
+        records.append(record | {"metrics": metrics})
+    if not records:
+        return None
+    metrics = list(dict.fromkeys(m for r in records for m in r["metrics"]))
+    categories = list(dict.fromkeys(r["category"] for r in records))
+    side = Side(key, f"{run.name} {SELECTED_SUFFIX}", "selected", run.dataset, category_cells(records, metrics),
+                categories, dict(run.definitions), random_teacher=run.random_teacher, records=records, path=run.path,
+                label=f"{run.label or run.name} {SELECTED_SUFFIX}")
+    side.description = (f"this harness, run {run.name} at each job's best epoch on the test set, as the official "
+                        "RD++ script reports: selected on test data, so optimistic (not the run's result, which is "
+                        f"{run.tag})")
+    return side
+
+
+def _selected_sides(sides: list[Side], group_rows: dict[str, list[str]]) -> list[Side]:
+    """--selected-on-test: a side per run that recorded its best epoch on the test set, keyed after `sides`."""
+    selected: list[Side] = []
+    for run in [s for s in sides if s.kind == "run"]:
+        i = len(sides) + len(selected)
+        side = selected_side(chr(ord("A") + i) if i < 26 else f"S{i}", run)
+        if side is not None:
+            _group_means(side, group_rows)
+            selected.append(side)
+    if not selected:
+        raise HarnessError("no run has best-epoch-on-test values: they are recorded by `run --eval-every 1` "
+                           "(the official RD++ protocol evaluates after every epoch)")
+    return selected
 
 
 def _describe_run(records: list[dict], seeds: list) -> str:
@@ -210,9 +252,12 @@ def default_label(sides: list[Side], metrics: list[str]) -> str:
 
 
 def build_report(runs: list[str | Path], vs=None, metrics: list[str] | None = None, caption: str | None = None,
-                 label: str | None = None, names: list[str] | None = None, bold: str = "runs") -> Report:
+                 label: str | None = None, names: list[str] | None = None, bold: str = "runs",
+                 selected_on_test: bool = False) -> Report:
     """A report of run folders (the first is side A) beside `vs`: one or several run folders (Path) and
-    references (names or CSV paths), in the order given."""
+    references (names or CSV paths), in the order given. `selected_on_test` adds, after those, a column per
+    run with its best-epoch-on-test values (recorded by `run --eval-every`): labelled as such, never bold
+    unless --bold all."""
     if not runs:
         raise HarnessError("give at least one run folder")
     if bold not in BOLD_CHOICES:
@@ -233,6 +278,8 @@ def build_report(runs: list[str | Path], vs=None, metrics: list[str] | None = No
             _group_means(side, group_rows)
     _apply_names(sides, names or [], [str(item) for item in given])
     _default_labels(sides)
+    if selected_on_test:
+        sides += _selected_sides(sides, group_rows)
     tags = [side.tag for side in sides]
     twice = sorted({tag for tag in tags if tags.count(tag) > 1})
     if twice:

@@ -76,7 +76,8 @@ def command_report(args) -> int:
     formats = parse_formats(args.format)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     vs = [resolve_vs(text) for text in args.vs or []]
-    report = build_report(args.runs, vs, metrics, args.caption, args.label, names=args.name, bold=args.bold)
+    report = build_report(args.runs, vs, metrics, args.caption, args.label, names=args.name, bold=args.bold,
+                          selected_on_test=args.selected_on_test)
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
     rendering = Rendering(args.layout, args.width, args.notes, args.std, args.figure_width,
                           label_suffix=args.label is None)

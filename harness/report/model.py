@@ -30,7 +30,7 @@ class Cell:
 class Side:
     key: str  # A, B, C ... (stable ids: CSV, file names)
     name: str  # run folder name or reference name
-    kind: str  # "run" or "reference"
+    kind: str  # "run", "reference", or "selected" (a run's best epoch on the test set: --selected-on-test)
     dataset: str
     cells: dict[tuple[str, str], Cell]  # (category, group mean row or "mean", metric) -> Cell
     categories: list[str]
@@ -137,7 +137,7 @@ class Report:
         return a.mean - b.mean
 
     def competing(self) -> list[Side]:
-        """The sides bold chooses among: the runs (default), every side, or none."""
+        """The sides bold chooses among: the runs (default), every side (best-epoch-on-test columns too), or none."""
         if self.bold == "none":
             return []
         return [s for s in self.sides if self.bold == "all" or s.kind == "run"]
@@ -160,7 +160,7 @@ class Report:
         cell = self.cell(row, metric, side)
         if not self.is_mean_row(row) or cell is None:
             return None
-        if side.kind == "run":
+        if side.kind in ("run", "selected"):
             members = self.categories if row == MEAN else self.group_rows[row]
             return sum((c, metric) in side.cells for c in members)
         return cell.covers

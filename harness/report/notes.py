@@ -42,6 +42,8 @@ def _legend(report: Report) -> list[Note]:
         if side.kind == "run":
             folder = f"run {side.name}" if side.name != side.tag else "run"
             notes.append(Note(f"{side.tag}: this harness, {folder} ({side.description})."))
+        elif side.kind == "selected":  # what makes the column optimistic: in every note level
+            notes.append(Note(f"{side.tag}: {side.description}.", short=True))
         else:
             notes.append(Note(f"{side.tag}: {side.description}."))
     return notes
@@ -211,13 +213,51 @@ def _undefined(report: Report) -> list[Note]:
         for metric in report.metrics:
             cell = side.cells.get((MEAN, metric))
             having = sum((c, metric) in side.cells for c in side.categories)
-            if side.kind == "run" and cell is not None and cell.covers is not None and 0 < cell.covers < having:
+            if side.kind in ("run", "selected") and cell is not None and cell.covers is not None \
+                    and 0 < cell.covers < having:
                 notes.append(Note(f"Mean {label(metric)} of {side.tag} over the {cell.covers} of its {having} categories "
                                   "where it is defined."))
+    return notes
+
+
+def _selected_on_test(report: Report) -> list[Note]:
+    """Runs whose records also hold the best epoch on the test set (`run --eval-every`, the official RD++
+    script's choice): say so, and how much that selection adds over the last epoch, on average over jobs.
+    Short: the gain (what makes the last epoch and a test-selected number incomparable); full: the rule too."""
+    notes, unshown = [], []
+    for side in report.sides:
+        if side.kind != "run":
+            continue
+        chosen = [r for r in side.records if isinstance(r.get("selected_on_test"), dict)]
+        if not chosen:
+            continue
+        gains = []
+        for metric in report.metrics:
+            diffs = [r["selected_on_test"]["metrics"][metric] - r["metrics"][metric]["value"] for r in chosen
+                     if (r["selected_on_test"].get("metrics") or {}).get(metric) is not None
+                     and (r["metrics"].get(metric) or {}).get("value") is not None]
+            if diffs:
+                gains.append(f"{label(metric)} {100 * sum(diffs) / len(diffs):+.1f}")
+        shown = [s for s in report.sides if s.kind == "selected" and s.path == side.path]
+        if not shown:
+            unshown.append(side.tag)
+        where = f"; {shown[0].tag} shows the selected values" if shown else ", the selected ones are not in the table"
+        adds = f": on average over these jobs it adds {', '.join(gains)} points" if gains else ""
+        notes.append(Note(
+            f"Best epoch on the test set: {side.tag} also records, for {len(chosen)} of its {len(side.records)} jobs, "
+            f"the epoch the official RD++ script reports ({chosen[0]['selected_on_test'].get('rule', '')}); "
+            f"{side.tag}'s values are its last epoch's{where}. Selecting on test data is optimistic{adds}."))
+        if gains:
+            notes.append(Note(f"{side.tag}: last epoch; selecting the epoch on the test set (the official RD++ "
+                              f"script's choice) would add {', '.join(gains)} points on average.",
+                              short=True, full=False))
+    if unshown:
+        notes.append(Note(f"{HINT}report --selected-on-test adds the best-epoch-on-test values of "
+                          f"{', '.join(unshown)} as a column", hint=True))
     return notes
 
 
 def table_notes(report: Report) -> list[Note]:
     """Every note but the format line (renderers add it: it depends on what they print)."""
     return (_legend(report) + _means(report) + _definitions(report) + _unshown_reference_metrics(report)
-            + _protocol(report) + _undefined(report))
+            + _protocol(report) + _selected_on_test(report) + _undefined(report))

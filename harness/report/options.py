@@ -38,6 +38,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bold", choices=BOLD, default="runs",
                         help="bold the best value among the runs (default), every column including published "
                              "numbers, or none")
+    parser.add_argument("--selected-on-test", action="store_true",
+                        help="add a column per run with each job's best epoch on the test set (recorded by run "
+                             "--eval-every; the official RD++ protocol): model selection on test data, never the "
+                             "default, never bold unless --bold all")
     parser.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
     parser.add_argument("--label", help="LaTeX label (default: tab:<data set>-<name>-<hash of what is compared>)")
     parser.add_argument("--plots", action="store_true", help="also write PNG and PDF figures to OUT/plots")

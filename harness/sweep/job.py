@@ -9,6 +9,7 @@ for the backends: it never raises for a job's own failure, logs what the job did
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -124,6 +125,12 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
     timings["total"] = time.perf_counter() - started
     log("metrics: " + ", ".join(f"{LABELS.get(name, name)} {value.value:.4f}" for name, value in metrics.items()))
 
+    selected = selected_on_test(interim, history[-1].epoch, metrics, job.eval_every) if history and job.eval_every else None
+    if selected:
+        log(f"best epoch on the test set (the official RD++ script's choice; not the reported value): epoch "
+            f"{selected['epoch']}/{history[-1].epoch}, "
+            + ", ".join(f"{LABELS.get(n, n)} {v:.4f}" for n, v in selected["metrics"].items() if v is not None))
+
     settings = method.settings
     device = getattr(method, "device", None)
     described = method.describe()
@@ -158,6 +165,8 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
         "method_info": described,
         "history": [{"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)}
                     | ({"test_metrics": interim[e.epoch]} if e.epoch in interim else {}) for e in history],
+        # Never the reported value: what selecting the epoch on the test set would report (--eval-every)
+        **({"selected_on_test": selected} if selected else {}),
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         "memory": provenance.peak_memory(str(device or "cpu")),
         "provenance": provenance.software() | {
@@ -172,6 +181,45 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
     }
     predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)
     return JobResult(record, predictions, _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None)
+
+
+# The official selection averages I-AUROC, P-AUROC and its per-image PRO (the harness's pro_rd4ad);
+# a job without pro_rd4ad uses the MVTec AU-PRO in its place.
+SELECTION_METRICS = (("image_auroc",), ("pixel_auroc",), ("pro_rd4ad", "au_pro"))
+
+
+def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, every: int) -> dict | None:
+    """The epoch the official RD++ script would report: the best mean of I-AUROC, P-AUROC and PRO
+    (those the job computes) over the test-set evaluations (interim ones and the last epoch's); the
+    earliest such epoch on ties, as its strict `>` does. None when the job computes none of the three.
+
+    Model selection on the test set: recorded beside the reported (last-epoch) values, never instead.
+    """
+    evaluations = {epoch: dict(values) for epoch, values in interim.items()}
+    evaluations[last_epoch] = {name: value.to_dict()["value"] for name, value in final.items()}
+
+    used = []
+    for choices in SELECTION_METRICS:  # per slot, the first metric evaluated every time
+        found = next((m for m in choices if all(values.get(m) is not None for values in evaluations.values())), None)
+        if found:
+            used.append(found)
+    if not used:
+        return None
+    best_epoch, best = None, -math.inf
+    for epoch in sorted(evaluations):
+        score = sum(evaluations[epoch][m] for m in used) / len(used)
+        if score > best:
+            best_epoch, best = epoch, score
+    cadence = ("after every epoch" if every == 1
+               else f"every {every} epochs and after the last (the official script evaluates after every epoch)")
+    return {
+        "epoch": best_epoch,
+        "metrics": evaluations[best_epoch],
+        "rule": f"best mean of {', '.join(LABELS.get(m, m) for m in used)} on the test set, evaluated {cadence} "
+                "(official RD++ script); model selection on test data, not the reported value",
+        "epochs_evaluated": len(evaluations),
+        "last_epoch": last_epoch,
+    }
 
 
 def _model_source(job: Job, history: list) -> dict:

@@ -85,7 +85,8 @@ class Sweep:
         method_name = self.method or profile.method
         method_class = methods.get(method_name)
         known = {f.name for f in dataclasses.fields(method_class.Settings)}
-        unknown = sorted(set(profile.settings) - known) + sorted(set(self.overrides) - known)
+        profile_keys = set(profile.settings).union(*profile.category_settings.values())
+        unknown = sorted(profile_keys - known) + sorted(set(self.overrides) - known)
         if unknown:
             raise HarnessError(f"method '{method_name}' has no setting(s) {', '.join(unknown)}; it has: {', '.join(sorted(known))}")
         available = adapter.categories
@@ -110,7 +111,7 @@ class Sweep:
         jobs = []
         for category in categories:
             for seed in seeds:
-                settings = dataclasses.asdict(method_class.Settings(**(profile.settings | self.overrides)))
+                settings = dataclasses.asdict(method_class.Settings(**(profile.settings_for(category) | self.overrides)))
                 if "seed" in settings:
                     settings["seed"] = seed
                 if self.checkpoint:  # the model is loaded, not trained: no epochs to claim or to tell jobs apart by
