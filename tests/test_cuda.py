@@ -406,7 +406,7 @@ def test_dask_gpu_cluster_gives_each_worker_one_gpu(monkeypatch):
     class Client:
         scheduler = SimpleNamespace(address="tcp://127.0.0.1:1")
 
-        def submit(self, function, job, key, threads, capture, execution, **options):
+        def submit(self, function, job, task_key, threads, capture, execution, **options):
             submitted.update(job=job, threads=threads, execution=execution, **options)
 
     backend = cluster.DaskBackend(Execution(backend="dask", gpus=(0,)), "auto")
