@@ -42,12 +42,20 @@ def run_side(key: str, run_dir: str | Path) -> Side:
                 definitions, random_teacher=any(uses_random_teacher(r) for r in records), records=records,
                 path=run_dir, mixed_definitions=mixed)
     side.description = _describe_run(records, seeds)
+    side.training_protocol = run_protocol(records)
     return side
+
+
+def run_protocol(records: list[dict]) -> str:
+    """"unified" when the run's models were each trained on all its categories together, else "single"."""
+    return "unified" if records and all(r.get("protocol") == "unified" for r in records) else "single"
 
 
 def _describe_run(records: list[dict], seeds: list) -> str:
     first = records[0]
     parts = [first["dataset"], f"{first.get('method', '?')}, profile {first.get('profile', '?')}"]
+    if run_protocol(records) == "unified":
+        parts.append("multi-class protocol (one model per seed for all its categories)")
     described = []
     for setting in DESCRIBED_SETTINGS:
         values = list(dict.fromkeys(str((r.get("settings") or {}).get(setting)) for r in records
@@ -75,7 +83,8 @@ def reference_side(key: str, reference: references.Reference, dataset: str, cate
     notes = [n for n in notes if not any(other != n and other.startswith(n) for other in notes)]  # keep the fullest
     own = [c for c in dict.fromkeys(row.category for row in rows) if c != MEAN]
     side = Side(key, reference.name, "reference", rows[0].dataset, cells, own, definitions,
-                description="; ".join(reference.sources), standard=standard, protocol=notes, path=reference.path)
+                description="; ".join(reference.sources), standard=standard, protocol=notes, path=reference.path,
+                training_protocol=reference.protocol)
     for metric in side.metrics:
         if (MEAN, metric) in cells:
             side.published_means[metric] = cells[MEAN, metric].mean

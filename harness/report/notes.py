@@ -154,6 +154,23 @@ def _protocol(report: Report) -> list[str]:
     return lines
 
 
+def _training_protocols(report: Report) -> list[str]:
+    """Which sides trained one model per category (single) and which one model for all (unified, the
+    multi-class setting). A single-class run beside a multi-class reference is said by the reference's own
+    protocol note; the other mismatches are said here."""
+    unified = [s for s in report.sides if s.training_protocol == "unified"]
+    single = [s for s in report.sides if s.training_protocol != "unified"]
+    lines = [f"{s.key}: multi-class protocol: one model per seed trained on the training images of its "
+             f"{len(s.categories)} categories together, evaluated on each category's test set."
+             for s in unified if s.kind == "run"]
+    if unified and single and any(s.kind == "run" for s in unified):
+        lines.append(f"Protocols differ: {', '.join(s.key for s in unified)} multi-class (one model for all categories), "
+                     f"{', '.join(s.key for s in single)} single-class (one model per category): not comparable.")
+    elif unified and not single and report.comparing:
+        lines.append("Every side follows the multi-class protocol.")
+    return lines
+
+
 def _undefined(report: Report) -> list[str]:
     by_reason: dict[str, list[str]] = {}
     for side in report.sides:
@@ -179,4 +196,5 @@ def table_notes(report: Report) -> list[str]:
     mean = _mean_line(report)
     if mean:
         lines.append(mean)
-    return lines + _definitions(report) + _unshown_reference_metrics(report) + _protocol(report) + _undefined(report)
+    return (lines + _definitions(report) + _unshown_reference_metrics(report) + _protocol(report)
+            + _training_protocols(report) + _undefined(report))
