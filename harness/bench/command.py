@@ -116,17 +116,22 @@ def command_bench(args: argparse.Namespace) -> int:
     if counts:
         counts, counted = counts
         size = settings.image_size
-        needed = cache_bytes(settings.backbone, max(n for n, _ in counts.values()), size, size, settings.teacher_cache_dtype)
+        protocol = args.protocol or profile.protocol
+        # the teacher cache holds one model's training images: a category's, or all of them (unified)
+        cached_images = (sum if protocol == "unified" else max)(n for n, _ in counts.values())
+        needed = cache_bytes(settings.backbone, cached_images, size, size, settings.teacher_cache_dtype)
         plan = plan_cache(settings.cache_teacher, needed, device)
         data = result.get("data") if result.get("data", {}).get("dataset") == args.dataset else None
         sweep_estimate = estimate.estimate_sweep(counts, epochs=settings.epochs, seeds=len(profile.seeds), cache_used=plan.use,
-                                        train=result.get("train"), infer=result.get("infer"), data=data)
+                                        train=result.get("train"), infer=result.get("infer"), data=data,
+                                        protocol=protocol)
         sweep_estimate |= {"dataset": args.dataset, "profile": profile.name, "counts": counted,
                            "teacher_cache_plan": plan.to_dict()}
         result["estimate"] = sweep_estimate
         header = (f"sweep estimate: {args.dataset} ({counted}), profile {profile.name} ({settings.backbone}, {size} px, "
                   f"{settings.epochs} epochs, batch {settings.batch_size}), {len(counts)} categories x "
-                  f"{len(profile.seeds)} seed(s) on {device}; teacher cache {'on' if plan.use else 'off'}: {plan.reason}")
+                  f"{len(profile.seeds)} seed(s), protocol {protocol}, on {device}; teacher cache "
+                  f"{'on' if plan.use else 'off'}: {plan.reason}")
         blocks.append(estimate.format_estimate(sweep_estimate, header))
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
 
@@ -162,6 +167,9 @@ def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
     sweep.add_argument("--category", help="category `data` decodes (default: the first)")
     sweep.add_argument("--profile", help="settings profile (default: the data set's default profile)")
     sweep.add_argument("--epochs", type=positive_int, help="epochs for the estimate (default: the profile's)")
+    sweep.add_argument("--protocol", choices=["single", "unified"],
+                       help="single: one model per category; unified: one model for all categories (default: the "
+                            "profile's)")
     metrics = bench.add_argument_group("metrics")
     metrics.add_argument("--n-images", type=positive_int, default=150, help="maps in the synthetic test set")
     metrics.add_argument("--size", type=positive_int, default=256, help="side of each map in pixels")
