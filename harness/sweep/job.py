@@ -46,11 +46,6 @@ class JobResult:
     checkpoint: bytes | None = None  # the trained model in the method's checkpoint format, when asked for
     parts: list[tuple[dict, dict]] = field(default_factory=list)  # unified: (record, predictions) per category
 
-    @property
-    def records(self) -> list[dict]:
-        """The records to store."""
-        return [record for record, _ in self.parts] if self.parts else [self.record]
-
 
 @dataclass
 class JobOutcome:
@@ -290,6 +285,9 @@ def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | Non
                          test, data_provenance, shared)
         parts.append((record, pack_predictions(scores, test.labels, maps, test.masks, test.paths, test.defect_types)))
         del test, scores, maps
+    memory = provenance.peak_memory(str(getattr(method, "device", None) or "cpu"))  # the job's peak, in every record
+    for record, _ in parts:
+        record["memory"] = memory
 
     summary = {"job_id": job.job_id, "protocol": UNIFIED, "categories": list(job.categories),
                "metrics": {name: {"value": float(np.nanmean(values)) if not np.isnan(values).all() else None}
