@@ -148,29 +148,46 @@ class Sweep:
                 raise HarnessError(f"{what} '{twice[0]}' is listed twice ({','.join(map(str, values))}); list each "
                                    f"{what} once")
         fingerprints = {category: data_fingerprint(adapter, category) for category in categories}
-        numerics = "portable" if self.portable else "native"
-
-        def settings_for(seed: int) -> dict:
-            settings = dataclasses.asdict(method_class.Settings(**(profile.settings | self.overrides)))
-            if "seed" in settings:
-                settings["seed"] = seed
-            if self.checkpoint:  # the model is loaded, not trained: no epochs to claim or to tell jobs apart by
-                settings = {k: v for k, v in settings.items() if k not in method_class.training_settings}
-            optional = method_class.optional_settings
-            return {k: v for k, v in settings.items() if not (k in optional and v == optional[k])}
-
         jobs = []
-        if protocol == UNIFIED:
+        for category in categories:
             for seed in seeds:
-                jobs.append(Job(self.dataset, UNIFIED, method_name, profile.name, seed, settings_for(seed),
-                                self.root, self.checkpoint, tuple(metrics), data_options, self.eval_every,
-                                self.save_checkpoints, "", numerics, UNIFIED, tuple(categories), dict(fingerprints)))
-        for category in categories if protocol != UNIFIED else ():
-            for seed in seeds:
-                jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings_for(seed),
+                settings = dataclasses.asdict(method_class.Settings(**(profile.settings | self.overrides)))
+                if "seed" in settings:
+                    settings["seed"] = seed
+                if self.checkpoint:  # the model is loaded, not trained: no epochs to claim or to tell jobs apart by
+                    settings = {k: v for k, v in settings.items() if k not in method_class.training_settings}
+                settings = without_optional_settings(method_class, settings)
+                jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings,
                                 self.root, self.checkpoint, tuple(metrics), data_options,
-                                self.eval_every, self.save_checkpoints, fingerprints[category], numerics))
+                                self.eval_every, self.save_checkpoints, fingerprints[category],
+                                "portable" if self.portable else "native"))
+        if protocol == UNIFIED:
+            jobs = unified_jobs(jobs, tuple(categories), tuple(seeds))
         return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs, protocol)
+
+
+def without_optional_settings(method_class, settings: dict) -> dict:
+    """The settings without those a method added later that are at the value that reproduces earlier results
+    (Method.optional_settings), so that job ids made before they existed stay the same."""
+    optional = method_class.optional_settings
+    return {k: v for k, v in settings.items() if not (k in optional and v == optional[k])}
+
+
+def unified_jobs(jobs: list[Job], categories: tuple[str, ...], seeds: tuple[int, ...]) -> list[Job]:
+    """The single-class jobs of a sweep folded into one unified job per seed: one model for every category,
+    which therefore needs the same settings for all of them."""
+    unified = []
+    for seed in seeds:
+        mine = [job for job in jobs if job.seed == seed]
+        differing = [job.category for job in mine if job.settings != mine[0].settings]
+        if differing:
+            raise HarnessError(f"the unified protocol trains one model for all categories, but the settings of "
+                               f"{differing[0]} differ from those of {mine[0].category}; give them the same settings "
+                               "or use --protocol single")
+        unified.append(dataclasses.replace(mine[0], category=UNIFIED, data_fingerprint="", protocol=UNIFIED,
+                                           categories=categories,
+                                           data_fingerprints={job.category: job.data_fingerprint for job in mine}))
+    return unified
 
 
 def data_fingerprint(adapter, category: str) -> str:
