@@ -76,7 +76,8 @@ class CIFAR10(OneClassAdapter):
     data_folder = "cifar10"
     class_names = CIFAR10_CLASSES
     split_counts = {name: (5000, 10000) for name in CIFAR10_CLASSES}  # per class: its training images; all test images
-    download_hint = ("Download 'CIFAR-10 python version' (cifar-10-python.tar.gz) from "
+    download_hint = ("Fetch it with `python -m harness data fetch cifar10 [--root PATH]`, or download "
+                     "'CIFAR-10 python version' (cifar-10-python.tar.gz) from "
                      "https://www.cs.toronto.edu/~kriz/cifar.html, extract it and point --root at the folder "
                      "that holds cifar-10-batches-py/.")
 

@@ -97,7 +97,8 @@ class MNIST(_IDXOneClass):
     data_folder = "mnist"
     torchvision_folder = "MNIST"
     class_names = tuple(str(digit) for digit in range(10))
-    download_hint = ("Download the four IDX files (train-images-idx3-ubyte.gz, ...) from the MNIST page "
+    download_hint = ("Fetch them with `python -m harness data fetch mnist [--root PATH]`, or download the four IDX "
+                     "files (train-images-idx3-ubyte.gz, ...) from the MNIST page "
                      "http://yann.lecun.com/exdb/mnist/ (or a mirror) and point --root at their folder.")
 
 
@@ -108,5 +109,6 @@ class FashionMNIST(_IDXOneClass):
     data_folder = "fashion_mnist"
     torchvision_folder = "FashionMNIST"
     class_names = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
-    download_hint = ("Download the four IDX files (train-images-idx3-ubyte.gz, ...) from "
+    download_hint = ("Fetch them with `python -m harness data fetch fashion_mnist [--root PATH]`, or download the "
+                     "four IDX files (train-images-idx3-ubyte.gz, ...) from "
                      "https://github.com/zalandoresearch/fashion-mnist and point --root at their folder.")

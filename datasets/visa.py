@@ -103,7 +103,8 @@ class VisA(FileAdapter):
     data_folder = "visa"
     split_counts = VISA_1CLS_COUNTS
     option_defaults = {"cache": None, "split": "1cls", "layout": "auto"}
-    download_hint = ("Download VisA_20220922.tar from https://github.com/amazon-science/spot-diff "
+    download_hint = ("Fetch it with `python -m harness data fetch visa [--root PATH]`, or download "
+                     "VisA_20220922.tar from https://github.com/amazon-science/spot-diff "
                      "(https://amazon-visual-anomaly.s3.us-west-2.amazonaws.com/VisA_20220922.tar), extract it "
                      "and point --root at the folder that holds split_csv/, candle/, ...")
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | list | report | rescore | check`.
+"""Command line: `python -m harness run | list | data | report | rescore | check | bench`.
 
 Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 """
@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def _add_run_parser(commands) -> None:
     run.add_argument("--method", help="method name (default: the profile's method)")
     run.add_argument("--profile", help="settings profile (default: the data set's default profile)")
     run.add_argument("--backbone", help="teacher backbone: resnet18, resnet34, resnet50, wide_resnet50_2")
-    run.add_argument("--weights", help="teacher weights: imagenet (torchvision cache), none (random), or a file path")
+    run.add_argument("--weights", help="teacher weights: imagenet (torchvision cache; downloaded there once when "
+                     "missing, unless --offline), none (random), or a file path")
     run.add_argument("--checkpoint", help="evaluate this checkpoint (official RD format) instead of training")
     run.add_argument("--image-size", type=_positive_int, help="input side in pixels")
     run.add_argument("--epochs", type=_positive_int, help="training epochs")
@@ -120,6 +122,8 @@ def _add_run_parser(commands) -> None:
                           "count; one thread unless OMP_NUM_THREADS is set): slower, for drift baselines that travel. "
                           "Restarts the command once with the environment it needs")
     run.add_argument("--rerun", action="store_true", default=None, help="run jobs again even when their record exists")
+    run.add_argument("--offline", action="store_true", help="never download (as HARNESS_OFFLINE=1): missing ImageNet "
+                     "weights are an error instead")
     run.add_argument("--out", help="run folder (default: results/runs/<dataset>-<method>-<profile>-<hash>)")
     run.set_defaults(handler=command_run)
 
@@ -210,21 +214,14 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def _add_report_parser(commands) -> None:
-    from harness.report.references import names
+    from harness.report.options import add_report_arguments
 
     report = commands.add_parser(
-        "report", help="tables (Markdown, LaTeX, CSV) and plots of runs, beside published numbers",
+        "report", help="tables (Markdown, LaTeX, CSV, HTML) and plots of runs, beside published numbers",
         description="Per-category tables of one or more run folders (mean and sample std over seeds), side by side "
-                    "with another run or a published reference, with differences and notes on definitions and "
-                    "protocol. Reads the store only. Prints the Markdown; writes report.md/.tex/.csv (and plots/).")
-    report.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); the first is column A")
-    report.add_argument("--vs", metavar="REFERENCE|RUN", help=f"compare with a run folder or a reference: {', '.join(names())}")
-    report.add_argument("--format", default="md,latex,csv", help="comma-separated: md, latex, csv (default: all three)")
-    report.add_argument("--metrics", help="comma-separated metric names (default: all in the runs)")
-    report.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
-    report.add_argument("--label", help="LaTeX label (default: tab:<first run>)")
-    report.add_argument("--plots", action="store_true", help="also write PNG and PDF plots to OUT/plots")
-    report.add_argument("--out", help="output folder (default: <first run>/report)")
+                    "with other runs and published references, with notes on definitions and protocol. Reads the "
+                    "store only. Prints the Markdown; writes report.md/.tex/.csv (.html, plots/) to --out.")
+    add_report_arguments(report)
     report.set_defaults(handler=command_report)
 
 
@@ -324,6 +321,39 @@ def _add_bench_parser(commands) -> None:
     bench.set_defaults(handler=command_bench)
 
 
+def _add_data_parser(commands) -> None:
+    def command_data(args: argparse.Namespace) -> int:
+        from harness.datasets import fetch
+
+        return fetch.command_fetch(args) if args.data_command == "fetch" else fetch.command_list(args)
+
+    data = commands.add_parser(
+        "data", help="download data sets (data fetch) and show which are present (data list)",
+        description="Download a data set into the folder its adapter reads, with its published checksums, or show "
+                    "the state of every data set under $HARNESS_DATA.")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    fetch = actions.add_parser(
+        "fetch", help="download, verify and unpack a data set",
+        description="Download a data set (resuming an interrupted download), check it against its published "
+                    "checksums, unpack it into the layout the harness reads and check that layout. Data sets behind "
+                    "a licence form (mvtec, brats, brats_bmad) are not downloaded: the command says where to get them.",
+        formatter_class=_HelpFormatter)
+    fetch.add_argument("name", metavar="NAME",
+                       help="data set: visa, cifar10, mnist, fashion_mnist (comma-separated, or all)")
+    fetch.add_argument("--root", help="folder to put it in (default: $HARNESS_DATA/<name>)")
+    fetch.add_argument("--mirror", metavar="URL", help="take every file from URL/<name>/<file name> instead of its "
+                       "original address (a folder works too; default: $HARNESS_MIRROR)")
+    fetch.add_argument("--force", action="store_true", default=None,
+                       help="download again even when the data set was fetched before")
+    fetch.add_argument("--keep-archive", action="store_true", default=None,
+                       help="keep the downloaded archive after unpacking it (in ROOT/.download/)")
+    listing = actions.add_parser("list", help="show each data set's state under $HARNESS_DATA",
+                                 description="Show, for each data set, whether it is present under $HARNESS_DATA, "
+                                             "its fingerprint or file count, and how to get it.")
+    listing.add_argument("--data", metavar="DIR", help="look in DIR instead of $HARNESS_DATA")
+    data.set_defaults(handler=command_data)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -334,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="show data sets, methods and profiles",
                                   description="Show the data sets, methods and profiles the harness knows.")
     listing.set_defaults(handler=command_list)
+    _add_data_parser(commands)
     _add_report_parser(commands)
     _add_rescore_parser(commands)
     _add_check_parser(commands)
@@ -349,8 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
+    from harness.downloads import permit_downloads
+
+    if getattr(args, "offline", False):
+        os.environ["HARNESS_OFFLINE"] = "1"  # nothing is downloaded, in this process or the jobs' processes
     try:
-        return args.handler(args)
+        # This process may download what is missing (ImageNet weights, in `run`'s check before any job);
+        # the jobs' child processes and workers never do.
+        with permit_downloads():
+            return args.handler(args)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,3 +11,7 @@ class DataError(HarnessError):
 
 class CheckpointError(HarnessError):
     """A checkpoint or weights file is missing, unreadable or does not fit the model."""
+
+
+class DownloadError(HarnessError):
+    """A download failed, was interrupted or did not match its published checksum."""

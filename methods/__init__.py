@@ -9,6 +9,7 @@ from harness.methods.base import Method
 
 _METHODS: dict[str, str] = {
     "rd": "harness.methods.rd:ReverseDistillation",
+    "rdpp": "harness.methods.rdpp:ReverseDistillationPlusPlus",
 }
 
 

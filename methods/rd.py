@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.errors import HarnessError
+from harness.errors import CheckpointError, HarnessError
 from harness.methods.base import ConcatenatedImages, EpochCallback, EpochLog, Method
 from harness.methods.rd_checkpoints import (
     check_checkpoint,
@@ -48,7 +48,7 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class RDSettings:
     backbone: str = "wide_resnet50_2"  # resnet18 | resnet34 | resnet50 | wide_resnet50_2
-    weights: str = "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1, local cache only) | "none" | a file path
+    weights: str = "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1 from its cache; `run` downloads it) | "none" | a file path
     image_size: int = 256
     epochs: int = 200
     batch_size: int = 16
@@ -318,15 +318,16 @@ class ReverseDistillation(Method):
                                          or (s.drop_last and len(batches[-1]) < s.batch_size)):
                     batches.pop()
                 losses: list[float] = []
+                trainer.begin_epoch()
                 # disable=None: a bar on a terminal only, never escape codes in logs (the job log has a line per epoch)
-                bar = tqdm(batches, desc=f"rd epoch {epoch}/{s.epochs}", leave=False, disable=None if s.progress else True,
-                           unit="batch")
+                bar = tqdm(batches, desc=f"{self.name} epoch {epoch}/{s.epochs}", leave=False,
+                           disable=None if s.progress else True, unit="batch")
                 for step, index in enumerate(bar, start=1):
                     value = trainer.step(index)
                     if not math.isfinite(value):
                         raise TrainingDiverged(
-                            f"RD training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
-                            f"(precision {self.precision}, lr {s.lr}); try precision fp32 or a lower learning rate"
+                            f"{self.name} training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
+                            f"(precision {self.precision}, lr {self.learning_rate(epoch):g}); try precision fp32 or a lower learning rate"
                         )
                     losses.append(value)
                     bar.set_postfix(loss=f"{value:.4f}")
@@ -365,6 +366,8 @@ class ReverseDistillation(Method):
 
     def load_state_dict(self, state: dict, *, source: str = "state dict") -> None:
         """Load the official format strictly; a checkpoint of another backbone raises CheckpointError."""
+        if isinstance(state, dict) and "proj" in state:
+            raise CheckpointError(f"{source} is an RD++ checkpoint (it has a 'proj' part): evaluate it with method rdpp")
         check_checkpoint(state, self.settings.backbone, source)
         # load_state_dict copies values and keeps each parameter's memory format.
         self.bottleneck.load_state_dict(state["bn"], strict=True)
@@ -427,6 +430,9 @@ class Trainer:
     def set_learning_rate(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+
+    def begin_epoch(self) -> None:
+        """Called by fit before each epoch's first step (RD keeps no per-epoch state)."""
 
     def step(self, index: np.ndarray) -> float:
         """One step on images[index]; returns the loss. A non-finite loss is returned without a step."""

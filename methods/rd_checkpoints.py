@@ -1,7 +1,10 @@
 """Files of Reverse Distillation: teacher weights (torchvision ImageNet or a given file) and the
 official checkpoint format {'bn': bottleneck state_dict, 'decoder': decoder state_dict}.
 
-Nothing here downloads: ImageNet weights are looked up in torchvision's local cache only.
+ImageNet weights are read from torchvision's cache (torch.hub.get_dir()/checkpoints). A missing file is
+downloaded from torchvision's URL (or $HARNESS_MIRROR/torchvision/<file>), checked against the sha256
+prefix in its name as torchvision does, only in a process that permits downloads
+(harness.downloads.permit_downloads: `python -m harness run`, before any job starts) and never offline.
 """
 
 from __future__ import annotations
@@ -9,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from http.client import HTTPException
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision import models
 
+from harness.downloads import downloads_permitted, mirror_url, offline
 from harness.errors import CheckpointError
 from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, is_teacher_key
 
@@ -33,10 +39,38 @@ class TeacherWeights:
     official: bool  # the file is torchvision's IMAGENET1K_V1 file (checked by its hash)
 
 
+def imagenet_weights_url(backbone: str) -> str:
+    """Where torchvision downloads the backbone's IMAGENET1K_V1 weights from."""
+    return models.get_model_weights(backbone).IMAGENET1K_V1.url
+
+
 def imagenet_weights_file(backbone: str) -> tuple[str, Path]:
     """File name torchvision uses for the backbone's IMAGENET1K_V1 weights and the folder it caches it in."""
-    url = models.get_model_weights(backbone).IMAGENET1K_V1.url
-    return url.rsplit("/", 1)[-1], Path(torch.hub.get_dir()) / "checkpoints"
+    return imagenet_weights_url(backbone).rsplit("/", 1)[-1], Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def download_imagenet_weights(backbone: str) -> Path:
+    """Download torchvision's IMAGENET1K_V1 file into its cache as torchvision does: a temporary file, the
+    sha256 prefix its name carries checked, then renamed; a failed or interrupted download leaves nothing."""
+    name, folder = imagenet_weights_file(backbone)
+    url = mirror_url(imagenet_weights_url(backbone), "torchvision", name)
+    prefix = _hash_prefix(name)
+    path = folder / name
+    advice = f"copy torchvision's {name} into {folder}, or pass --weights PATH to a {backbone} state_dict file"
+    print(f"downloading ImageNet weights for {backbone}: {url} -> {path}", file=sys.stderr)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=True)
+    except RuntimeError as error:  # torch.hub's hash check
+        if "hash" not in str(error):
+            raise
+        raise CheckpointError(f"the download of {name} from {url} does not have the sha256 its name promises "
+                              f"({prefix}...): incomplete or corrupt, nothing was kept; run again, or "
+                              f"{advice}") from None
+    except (OSError, HTTPException, ValueError) as error:
+        raise CheckpointError(f"cannot download ImageNet weights for {backbone} from {url} ({_short_reason(error)}); "
+                              f"nothing was kept: run again, or {advice}") from None
+    return path
 
 
 def _hash_prefix(file_name: str) -> str | None:
@@ -76,7 +110,8 @@ def read_tensor_file(path: str | os.PathLike, what: str) -> dict:
 def locate_teacher_weights(backbone: str, weights: str) -> tuple[Path | None, bool]:
     """The weights file to read (None for random weights) and whether it must be torchvision's own.
 
-    Fails, before anything is built or trained, when the ImageNet file is not on disk.
+    A missing ImageNet file is downloaded where this process permits it; else this fails, before anything
+    is built or trained.
     """
     if weights == "none":
         return None, False
@@ -84,10 +119,14 @@ def locate_teacher_weights(backbone: str, weights: str) -> tuple[Path | None, bo
         name, folder = imagenet_weights_file(backbone)
         path = folder / name
         if not path.is_file():
+            if downloads_permitted():
+                return download_imagenet_weights(backbone), True
+            why = ("downloads are off (--offline or HARNESS_OFFLINE=1)" if offline()
+                   else "only `python -m harness run` downloads it, before any job starts")
             raise CheckpointError(
                 f"ImageNet weights for {backbone} not found: expected torchvision's file {name} in {folder} "
-                f"(torch.hub.get_dir()/checkpoints; set TORCH_HOME to use another cache); the harness never "
-                f"downloads: copy the file there, or pass --weights PATH to a {backbone} state_dict file"
+                f"(torch.hub.get_dir()/checkpoints; set TORCH_HOME to use another cache); {why}: copy the file "
+                f"there, or pass --weights PATH to a {backbone} state_dict file"
             )
         return path, True
     path = Path(weights).expanduser()

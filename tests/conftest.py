@@ -12,6 +12,13 @@ def isolated_cache(tmp_path_factory):
     return Path(os.environ["HARNESS_CACHE"])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_downloads():
+    """No test reaches the internet: downloads are off unless a test turns them on for its loopback server."""
+    os.environ["HARNESS_OFFLINE"] = "1"
+    os.environ.pop("HARNESS_MIRROR", None)
+
+
 @pytest.fixture
 def isolated_data_env(tmp_path, monkeypatch):
     """A per-test cache and no data-set environment, so adapter tests see only their own fixtures."""

@@ -10,12 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"harness": "harness", "datasets": "harness.datasets", "methods": "harness.methods"}
 
-FOUNDATION = {"harness", "harness.errors", "harness.paths", "harness.files"}
+FOUNDATION = {"harness", "harness.errors", "harness.paths", "harness.files", "harness.downloads"}
 # package -> the packages it may import besides itself and the foundation
 ALLOWED = {
     "harness.errors": set(),
     "harness.paths": set(),
     "harness.files": set(),
+    "harness.downloads": set(),
     "harness.metrics": set(),
     "harness.store": set(),
     "harness.datasets": set(),

@@ -66,3 +66,15 @@ def test_job_timeout_kills_the_job_and_marks_it_failed(tmp_path, reference, caps
     log = (job / "log.txt").read_text()
     assert log.startswith(time.strftime("%Y-")) and "TIMEOUT" in log
     assert "FAILED (timeout)" in capsys.readouterr().out
+
+
+def test_a_pinned_gpu_is_counted_through_the_callers_visible_devices(monkeypatch):
+    from harness.errors import HarnessError
+    from harness.sweep.backends import visible_device
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_device(1) == "1"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # --gpus 0,1 then means physical GPUs 3 and 5
+    assert (visible_device(0), visible_device(1)) == ("3", "5")
+    with pytest.raises(HarnessError, match="sees only 2 GPU"):
+        visible_device(2)

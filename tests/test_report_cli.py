@@ -1,6 +1,7 @@
 """`python -m harness report` as a user runs it: output, files, and one-line errors (rescore: test_rescore.py)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,27 @@ def test_report_prints_markdown_and_writes_files(tmp_path):
     assert [p.name for p in (tmp_path / "paper").iterdir()] == ["report.tex"]
 
 
+def test_report_flags_for_a_paper(tmp_path):
+    """Several --vs, --name, a layout and its width, notes and std, in one table."""
+    golden_run(tmp_path / "demo-run")
+    golden_run(tmp_path / "other-run")
+    result = harness("report", "demo-run", "--vs", "other-run", "--vs", "rd4ad_rerun_official", "--vs", "anomalib_rd",
+                     "--name", "Ours", "--name", "other-run=Again", "--layout", "wide", "--notes", "none", "--no-std",
+                     "--format", "latex,md", "--out", "paper", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "paper" / "report.tex").read_text()
+    assert r"\begin{table*}" in text and r"\smallskip" not in text and r"\pm" not in text.split("tabular")[1]
+    assert re.search(r"\\label\{tab:mvtec-ours-[0-9a-f]{6}-wide\}", text)  # default label: comparison and layout
+    for name in ("Ours", "Again", "Official re-run", "anomalib RD"):
+        assert rf"\multicolumn{{3}}{{c}}{{{name}}}" in text or rf"\multicolumn{{2}}{{c}}{{{name}}}" in text, name
+    assert "**Ours vs. Again, Official re-run and anomalib RD on MVTec AD" in result.stdout
+    assert "Notes:" not in result.stdout
+
+    too_wide = harness("report", "demo-run", "--vs", "other-run", "--vs", "rd4ad_rerun_official", "--vs", "anomalib_rd",
+                       "--format", "latex", "--width", "2", "--out", "narrow", cwd=tmp_path)
+    assert too_wide.returncode == 0 and "warning: the compact table is about" in too_wide.stderr
+
+
 def _corrupt(run: Path) -> None:
     golden_run(run)
     next(run.glob("jobs/metal_nut-s1-*/record.json")).write_text('{"dataset": "mvtec", "category": ')
@@ -48,8 +70,12 @@ def _no_metrics(run: Path) -> None:
     (_corrupt, ["report", "run"], "record.json: not a valid JSON record"),
     (_no_metrics, ["report", "run"], "record.json: corrupt record ('metrics' missing or not an object)"),
     (golden_run, ["report", "run", "--format", "md,docx"], "unknown format 'docx'"),
+    (golden_run, ["report", "run", "--vs", "rd4ad_paper", "--name", "a", "--name", "b", "--name", "c"],
+     "3 --name given for 2 runs and references"),
+    (golden_run, ["report", "run", "--vs", "rd4ad_paper", "--name", "no/such=X"],
+     "--name no/such=X: 'no/such' is none of the runs or references compared"),
 ], ids=["no-finished-jobs", "unknown-reference", "unknown-metric", "reference-other-dataset", "corrupt-json",
-        "corrupt-record", "unknown-format"])
+        "corrupt-record", "unknown-format", "too-many-names", "unknown-name-target"])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, prepare, args, message):
     prepare(tmp_path / "run")
     result = harness(*args, cwd=tmp_path)

@@ -235,20 +235,34 @@ def test_report_names_the_protocol_and_compares_like_for_like(tmp_path):
     unified, single = _visa_run(tmp_path / "u", "unified"), _visa_run(tmp_path / "s", "single")
 
     report = build_report([unified], "ader_visa_multiclass")
-    notes = "\n".join(report.notes)
+    notes, short = "\n".join(report.note_lines("full")), report.note_lines("short")
     assert "multi-class protocol" in report.sides[0].description
-    assert "A: multi-class protocol: one model per seed trained on the training images of its 2 categories" in notes
+    assert "RD: multi-class protocol: one model per seed trained on the training images of its 2 categories" in notes
     assert "Every side follows the multi-class protocol." in notes and "Protocols differ" not in notes
+    # a paper reader gets that the sides are like for like, not the multi-class reference's "not comparable to
+    # single-class runs" (still in the full notes)
+    assert "Every side follows the multi-class protocol." in short
+    assert "ADer RD (multi-class) protocol: MULTI-CLASS setting" in notes
+    assert not any("MULTI-CLASS setting" in line for line in short)
 
     # a single-class run beside the multi-class reference: the reference's own note, as before, and no other
-    notes = "\n".join(build_report([single], "ader_visa_multiclass").notes)
-    assert "B protocol: MULTI-CLASS setting" in notes and "Protocols differ" not in notes
+    report = build_report([single], "ader_visa_multiclass")
+    notes = "\n".join(report.note_lines("full"))
+    assert "ADer RD (multi-class) protocol: MULTI-CLASS setting" in notes and "Protocols differ" not in notes
     assert "multi-class protocol:" not in notes
+    assert any("MULTI-CLASS setting" in line and "not comparable" in line for line in report.note_lines("short"))
 
-    # the reverse: a unified run beside a single-class reference (a run here) gets a note too
-    notes = "\n".join(build_report([unified], single).notes)
-    assert ("Protocols differ: A multi-class (one model for all categories), B single-class (one model per "
-            "category): not comparable.") in notes
+    # the reverse: a unified run beside a single-class reference (a run here) gets a note too, in the short notes;
+    # the two runs of one method are named by their protocol
+    report = build_report([unified], single)
+    assert [side.tag for side in report.sides] == ["RD (multi-class)", "RD (single-class)"]
+    expected = ("Protocols differ, not comparable: multi-class (one model for all categories) for RD (multi-class); "
+                "single-class (one model per category) for RD (single-class).")
+    assert expected in report.note_lines("short") and expected in report.note_lines("full")
+    assert not any("trained on the training images" in line for line in report.note_lines("short"))
+
+    # a unified run alone: the short notes still say it is multi-class
+    assert "Multi-class protocol: one model per seed for all 2 categories." in build_report([unified]).note_lines("short")
 
 
 def test_check_compares_the_protocol_and_reads_older_baselines_as_single(tmp_path):

@@ -158,5 +158,5 @@ def test_visa_layout_unified_run_beside_aders_multiclass_numbers(tmp_path):
     _assert_one_model(_records(out), ("candle", "pcb1"))
     report = harness("report", str(out), "--vs", "ader_visa_multiclass", "--format", "md")
     assert report.returncode == 0, report.stderr
-    assert "A: multi-class protocol: one model per seed trained on the training images of its 2 categories" in report.stdout
+    assert "RD†: multi-class protocol: one model per seed trained on the training images of its 2 categories" in report.stdout
     assert "Every side follows the multi-class protocol." in report.stdout and "Protocols differ" not in report.stdout

@@ -23,25 +23,26 @@ SECTIONS = {
 
 
 def model_settings(args: argparse.Namespace):
-    """RD settings: the profile's (--profile, else the data set's default, else the paper defaults),
-    then the explicit flags. Random teacher weights unless --weights: they do not change the speed."""
-    from harness import datasets
-    from harness.methods.rd import RDSettings
+    """The method (--method, else the profile's, else rd), its settings: the profile's (--profile, else the
+    data set's default, else the paper defaults), then the explicit flags; and the profile. Random teacher
+    weights unless --weights: they do not change the speed."""
+    from harness import datasets, methods
     from harness.sweep import profiles
 
     profile_name = args.profile or (datasets.get(args.dataset).default_profile if args.dataset else "")
     profile = profiles.get(profile_name) if profile_name else None
-    if profile is not None and profile.method != "rd":
-        raise HarnessError(f"profile '{profile_name}' is for method '{profile.method}'; bench measures rd")
+    method = getattr(args, "method", None) or (profile.method if profile else "rd")
+    if method not in ("rd", "rdpp"):  # the methods whose training steps model_speed knows how to time
+        raise HarnessError(f"bench measures methods rd and rdpp, not '{method}'")
     flags = {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
              "device": args.device, "precision": args.precision, "epochs": args.epochs,
              "teacher_cache_dtype": args.teacher_cache_dtype}
     values = (profile.settings if profile else {}) | {"weights": args.weights or "none", "compile": args.compile}
     values |= {k: v for k, v in flags.items() if v is not None} | {"progress": False}
-    settings = RDSettings(**values)
+    settings = methods.get(method).Settings(**values)
     settings.predict_batch_size = settings.batch_size  # inference measured at the same batch size
     settings.validate()
-    return settings, profile
+    return settings, profile, method
 
 
 def json_path(args: argparse.Namespace, what: str) -> Path:
@@ -79,10 +80,16 @@ def command_bench(args: argparse.Namespace) -> int:
         numerics.restart_portable(args.command_line)  # does not return
     if what == "estimate" and not args.dataset:
         raise HarnessError("bench estimate needs --dataset NAME (e.g. mvtec, visa, synthetic)")
-    settings, profile = model_settings(args)
+    settings, profile, method = model_settings(args)
     model_sections = "train" in sections or "infer" in sections
     device = resolve_device(settings.device) if model_sections else None
     counts = estimate.split_counts(args.dataset, args.root) if args.dataset and model_sections else None
+    protocol = (args.protocol or profile.protocol) if counts else "single"
+    # per-category epochs of the profile (rdpp-paper), unless --epochs sets one count for all
+    category_epochs = None if args.epochs or not counts else {
+        c: o["epochs"] for c, o in profile.category_settings.items() if c in counts[0] and "epochs" in o}
+    if protocol == "unified" and category_epochs:  # refused before anything is measured
+        estimate.unified_epochs(counts[0], settings.epochs, category_epochs)
     source = data_speed.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
     path = json_path(args, what)
     if args.threads:
@@ -95,16 +102,19 @@ def command_bench(args: argparse.Namespace) -> int:
     blocks = []
     if model_sections:
         result["settings"] = dataclasses.asdict(settings)
-        result["setup"] = model_speed.describe_setup(settings)
+        result["method"] = method
+        result["setup"] = model_speed.describe_setup(settings, method)
         result["numerics"] = "portable" if args.portable else "native"
         with numerics.numerics(result["numerics"]):
             if "train" in sections:
-                off = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="off")
-                on = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="on")
+                off = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="off",
+                                              method=method)
+                on = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="on",
+                                             method=method)
                 result["train"] = {"uncached": off, "cached": on,
                                    "cache_speedup": on["images_per_s"] / off["images_per_s"]}
             if "infer" in sections:
-                result["infer"] = model_speed.bench_infer(settings, steps=args.steps, warmup=args.warmup)
+                result["infer"] = model_speed.bench_infer(settings, steps=args.steps, warmup=args.warmup, method=method)
         blocks.append(model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer"))
                       + f"\nCPU numerics: {result['numerics']}")
     if "data" in sections:
@@ -116,7 +126,6 @@ def command_bench(args: argparse.Namespace) -> int:
     if counts:
         counts, counted = counts
         size = settings.image_size
-        protocol = args.protocol or profile.protocol
         # the teacher cache holds one model's training images: a category's, or all of them (unified)
         cached_images = (sum if protocol == "unified" else max)(n for n, _ in counts.values())
         needed = cache_bytes(settings.backbone, cached_images, size, size, settings.teacher_cache_dtype)
@@ -124,12 +133,12 @@ def command_bench(args: argparse.Namespace) -> int:
         data = result.get("data") if result.get("data", {}).get("dataset") == args.dataset else None
         sweep_estimate = estimate.estimate_sweep(counts, epochs=settings.epochs, seeds=len(profile.seeds), cache_used=plan.use,
                                         train=result.get("train"), infer=result.get("infer"), data=data,
-                                        protocol=protocol)
+                                        protocol=protocol, category_epochs=category_epochs or None)
         sweep_estimate |= {"dataset": args.dataset, "profile": profile.name, "counts": counted,
                            "teacher_cache_plan": plan.to_dict()}
         result["estimate"] = sweep_estimate
-        header = (f"sweep estimate: {args.dataset} ({counted}), profile {profile.name} ({settings.backbone}, {size} px, "
-                  f"{settings.epochs} epochs, batch {settings.batch_size}), {len(counts)} categories x "
+        header = (f"sweep estimate: {args.dataset} ({counted}), method {method}, profile {profile.name} ({settings.backbone}, "
+                  f"{size} px, {estimate.epochs_text(sweep_estimate)}, batch {settings.batch_size}), {len(counts)} categories x "
                   f"{len(profile.seeds)} seed(s), protocol {protocol}, on {device}; teacher cache "
                   f"{'on' if plan.use else 'off'}: {plan.reason}")
         blocks.append(estimate.format_estimate(sweep_estimate, header))
@@ -148,6 +157,7 @@ def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
                        help="what to measure: train, infer, data, metrics, all (those four), or estimate "
                             "(train + infer and the sweep estimate; needs --dataset)")
     model = bench.add_argument_group("model (train, infer)")
+    model.add_argument("--method", choices=["rd", "rdpp"], help="method to measure (default: the profile's, else rd)")
     model.add_argument("--backbone", help="teacher backbone (default: the profile's, else wide_resnet50_2)")
     model.add_argument("--image-size", type=positive_int, help="input side in pixels (default: the profile's, else 256)")
     model.add_argument("--batch-size", type=positive_int, help="training and inference batch size (default: the profile's, else 16)")

@@ -26,15 +26,21 @@ def split_counts(dataset: str, root: str | None = None) -> tuple[dict[str, tuple
 
 
 def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: int, cache_used: bool,
-                   train: dict | None, infer: dict | None, data: dict | None, protocol: str = "single") -> dict:
+                   train: dict | None, infer: dict | None, data: dict | None, protocol: str = "single",
+                   category_epochs: dict[str, int] | None = None) -> dict:
     """Seconds a sweep takes at the measured rates: per category, training (epochs x images at the
     cached or on-the-fly rate, plus one teacher pass to fill the cache), inference and, when measured
     on the same data set, decoding. Parts without a measured rate are left out and named.
+    `category_epochs` gives some categories their own epoch count (the others train `epochs`).
 
     protocol "unified": one model per seed trained on every category's images together, so training
     (and filling the teacher cache) is counted once over all of them ("unified" in the result), and
-    inference and decoding per category as before."""
+    inference and decoding per category as before. One model has one epoch count: categories with
+    different counts are refused (HarnessError), as `run --protocol unified` refuses them."""
     unified = protocol == "unified"
+    if unified and category_epochs:
+        epochs = unified_epochs(counts, epochs, category_epochs)
+        category_epochs = None
     train_run = (train or {}).get("cached" if cache_used else "uncached")
     per_category, missing = {}, []
     if train_run is None:
@@ -46,7 +52,7 @@ def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: in
     for category, (n_train, n_test) in counts.items():
         parts = {}
         if train_run and not unified:
-            parts["train_s"] = epochs * n_train / train_run["images_per_s"]
+            parts["train_s"] = (category_epochs or {}).get(category, epochs) * n_train / train_run["images_per_s"]
             if cache_used:
                 parts["cache_s"] = n_train / train_run["teacher_images_per_s"]
         if infer:
@@ -65,8 +71,20 @@ def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: in
     totals["total_s"] = sum(totals.values())
     return {"epochs": epochs, "seeds": seeds, "teacher_cache": cache_used, "protocol": protocol,
             "categories": per_category, **({"unified": shared} if unified else {}),
+            **({"category_epochs": dict(category_epochs)} if category_epochs else {}),
             "n_train": n_all, "n_test": sum(n for _, n in counts.values()),
             "totals": totals, "not_included": missing}
+
+
+def unified_epochs(counts: dict, epochs: int, category_epochs: dict[str, int]) -> int:
+    """The one epoch count of a unified model over the categories in `counts`, or a HarnessError when the
+    profile gives them different counts."""
+    found = {category: category_epochs.get(category, epochs) for category in counts}
+    if len(set(found.values())) > 1:
+        (a, n), (b, m) = sorted(found.items(), key=lambda kv: kv[1])[0], sorted(found.items(), key=lambda kv: kv[1])[-1]
+        raise HarnessError(f"the unified protocol trains one model for all categories, but the profile gives them "
+                           f"different epochs ({a}: {n}, {b}: {m}); set one count with --epochs N, or use --protocol single")
+    return next(iter(found.values()), epochs)
 
 
 def _duration(seconds: float) -> str:
@@ -77,9 +95,19 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def epochs_text(estimate: dict) -> str:
+    """'200 epochs', or the range when categories train their own counts."""
+    counts = set((estimate.get("category_epochs") or {}).values())
+    if not counts:
+        return f"{estimate['epochs']} epochs"
+    if len(estimate["category_epochs"]) < len(estimate["categories"]):
+        counts.add(estimate["epochs"])
+    return f"{min(counts)}-{max(counts)} epochs per category"
+
+
 def format_estimate(estimate: dict, header: str) -> str:
     t = estimate["totals"]
-    rows = [("training", t["train_s"], f"{estimate['n_train']} images x {estimate['epochs']} epochs"
+    rows = [("training", t["train_s"], f"{estimate['n_train']} images x {epochs_text(estimate)}"
              + (", cached teacher features" if estimate["teacher_cache"] else ", teacher on the fly")),
             ("teacher cache", t["cache_s"], f"one teacher pass over {estimate['n_train']} images"),
             ("inference", t["infer_s"], f"{estimate['n_test']} test images, map + blur"),

@@ -16,7 +16,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from harness.methods.rd import RDSettings, ReverseDistillation, resolve_device
+from harness import methods
+from harness.methods.rd import RDSettings, resolve_device
 from harness.sweep.provenance import reset_rss_peak, rss_peak_mib
 
 
@@ -46,13 +47,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_train(settings: RDSettings, *, steps: int, warmup: int = 1, cache_teacher: str = "off") -> dict:
+def bench_train(settings: RDSettings, *, steps: int, warmup: int = 1, cache_teacher: str = "off",
+                method: str = "rd") -> dict:
     """Training images/s of `steps` timed steps of settings.batch_size random images, after `warmup` steps.
 
     With cache_teacher="on" the teacher features are computed once before the steps (timed apart,
     as `cache_build_s`, from which `teacher_images_per_s`); with "off" every step runs the teacher.
+    `method` is rd or rdpp (whose steps also run the teacher on the noised images, cached or not).
     """
-    model = ReverseDistillation(settings)
+    model = methods.get(method)(settings)
     size, batch = settings.image_size, settings.batch_size
     images = random_images(batch * (warmup + steps), size)
     batches = [np.arange(i, i + batch) for i in range(0, len(images), batch)]
@@ -85,9 +88,9 @@ def bench_train(settings: RDSettings, *, steps: int, warmup: int = 1, cache_teac
     return result
 
 
-def bench_infer(settings: RDSettings, *, steps: int, warmup: int = 1) -> dict:
+def bench_infer(settings: RDSettings, *, steps: int, warmup: int = 1, method: str = "rd") -> dict:
     """Inference images/s of `predict` on `steps` batches of settings.predict_batch_size random images."""
-    model = ReverseDistillation(settings)
+    model = methods.get(method)(settings)
     size, batch = settings.image_size, settings.predict_batch_size
     images = random_images(batch * (warmup + steps), size, seed=1)
     model.predict(images[: batch * warmup])
@@ -100,10 +103,10 @@ def bench_infer(settings: RDSettings, *, steps: int, warmup: int = 1) -> dict:
             "images_per_s": steps * batch / seconds, **memory}
 
 
-def describe_setup(settings: RDSettings) -> dict:
+def describe_setup(settings: RDSettings, method: str = "rd") -> dict:
     """The configuration the model figures are measured with, as the method resolves it."""
     device = resolve_device(settings.device)
-    return {"backbone": settings.backbone, "image_size": settings.image_size, "batch_size": settings.batch_size,
+    return {"method": method, "backbone": settings.backbone, "image_size": settings.image_size, "batch_size": settings.batch_size,
             "device": str(device), "precision": settings.precision if device.type == "cuda" else "fp32",
             "compiled": settings.compile and device.type == "cuda", "weights": settings.weights,
             "teacher_cache_dtype": settings.teacher_cache_dtype, "torch_threads": torch.get_num_threads()}
@@ -118,7 +121,7 @@ def _memory(result: dict) -> str:
 
 def format_model_table(setup: dict, train: dict | None, infer: dict | None) -> str:
     """Plain-text table of bench_train / bench_infer results."""
-    head = (f"model benchmark: rd {setup['backbone']} {setup['image_size']} px, batch {setup['batch_size']}, "
+    head = (f"model benchmark: {setup.get('method', 'rd')} {setup['backbone']} {setup['image_size']} px, batch {setup['batch_size']}, "
             f"{setup['device']} {setup['precision']}{', compiled' if setup['compiled'] else ''}, "
             f"{setup['torch_threads']} thread(s)")
     rows = []

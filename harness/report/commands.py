@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabulate import tabulate
@@ -11,20 +13,50 @@ from harness.errors import HarnessError
 from harness.report import check, tables
 from harness.report.build import build_report, resolve_vs
 from harness.report.model import Report
+from harness.report.options import FORMATS
 from harness.report.rescore import rescore
 
-FORMATS = ("md", "latex", "csv")
-SUFFIX = {"md": "md", "latex": "tex", "csv": "csv"}
+SUFFIX = {"md": "md", "latex": "tex", "csv": "csv", "html": "html"}
 
 
-def write_report(report: Report, out: Path, formats: list[str]) -> list[Path]:
-    render = {"md": tables.markdown, "latex": tables.latex, "csv": tables.csv_text}
+@dataclass
+class Rendering:
+    """How the tables and figures are rendered (the `report` flags)."""
+    layout: str = "compact"
+    width: float | None = None  # inches the LaTeX table must fit
+    notes: str | None = None  # None: short in LaTeX, full in Markdown and HTML
+    std: bool | None = None  # None: in LaTeX when it fits
+    figure_width: str = "column"
+    label_suffix: bool = False  # append the layout to the label (a default label: tables of one run stay apart)
+    warnings: list[str] = field(default_factory=list)
+
+
+def render(report: Report, fmt: str, rendering: Rendering, figures=None) -> str:
+    if fmt == "md":
+        return tables.markdown(report, rendering.notes or "full")
+    if fmt == "csv":
+        return tables.csv_text(report)
+    if fmt == "html":
+        from harness.report.html import page
+
+        return page(report, rendering.notes or "full", figures)
+    from harness.report.latex import render as latex
+
+    rendered = latex(report, rendering.layout, rendering.notes or "short", rendering.std,
+                     label_suffix=rendering.label_suffix, width=rendering.width)
+    rendering.warnings += rendered.fit.warnings
+    return rendered.text
+
+
+def write_report(report: Report, out: Path, formats: list[str], rendering: Rendering | None = None,
+                 figures=None) -> list[Path]:
+    rendering = rendering or Rendering()
     written = []
     try:
         out.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
             path = out / f"report.{SUFFIX[fmt]}"
-            path.write_text(render[fmt](report))
+            path.write_text(render(report, fmt, rendering, figures), encoding="utf-8")
             written.append(path)
     except OSError as error:
         raise HarnessError(f"{out}: cannot write the report ({error.strerror or error})") from None
@@ -43,17 +75,29 @@ def parse_formats(text: str) -> list[str]:
 def command_report(args) -> int:
     formats = parse_formats(args.format)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    report = build_report(args.runs, resolve_vs(args.vs) if args.vs else None, metrics, args.caption, args.label)
+    vs = [resolve_vs(text) for text in args.vs or []]
+    report = build_report(args.runs, vs, metrics, args.caption, args.label, names=args.name, bold=args.bold,
+                          selected_on_test=args.selected_on_test)
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
-    written = write_report(report, out, formats)
-    if args.plots:
+    rendering = Rendering(args.layout, args.width, args.notes, args.std, args.figure_width,
+                          label_suffix=args.label is None)
+    figures, written = None, []
+    if args.plots or "html" in formats:
         from harness.report import plots
 
-        result = plots.make_plots(report, out / "plots")
-        written += result.files
-        for note in result.notes:
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = out / "plots" if args.plots else Path(scratch)
+            figures = plots.make_plots(report, folder, width=args.figure_width,
+                                       formats=plots.FORMATS if args.plots else (),
+                                       embed="html" in formats)
+            if args.plots:
+                written += figures.files
+        for note in figures.notes:
             print(f"plots: {note}", file=sys.stderr)
-    print(tables.markdown(report), end="")
+    written = write_report(report, out, formats, rendering, figures) + written
+    for warning in rendering.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(tables.markdown(report, args.notes or "full"), end="")
     print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 

@@ -1,7 +1,7 @@
 """The data model of a comparison table: cells, sides (a run or a published reference) and the report.
 
-Built by harness.report.build, rendered by harness.report.tables and harness.report.plots, annotated
-by harness.report.notes.
+Built by harness.report.build, rendered by harness.report.tables, harness.report.latex,
+harness.report.html and harness.report.plots, annotated by harness.report.notes.
 """
 
 from __future__ import annotations
@@ -10,8 +10,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.report.order import GROUP_NAMES, group_mean_key
+
 MEAN = "mean"  # the row name of the mean over categories
 HINT = "Hint: "  # notes that are commands for the user, left out of the LaTeX table
+BOLD_CHOICES = ("runs", "all", "none")
 
 
 @dataclass
@@ -20,16 +23,16 @@ class Cell:
     std: float | None = None  # sample standard deviation over seeds, when there are several
     n: int = 1
     reason: str | None = None  # why the value is NaN
-    covers: int | None = None  # mean rows of runs: how many categories the mean is over
+    covers: int | None = None  # mean rows: how many categories the mean is over
 
 
 @dataclass
 class Side:
-    key: str  # A, B, C ...
+    key: str  # A, B, C ... (stable ids: CSV, file names)
     name: str  # run folder name or reference name
-    kind: str  # "run" or "reference"
+    kind: str  # "run", "reference", or "selected" (a run's best epoch on the test set: --selected-on-test)
     dataset: str
-    cells: dict[tuple[str, str], Cell]  # (category or "mean", metric) -> Cell
+    cells: dict[tuple[str, str], Cell]  # (category, group mean row or "mean", metric) -> Cell
     categories: list[str]
     definitions: dict[str, str]
     description: str = ""
@@ -42,6 +45,8 @@ class Side:
     matched_means: list[str] = field(default_factory=list)  # references: metrics whose mean row covers the runs' categories
     training_protocol: str = "single"  # "unified": one model for all categories (the multi-class setting)
     path: Path | None = None
+    label: str = ""  # the name tables and figures print: --name, or a readable default
+    label_given: bool = False  # set by --name
 
     @property
     def metrics(self) -> list[str]:
@@ -49,25 +54,75 @@ class Side:
 
     @property
     def tag(self) -> str:
-        return self.key + ("†" if self.random_teacher else "")
+        """The printed name, with † when the teacher had random weights."""
+        return (self.label or self.name) + ("†" if self.random_teacher else "")
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+    short: bool = False  # in the short notes (the LaTeX default)
+    full: bool = True  # in the full notes (a short note may have a fuller twin)
+    hint: bool = False  # a command for the user: never in a paper
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass
 class Report:
     sides: list[Side]
     metrics: list[str]
-    categories: list[str]  # table rows before the mean row
-    notes: list[str]
+    categories: list[str]  # table rows before the mean rows, in the published order
+    notes: list[Note]
     caption: str
     label: str
+    groups: list[tuple[str | None, list[str]]] = field(default_factory=list)  # [(group, categories)]
+    bold: str = "runs"  # which sides compete for bold: runs, all, none
+
+    def __post_init__(self):
+        if not self.groups:
+            self.groups = [(None, list(self.categories))]
 
     @property
     def comparing(self) -> bool:
         return len(self.sides) > 1
 
     @property
+    def dataset(self) -> str:
+        return self.sides[0].dataset
+
+    @property
+    def grouped(self) -> bool:
+        return len(self.groups) > 1
+
+    @property
     def rows(self) -> list[str]:
-        return self.categories + [MEAN]
+        """Categories by group, each group followed by its mean row when there are several groups, then MEAN."""
+        rows = []
+        for group, categories in self.groups:
+            rows += categories
+            if self.grouped and group:
+                rows.append(group_mean_key(group))
+        return rows + [MEAN]
+
+    @property
+    def group_rows(self) -> dict[str, list[str]]:
+        """Group mean row -> its categories."""
+        return {group_mean_key(group): categories for group, categories in self.groups if self.grouped and group}
+
+    def is_mean_row(self, row: str) -> bool:
+        return row == MEAN or row in self.group_rows
+
+    def row_name(self, row: str, *, short: bool = False) -> str:
+        """How a row is printed (category names stay as the data set spells them)."""
+        if row == MEAN:
+            return "Mean"
+        for group, _ in self.groups:
+            if group and row == group_mean_key(group):
+                name = GROUP_NAMES.get(group, group)
+                return f"{name[:3]}. mean" if short else f"{name} mean"
+        return row
 
     def cell(self, category: str, metric: str, side: Side) -> Cell | None:
         return side.cells.get((category, metric))
@@ -82,12 +137,53 @@ class Report:
             return (round(100 * a.mean, 1) - round(100 * b.mean, 1)) / 100
         return a.mean - b.mean
 
+    def competing(self) -> list[Side]:
+        """The sides bold chooses among: the runs (default), every side (best-epoch-on-test columns too), or none."""
+        if self.bold == "none":
+            return []
+        return [s for s in self.sides if self.bold == "all" or s.kind == "run"]
+
     def best(self, category: str, metric: str) -> set[str]:
-        """Keys of the sides with the highest value as printed (ties all count); empty unless two sides have one."""
-        shown = {s.key: round(100 * c.mean, 1) for s in self.sides
+        """Keys of the competing sides with the highest value as printed (ties all count); empty unless two
+        competing sides have one, and in a mean row whose competitors average different numbers of categories."""
+        shown = {s.key: round(100 * c.mean, 1) for s in self.competing()
                  if (c := self.cell(category, metric, s)) is not None and not math.isnan(c.mean)}
         if len(shown) < 2:
             return set()
+        if len({self.mean_covers(category, metric, s) for s in self.competing() if s.key in shown}) > 1:
+            return set()  # means over different numbers of categories: none is best
         top = max(shown.values())
         return {key for key, value in shown.items() if value == top}
 
+    def mean_covers(self, row: str, metric: str, side: Side) -> int | None:
+        """How many categories a mean row of a side is over: for a run, the categories it has the metric for
+        (undefined values count: they have a note of their own); for a reference, as published or recomputed."""
+        cell = self.cell(row, metric, side)
+        if not self.is_mean_row(row) or cell is None:
+            return None
+        if side.kind in ("run", "selected"):
+            members = self.categories if row == MEAN else self.group_rows[row]
+            return sum((c, metric) in side.cells for c in members)
+        return cell.covers
+
+    def fewer_categories(self, row: str, metric: str, side: Side) -> bool:
+        """True when this side's mean in `row` is over fewer categories than another side's mean there."""
+        covers = self.mean_covers(row, metric, side)
+        if covers is None:
+            return False
+        others = [c for s in self.sides if s is not side and (c := self.mean_covers(row, metric, s)) is not None]
+        return any(covers < other for other in others)
+
+    def row_marked(self, row: str) -> bool:
+        """A mean row where some side's mean is over fewer categories than another's (marked with * in tables)."""
+        return any(self.fewer_categories(row, metric, side) for metric in self.metrics for side in self.sides)
+
+    def any_fewer(self) -> bool:
+        return any(self.fewer_categories(row, metric, side) for row in self.rows for metric in self.metrics
+                   for side in self.sides)
+
+    def note_lines(self, level: str, *, hints: bool = True) -> list[str]:
+        """Notes at a level: none, short or full."""
+        if level == "none":
+            return []
+        return [n.text for n in self.notes if (n.full if level == "full" else n.short) and (hints or not n.hint)]

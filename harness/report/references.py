@@ -36,6 +36,20 @@ STANDARD_DEFINITIONS = {
 }
 
 
+# The names tables and figures print for the shipped references (others: the file stem, spaced).
+DISPLAY_NAMES = {
+    "rd4ad_paper": "RD4AD paper",
+    "rd4ad_rerun_official": "Official re-run",
+    "anomalib_rd": "anomalib RD",
+    "rdpp_paper": "RD++ paper",
+    "ader_visa_multiclass": "ADer RD (multi-class)",
+    "ader_visa_multiclass_300ep": "ADer RD (multi-class, 300 ep.)",
+    "bmad_brats": "BMAD RD4AD",
+    "novelty": "RD4AD paper",
+    "rd4ad_benchmark_listing": "Benchmark listing",
+}
+
+
 @dataclass(frozen=True)
 class ReferenceRow:
     source: str
@@ -58,6 +72,10 @@ class Reference:
     name: str
     path: Path
     rows: tuple[ReferenceRow, ...]
+
+    @property
+    def display_name(self) -> str:
+        return DISPLAY_NAMES.get(self.name) or self.name.replace("_", " ")
 
     @property
     def datasets(self) -> list[str]:

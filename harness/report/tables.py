@@ -1,4 +1,4 @@
-"""Render a report as Markdown (tabulate), LaTeX (booktabs, ready to \\input) or CSV (every number, unrounded)."""
+"""Render a report as Markdown (tabulate) or CSV (every number, unrounded); LaTeX: harness.report.latex."""
 
 from __future__ import annotations
 
@@ -9,56 +9,36 @@ import math
 from tabulate import tabulate
 
 from harness.metrics import LABELS
-from harness.report.model import HINT, Report
+from harness.report.model import Report
+from harness.report.notes import format_note
 
 DASH = "–"  # not reported
-
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
-    "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "†": r"$^\dagger$", "–": "--", "—": "---", "≥": r"$\geq$",
-    "≤": r"$\leq$", "×": r"$\times$",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Text safe to typeset: LaTeX specials escaped, the symbols the notes use written as LaTeX."""
-    out, quotes = [], 0
-    for ch in str(text):
-        if ch == '"':  # typographic quotes, opening and closing in turn
-            out.append("``" if quotes % 2 == 0 else "''")
-            quotes += 1
-        else:
-            out.append(_LATEX_SPECIALS.get(ch, ch))
-    return "".join(out)
 
 
 def percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def _value(cell, bold: bool, latex: bool) -> str:
+def _value(cell, bold: bool) -> str:
     if cell is None:
-        return "--" if latex else DASH
+        return DASH
     if math.isnan(cell.mean):
         return "n/a"
     text = percent(cell.mean)
     if bold:
-        text = rf"\textbf{{{text}}}" if latex else f"**{text}**"
+        text = f"**{text}**"
     if cell.std is not None:
-        text += (r" $\pm$ " if latex else " ± ") + percent(cell.std)
+        text += " ± " + percent(cell.std)
     return text
 
 
-def _delta(delta: float | None, latex: bool) -> str:
+def _delta(delta: float | None) -> str:
     if delta is None:
-        return "--" if latex else DASH
+        return DASH
     text = f"{100 * delta:.1f}"
     if text in ("0.0", "-0.0"):
         return "0.0"
-    if text.startswith("-"):
-        return ("$-$" if latex else "-") + text[1:]
-    return "+" + text
+    return text if text.startswith("-") else "+" + text
 
 
 def _columns(report: Report) -> list[tuple[str, str, object]]:
@@ -70,71 +50,43 @@ def _columns(report: Report) -> list[tuple[str, str, object]]:
     return columns
 
 
-def _row(report: Report, category: str, latex: bool) -> list[str]:
+def _row(report: Report, row: str) -> list[str]:
     cells = []
     for metric, kind, side in _columns(report):
         if kind == "delta":
-            cells.append(_delta(report.delta(category, metric, side, as_printed=True), latex))
+            cells.append(_delta(report.delta(row, metric, side, as_printed=True)))
         else:
-            bold = side.key in report.best(category, metric)
-            cells.append(_value(report.cell(category, metric, side), bold, latex))
+            bold = side.key in report.best(row, metric)
+            cells.append(_value(report.cell(row, metric, side), bold))
     return cells
 
 
-def markdown(report: Report) -> str:
+def markdown(report: Report, notes: str = "full") -> str:
+    """Metric by metric: each side, then the first side minus each other side (Δ); `notes`: none, short or full."""
     headers = ["category"]
     for metric, kind, side in _columns(report):
         label = LABELS.get(metric, metric)
         if not report.comparing:
             headers.append(label)
         elif kind == "value":
-            headers.append(f"{label} ({side.key})")
+            headers.append(f"{label} {side.tag}")
         else:
-            headers.append(f"{label} Δ(A−{side.key})")
-    body = [[category] + _row(report, category, latex=False) for category in report.rows]
+            headers.append(f"{label} Δ vs {side.tag}")
+    body = [[report.row_name(row) + ("\\*" if report.row_marked(row) else "")] + _row(report, row) for row in report.rows]
     table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True,
                      colalign=["left"] + ["right"] * (len(headers) - 1))
-    notes = "\n".join(f"- {note}" for note in report.notes)
-    return f"**{report.caption}**\n\n{table}\n\nNotes:\n{notes}\n"
+    lines = [] if notes == "none" else [format_note(report, std=True, delta=True).text] + report.note_lines(notes)
+    text = f"**{report.caption}**\n\n{table}\n"
+    if lines:
+        text += "\nNotes:\n" + "\n".join(f"- {note}" for note in lines) + "\n"
+    return text
 
 
-def latex(report: Report) -> str:
-    columns = _columns(report)
-    lines = [
-        "% Written by `python -m harness report`; needs \\usepackage{booktabs}. Use with \\input{report.tex}.",
-        r"\begin{table}[tbp]",
-        r"\centering",
-        rf"\caption{{{latex_escape(report.caption)}}}",
-        rf"\label{{{report.label}}}",
-        r"\begin{tabular}{l" + "r" * len(columns) + "}",
-        r"\toprule",
-    ]
-    if report.comparing:
-        width = 2 * len(report.sides) - 1
-        groups, rules = [], []
-        for i, metric in enumerate(report.metrics):
-            start = 2 + i * width
-            groups.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(LABELS.get(metric, metric))}}}")
-            rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
-        lines.append(" & " + " & ".join(groups) + r" \\")
-        lines.append(" ".join(rules))
-        sub = [latex_escape(side.tag) if kind == "value" else rf"$\Delta$(A$-${side.key})" for _, kind, side in columns]
-        lines.append("Category & " + " & ".join(sub) + r" \\")
-    else:
-        lines.append("Category & " + " & ".join(latex_escape(LABELS.get(m, m)) for m in report.metrics) + r" \\")
-    lines.append(r"\midrule")
-    for category in report.rows:
-        if category == report.rows[-1]:
-            lines.append(r"\midrule")
-        name = "Mean" if category == report.rows[-1] else latex_escape(category)
-        lines.append(name + " & " + " & ".join(_row(report, category, latex=True)) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if report.notes:
-        lines += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize"]
-        notes = [note for note in report.notes if not note.startswith(HINT)]  # commands do not belong in a paper
-        lines += [latex_escape(note) + (r"\par" if i < len(notes) - 1 else "}") for i, note in enumerate(notes)]
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
+def latex(report: Report, layout: str = "compact", notes: str = "short", std: bool | None = None) -> str:
+    """The LaTeX table (see harness.report.latex)."""
+    from harness.report.latex import render
+
+    return render(report, layout, notes, std).text
 
 
 def csv_text(report: Report) -> str:
@@ -142,7 +94,7 @@ def csv_text(report: Report) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["category", "metric", "side", "name", "kind", "dataset", "value", "std", "n",
-                     "difference_a_minus_side", "definition"])
+                     "difference_a_minus_side", "definition", "label", "categories"])
 
     def number(x):
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(round(float(x), 8))
@@ -155,5 +107,6 @@ def csv_text(report: Report) -> str:
                     continue
                 delta = report.delta(category, metric, side) if side is not report.sides[0] else None
                 writer.writerow([category, metric, side.key, side.name, side.kind, side.dataset, number(cell.mean),
-                                 number(cell.std), cell.n, number(delta), side.definitions.get(metric, "")])
+                                 number(cell.std), cell.n, number(delta), side.definitions.get(metric, ""), side.tag,
+                                 "" if cell.covers is None else cell.covers])
     return buffer.getvalue()

@@ -14,6 +14,7 @@ turn and returns one record and predictions per category.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -151,15 +152,27 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
     timings["total"] = time.perf_counter() - started
     log(f"metrics: {_metrics_text(metrics)}")
 
-    record = _record(job, job.job_id, job.category, method, metrics, history, interim, timings, execution,
+    selected = _selected(job, interim, history, metrics, log)
+    record = _record(job, job.job_id, job.category, method, metrics, history, interim, selected, timings, execution,
                      data.fingerprint, len(data.train), data.test, data.provenance)
     predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)
     return JobResult(record, predictions, _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None)
 
 
+def _selected(job: Job, interim: dict, history: list, metrics: dict, log: Callable[[str], None],
+              category: str = "") -> dict | None:
+    """selected_on_test for one evaluated category (--eval-every only), logged; None without it."""
+    selected = selected_on_test(interim, history[-1].epoch, metrics, job.eval_every) if history and job.eval_every else None
+    if selected:
+        log(f"{category + ': ' if category else ''}best epoch on the test set (the official RD++ script's choice; "
+            f"not the reported value): epoch {selected['epoch']}/{history[-1].epoch}, "
+            + ", ".join(f"{LABELS.get(n, n)} {v:.4f}" for n, v in selected["metrics"].items() if v is not None))
+    return selected
+
+
 def _record(job: Job, record_id: str, category: str, method, metrics: dict, history: list, interim: dict,
-            timings: dict, execution: dict | None, fingerprint: str, n_train: int, test, data_provenance: dict,
-            unified: dict | None = None) -> dict:
+            selected: dict | None, timings: dict, execution: dict | None, fingerprint: str, n_train: int, test,
+            data_provenance: dict, unified: dict | None = None) -> dict:
     """The record of one category's evaluation (a job's only one, or one of a unified job's)."""
     settings = method.settings
     device = getattr(method, "device", None)
@@ -197,6 +210,8 @@ def _record(job: Job, record_id: str, category: str, method, metrics: dict, hist
         "method_info": described,
         "history": [{"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)}
                     | ({"test_metrics": interim[e.epoch]} if e.epoch in interim else {}) for e in history],
+        # Never the reported value: what selecting the epoch on the test set would report (--eval-every)
+        **({"selected_on_test": selected} if selected else {}),
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         "memory": provenance.peak_memory(str(device or "cpu")),
         "provenance": provenance.software() | {
@@ -280,7 +295,8 @@ def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | Non
             means.setdefault(name, []).append(value.value)
         fingerprint, n_train, data_provenance = loaded[category]
         part_interim = {epoch: by_category[category] for epoch, by_category in interim.items() if category in by_category}
-        record = _record(job, record_ids[category], category, method, metrics, history, part_interim,
+        selected = _selected(job, part_interim, history, metrics, log, category)
+        record = _record(job, record_ids[category], category, method, metrics, history, part_interim, selected,
                          timings | own | {"total": time.perf_counter() - started}, execution, fingerprint, n_train,
                          test, data_provenance, shared)
         parts.append((record, pack_predictions(scores, test.labels, maps, test.masks, test.paths, test.defect_types)))
@@ -294,6 +310,45 @@ def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | Non
                            for name, values in ((n, np.asarray(v, dtype=float)) for n, v in means.items())}}
     checkpoint = _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None
     return JobResult(summary, {}, checkpoint, parts)
+
+
+# The official selection averages I-AUROC, P-AUROC and its per-image PRO (the harness's pro_rd4ad);
+# a job without pro_rd4ad uses the MVTec AU-PRO in its place.
+SELECTION_METRICS = (("image_auroc",), ("pixel_auroc",), ("pro_rd4ad", "au_pro"))
+
+
+def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, every: int) -> dict | None:
+    """The epoch the official RD++ script would report: the best mean of I-AUROC, P-AUROC and PRO
+    (those the job computes) over the test-set evaluations (interim ones and the last epoch's); the
+    earliest such epoch on ties, as its strict `>` does. None when the job computes none of the three.
+
+    Model selection on the test set: recorded beside the reported (last-epoch) values, never instead.
+    """
+    evaluations = {epoch: dict(values) for epoch, values in interim.items()}
+    evaluations[last_epoch] = {name: value.to_dict()["value"] for name, value in final.items()}
+
+    used = []
+    for choices in SELECTION_METRICS:  # per slot, the first metric evaluated every time
+        found = next((m for m in choices if all(values.get(m) is not None for values in evaluations.values())), None)
+        if found:
+            used.append(found)
+    if not used:
+        return None
+    best_epoch, best = None, -math.inf
+    for epoch in sorted(evaluations):
+        score = sum(evaluations[epoch][m] for m in used) / len(used)
+        if score > best:
+            best_epoch, best = epoch, score
+    cadence = ("after every epoch" if every == 1
+               else f"every {every} epochs and after the last (the official script evaluates after every epoch)")
+    return {
+        "epoch": best_epoch,
+        "metrics": evaluations[best_epoch],
+        "rule": f"best mean of {', '.join(LABELS.get(m, m) for m in used)} on the test set, evaluated {cadence} "
+                "(official RD++ script); model selection on test data, not the reported value",
+        "epochs_evaluated": len(evaluations),
+        "last_epoch": last_epoch,
+    }
 
 
 def _model_source(job: Job, history: list) -> dict:
@@ -328,8 +383,9 @@ def store_result(store: RunStore, result: JobResult) -> None:
     store.write_result(result.record["job_id"], result.record, result.predictions, result.checkpoint)
 
 
-# compute_job's steps, by the function its traceback enters next: what the job was doing when it failed
-_STEPS = {"__init__": "building the model", "load": "loading the data", "fit": "training", "predict": "predicting",
+# the steps of a job (_compute, _compute_unified), by the function its traceback enters next from there: what the
+# job was doing when it failed
+_STEPS = {"_build": "building the model", "load": "loading the data", "fit": "training", "predict": "predicting",
           "evaluate": "computing the metrics"}
 
 
@@ -346,8 +402,9 @@ def failure_message(error: BaseException, job: Job) -> str:
     if not _out_of_memory(error):
         return message
     frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
-    after = frames[frames.index("compute_job") + 1:] if "compute_job" in frames else []
-    step = next((_STEPS[name] for name in after if name in _STEPS), None)
+    # the job path's own frame (_compute or _compute_unified; the numerics wrapper sits above it), then the step it called
+    path = [i for i, name in enumerate(frames[:-1]) if name in ("_compute", "_compute_unified")]
+    step = _STEPS.get(frames[path[-1] + 1]) if path else None
     memory = "GPU memory" if "CUDA" in str(error) or type(error).__module__.startswith("torch.cuda") else "memory (RAM)"
     s = job.settings
     lower = {"training": "--batch-size or --image-size",

@@ -123,7 +123,8 @@ class Sweep:
         method_name = self.method or profile.method
         method_class = methods.get(method_name)
         known = {f.name for f in dataclasses.fields(method_class.Settings)}
-        unknown = sorted(set(profile.settings) - known) + sorted(set(self.overrides) - known)
+        profile_keys = set(profile.settings).union(*profile.category_settings.values())
+        unknown = sorted(profile_keys - known) + sorted(set(self.overrides) - known)
         if unknown:
             raise HarnessError(f"method '{method_name}' has no setting(s) {', '.join(unknown)}; it has: {', '.join(sorted(known))}")
         available = adapter.categories
@@ -151,7 +152,7 @@ class Sweep:
         jobs = []
         for category in categories:
             for seed in seeds:
-                settings = dataclasses.asdict(method_class.Settings(**(profile.settings | self.overrides)))
+                settings = dataclasses.asdict(method_class.Settings(**(profile.settings_for(category) | self.overrides)))
                 if "seed" in settings:
                     settings["seed"] = seed
                 if self.checkpoint:  # the model is loaded, not trained: no epochs to claim or to tell jobs apart by
@@ -173,17 +174,28 @@ def without_optional_settings(method_class, settings: dict) -> dict:
     return {k: v for k, v in settings.items() if not (k in optional and v == optional[k])}
 
 
+# settings that `run` has a flag for (--epochs, ...): named in the unified protocol's refusal
+FLAGGED_SETTINGS = ("epochs", "batch_size", "image_size", "backbone", "weights", "device", "precision")
+
+
 def unified_jobs(jobs: list[Job], categories: tuple[str, ...], seeds: tuple[int, ...]) -> list[Job]:
     """The single-class jobs of a sweep folded into one unified job per seed: one model for every category,
     which therefore needs the same settings for all of them."""
     unified = []
     for seed in seeds:
         mine = [job for job in jobs if job.seed == seed]
-        differing = [job.category for job in mine if job.settings != mine[0].settings]
+        differing = [job for job in mine if job.settings != mine[0].settings]
         if differing:
-            raise HarnessError(f"the unified protocol trains one model for all categories, but the settings of "
-                               f"{differing[0]} differ from those of {mine[0].category}; give them the same settings "
-                               "or use --protocol single")
+            first, other = mine[0], differing[0]
+            keys = sorted(k for k in set(first.settings) | set(other.settings)
+                          if first.settings.get(k) != other.settings.get(k))
+            shown = ", ".join(f"{k} {first.settings.get(k)} for {first.category} but {other.settings.get(k)} for "
+                              f"{other.category}" for k in keys[:2])
+            how = " ".join(f"--{k.replace('_', '-')} N" if k in FLAGGED_SETTINGS else f"{k} in a sweep file's [settings]"
+                           for k in keys[:2])
+            raise HarnessError(f"the unified protocol trains one model for all categories, but the profile sets "
+                               f"{shown}; set one value for all ({how}), select categories that share it, or use "
+                               "--protocol single")
         unified.append(dataclasses.replace(mine[0], category=UNIFIED, data_fingerprint="", protocol=UNIFIED,
                                            categories=categories,
                                            data_fingerprints={job.category: job.data_fingerprint for job in mine}))

@@ -55,6 +55,19 @@ class Backend:
         return self.name
 
 
+def visible_device(index: int) -> str:
+    """What CUDA_VISIBLE_DEVICES must say for a process to see only GPU `index` as this process numbers them:
+    through this process's own CUDA_VISIBLE_DEVICES when it has one (`--gpus 0` with CUDA_VISIBLE_DEVICES=3,5
+    is physical GPU 3), else the index itself."""
+    visible = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    if not visible:
+        return str(index)
+    if index >= len(visible):
+        raise HarnessError(f"--gpus {index}: this process sees only {len(visible)} GPU(s) "
+                           f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})")
+    return visible[index]
+
+
 def with_settings(job: Job, **settings) -> Job:
     """The job with execution-only settings changed (device, progress): the same job id."""
     return dataclasses.replace(job, settings=job.settings | settings)

@@ -12,6 +12,7 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
+from harness.sweep.backends import visible_device
 from harness.sweep.job import JobOutcome
 from harness.sweep.plan import Job
 
@@ -38,7 +39,7 @@ def child_main(conn: Connection, parent_pid: int, job: Job, log_path: str, gpu: 
     if os.getppid() != parent_pid:  # the parent died before PR_SET_PDEATHSIG took effect
         os._exit(1)
     if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # read by CUDA when it initialises: before any CUDA call
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(gpu)  # read by CUDA when it initialises: before any CUDA call
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     import threading

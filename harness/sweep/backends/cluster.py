@@ -19,6 +19,7 @@ process stops the sweep and then the cluster (a worker interrupted on its own pr
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -34,6 +35,7 @@ from harness.sweep.backends import (
     cpu_threads,
     default_workers,
     gpu_slots,
+    visible_device,
     with_settings,
 )
 from harness.sweep.backends.child import STARTUP_GRACE
@@ -165,17 +167,22 @@ class _Events:
             return "".join(self.logs.pop(key, []))
 
 
+# Local workers log only what is fatal: a job's own failures come back as outcomes, and a worker that
+# loses the scheduler while the cluster shuts down (Ctrl-C, a busy machine) is not news to the user.
+QUIET_LOGS = logging.CRITICAL
+
+
 def _gpu_cluster(distributed, gpus: tuple[int, ...], threads: int):
     """A local cluster with one single-threaded worker per GPU, each seeing only its GPU and offering GPU=1."""
     workers = {
         f"gpu{gpu}": {"cls": distributed.Nanny, "options": {
-            "nthreads": 1, "resources": {"GPU": 1}, "host": "127.0.0.1", "silence_logs": 40,
-            "env": {"CUDA_VISIBLE_DEVICES": str(gpu), "OMP_NUM_THREADS": str(threads)}}}
+            "nthreads": 1, "resources": {"GPU": 1}, "host": "127.0.0.1", "silence_logs": QUIET_LOGS,
+            "env": {"CUDA_VISIBLE_DEVICES": visible_device(gpu), "OMP_NUM_THREADS": str(threads)}}}
         for gpu in gpus
     }
     scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1", "dashboard": False,
                                                            "dashboard_address": QUIET_SCHEDULER["dashboard_address"]}}
-    return distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
+    return distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=QUIET_LOGS)
 
 
 class DaskBackend(Backend):
@@ -223,7 +230,7 @@ class DaskBackend(Backend):
                     workers = self.execution.jobs or default_workers()
                     self.threads = cpu_threads(workers)
                     self.cluster = distributed.LocalCluster(
-                        n_workers=workers, threads_per_worker=1, processes=True, silence_logs=40,
+                        n_workers=workers, threads_per_worker=1, processes=True, silence_logs=QUIET_LOGS,
                         env={"OMP_NUM_THREADS": str(self.threads)}, **QUIET_SCHEDULER)
                 self.client = distributed.Client(self.cluster)
         self.client.subscribe_topic(TOPIC, self._events)
