@@ -80,6 +80,10 @@ def _add_run_parser(commands) -> None:
     run.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                      help="adapter option, repeatable (e.g. split=2cls_highshot for visa, cache=true)")
     run.add_argument("--categories", help="comma-separated categories, or 'all' (default: all)")
+    run.add_argument("--protocol", choices=["single", "unified"],
+                     help="single: one model per category (the RD4AD paper's); unified: one model per seed trained on "
+                          "the training images of all selected categories together, evaluated per category (the "
+                          "multi-class setting of UniAD and ADer). Default: the profile's (single; unified for ader-rd)")
     run.add_argument("--method", help="method name (default: the profile's method)")
     run.add_argument("--profile", help="settings profile (default: the data set's default profile)")
     run.add_argument("--backbone", help="teacher backbone: resnet18, resnet34, resnet50, wide_resnet50_2")
@@ -183,17 +187,18 @@ def command_run(args: argparse.Namespace) -> int:
     with store.locked():  # one `run` per run folder at a time; another one stops here with one line
         store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
                        "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
+                       "protocol": resolved.protocol, "records": resolved.record_ids,
                        "data_fingerprints": resolved.data_fingerprints, "execution": vars(options.execution())})
         print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
               f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
-              f"backend {options.backend}")
+              f"protocol {resolved.protocol}; backend {options.backend}")
         try:
             outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
         except SweepInterrupted as interrupted:
             print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
             return interrupted.exit_code
 
-    order = {job.job_id: position for position, job in enumerate(resolved.jobs)}
+    order = {record_id: position for position, record_id in enumerate(resolved.record_ids)}
     records = sorted((r for r in store.records() if r["job_id"] in order), key=lambda r: order[r["job_id"]])
     if records:
         print()

@@ -12,6 +12,12 @@ results/runs/<run>/
   jobs/<job-id>/log.txt          what the job did and printed (its last attempt)
   jobs/<job-id>/checkpoint.pth   the trained model in the method's checkpoint format (when asked for)
 
+A unified job (one model for several categories) writes one job folder per category
+(jobs/<category>-s<seed>-<digest>/, record.json and predictions.npz) and keeps its config, log,
+failure and checkpoint in its own folder (jobs/unified-s<seed>-<digest>/). It is done iff every one
+of its records exists; each record lists them all ("unified": {"records": [...]}), and readers
+skip a record whose set is incomplete, so a unified job killed between two records shows nothing.
+
 Killed at any moment, a job leaves no record.json unless its record and predictions are complete:
 every file is written under a temporary name and renamed, and a rerun removes the old record
 before it replaces the predictions, so a record never sits beside another attempt's predictions.
@@ -173,6 +179,20 @@ class RunStore:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text if text.endswith("\n") else text + "\n")
 
+    def write_results(self, job_id: str, parts: list[tuple[str, dict, dict]], checkpoint: bytes | None = None) -> None:
+        """A unified job's results: (record id, record, predictions) per category; the checkpoint goes to the
+        job's own folder. Every old record first, then the checkpoint and every predictions file, then the
+        records: the set is complete (the job done) when the last record is written."""
+        for record_id, _, _ in parts:
+            (self.job_dir(record_id) / RECORD).unlink(missing_ok=True)
+        if checkpoint is not None:
+            atomic_write(self.job_dir(job_id) / CHECKPOINT, lambda handle: handle.write(checkpoint))
+        for record_id, _, predictions in parts:
+            atomic_write(self.job_dir(record_id) / PREDICTIONS, lambda handle, p=predictions: np.savez_compressed(handle, **p))
+        for record_id, record, _ in parts:
+            write_json(self.job_dir(record_id) / RECORD, record)
+        (self.job_dir(job_id) / FAILURE).unlink(missing_ok=True)
+
     def write_result(self, job_id: str, record: dict, predictions: dict, checkpoint: bytes | None = None) -> None:
         """Predictions (and the checkpoint) first, the record last: the record marks the job as done.
 
@@ -187,9 +207,12 @@ class RunStore:
         (folder / FAILURE).unlink(missing_ok=True)
 
     def records(self) -> list[dict]:
-        """Every finished job's record, in job-id order."""
+        """Every finished job's record, in job-id order (a unified job's only once all of them exist)."""
         folder = self.run_dir / "jobs"
-        return [read_json(path) for path in sorted(folder.glob(f"*/{RECORD}"))] if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        found = [read_json(path) for path in sorted(folder.glob(f"*/{RECORD}"))]
+        return [record for record in found if record_set_complete(record, folder)]
 
     def write_results_csv(self) -> Path:
         rows = [flatten_record(record) for record in self.records()]
@@ -200,6 +223,15 @@ class RunStore:
 
         atomic_write_text(path, _csv_text(columns, rows))
         return path
+
+
+def record_set_complete(record: dict, jobs_folder: Path) -> bool:
+    """False for a record of a unified job whose other records do not all exist yet (a job killed, or still
+    writing, between two of them): such a job is not done and none of its records counts."""
+    unified = record.get("unified") if isinstance(record, dict) else None
+    if not isinstance(unified, dict) or not isinstance(unified.get("records"), list):
+        return True
+    return all((Path(jobs_folder) / str(record_id) / RECORD).is_file() for record_id in unified["records"])
 
 
 def _csv_text(columns: list[str], rows: list[dict]) -> str:
@@ -218,6 +250,7 @@ def flatten_record(record: dict) -> dict:
     for name, metric in record.get("metrics", {}).items():
         row[name] = metric.get("value")
     row["seconds"] = record.get("timings", {}).get("total")
+    row["protocol"] = record.get("protocol") or "single"  # records written before protocols existed: single
     return row
 
 

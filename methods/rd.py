@@ -2,7 +2,8 @@
 
 Training and inference follow docs/rd4ad.md: frozen ImageNet teacher (stem + layer1..3),
 OCBE bottleneck + student decoder trained with the global flattened cosine loss (Adam, lr 0.005,
-betas (0.5, 0.999)); anomaly map = sum over scales of 1 - cosine, bilinear (align_corners=True)
+betas (0.5, 0.999), constant learning rate; ADer's multi-class setting adds a step decay,
+gradient-norm clipping and dropping the last incomplete batch, as settings); anomaly map = sum over scales of 1 - cosine, bilinear (align_corners=True)
 to the input size, Gaussian sigma 4; image score = max of the map. Checkpoints are the official
 {'bn': ..., 'decoder': ...} format.
 """
@@ -21,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.errors import CheckpointError, HarnessError
-from harness.methods.base import EpochCallback, EpochLog, Method
+from harness.methods.base import ConcatenatedImages, EpochCallback, EpochLog, Method
 from harness.methods.rd_checkpoints import (
     check_checkpoint,
     load_teacher_weights,
@@ -36,6 +37,7 @@ from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDe
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+LR_SCHEDULES = ("constant", "step")
 _STRIDE = 32  # the decoder doubles the bottleneck's H/32 code three times back to the teacher's sizes
 
 
@@ -52,6 +54,14 @@ class RDSettings:
     batch_size: int = 16
     lr: float = 0.005
     betas: tuple[float, float] = (0.5, 0.999)
+    # The official code keeps the learning rate constant and trains on every image each epoch. ADer's RD
+    # (configs/benchmark/rd/rd_256_100e.py) multiplies it by lr_step_factor once int(epochs * lr_step_at)
+    # epochs are done ("step"), clips the gradients' total L2 norm to 5 and drops the last incomplete batch.
+    lr_schedule: str = "constant"  # "constant" | "step"
+    lr_step_at: float = 0.8  # step: fraction of the epochs after which the rate is multiplied by lr_step_factor
+    lr_step_factor: float = 0.1
+    grad_clip_norm: float = 0.0  # > 0: clip the total L2 norm of the gradients to this (0: no clipping)
+    drop_last: bool = False  # leave out the last batch of an epoch when it is smaller than batch_size
     map_mode: str = "add"  # "add" (official) | "mul"
     sigma: float = 4.0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
@@ -89,6 +99,14 @@ class RDSettings:
             raise bad("lr", self.lr, "a positive number")
         if len(tuple(self.betas)) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise bad("betas", self.betas, "two numbers in [0, 1)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise bad("lr_schedule", self.lr_schedule, f"one of {', '.join(LR_SCHEDULES)}")
+        if isinstance(self.lr_step_at, bool) or not (isinstance(self.lr_step_at, (int, float)) and 0 < self.lr_step_at <= 1):
+            raise bad("lr_step_at", self.lr_step_at, "a fraction of the epochs in (0, 1]")
+        if isinstance(self.lr_step_factor, bool) or not (isinstance(self.lr_step_factor, (int, float)) and self.lr_step_factor > 0):
+            raise bad("lr_step_factor", self.lr_step_factor, "a positive number")
+        if isinstance(self.grad_clip_norm, bool) or not (isinstance(self.grad_clip_norm, (int, float)) and self.grad_clip_norm >= 0):
+            raise bad("grad_clip_norm", self.grad_clip_norm, "a number >= 0 (0: no clipping)")
         if self.map_mode not in MAP_MODES:
             raise bad("map_mode", self.map_mode, f"one of {', '.join(MAP_MODES)}")
         if not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
@@ -99,7 +117,7 @@ class RDSettings:
             raise bad("cache_teacher", self.cache_teacher, f"one of {', '.join(CACHE_MODES)}")
         if self.teacher_cache_dtype not in CACHE_DTYPES:
             raise bad("teacher_cache_dtype", self.teacher_cache_dtype, f"one of {', '.join(CACHE_DTYPES)}")
-        for field in ("compile", "deterministic", "tf32"):
+        for field in ("compile", "deterministic", "tf32", "drop_last"):
             if not isinstance(getattr(self, field), bool):
                 raise bad(field, getattr(self, field), "true or false")
         if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
@@ -120,8 +138,9 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def check_images(images: object, what: str = "images") -> np.ndarray:
-    """(N, H, W, 3) uint8 with H and W multiples of 32, or a HarnessError saying what is wrong."""
-    if not isinstance(images, np.ndarray):
+    """(N, H, W, 3) uint8 with H and W multiples of 32, or a HarnessError saying what is wrong. Training
+    also takes ConcatenatedImages (several categories' arrays seen as one, not copied)."""
+    if not isinstance(images, (np.ndarray, ConcatenatedImages)):
         raise HarnessError(f"{what} must be a numpy array of shape (N, H, W, 3), got {type(images).__name__}")
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
         raise HarnessError(f"{what} must have shape (N, H, W, 3) with N >= 1, got {images.shape}")
@@ -138,7 +157,11 @@ class ReverseDistillation(Method):
 
     name = "rd"
     Settings = RDSettings
-    training_settings = frozenset({"epochs", "batch_size", "lr", "betas", "cache_teacher", "teacher_cache_dtype"})
+    training_settings = frozenset({"epochs", "batch_size", "lr", "betas", "cache_teacher", "teacher_cache_dtype",
+                                   "lr_schedule", "lr_step_at", "lr_step_factor", "grad_clip_norm", "drop_last"})
+    # Added with ADer's setting; at these values training is RD4AD's, as before they existed.
+    optional_settings = {"lr_schedule": "constant", "lr_step_at": 0.8, "lr_step_factor": 0.1, "grad_clip_norm": 0.0,
+                         "drop_last": False}
 
     def __init__(self, settings: RDSettings | None = None) -> None:
         settings = settings if settings is not None else RDSettings()
@@ -233,6 +256,17 @@ class ReverseDistillation(Method):
         needed = cache_bytes(s.backbone, n_images, height, width, s.teacher_cache_dtype)
         return plan_cache(mode or s.cache_teacher, needed, self.device)
 
+    def learning_rate(self, epoch: int) -> float:
+        """The learning rate of (1-based) `epoch`: constant, or after int(epochs * lr_step_at) epochs (at least
+        one) multiplied by lr_step_factor, and again after each further such span (ADer's timm StepLRScheduler,
+        stepped per iteration with decay_t = int(0.8 * epochs) * iterations per epoch, changes at the same
+        epoch boundaries)."""
+        s = self.settings
+        if s.lr_schedule == "constant":
+            return float(s.lr)
+        span = max(1, int(s.epochs * s.lr_step_at))
+        return float(s.lr) * float(s.lr_step_factor) ** ((epoch - 1) // span)
+
     @contextlib.contextmanager
     def trainer(self, images: np.ndarray, *, cache_teacher: str | None = None) -> Iterator["Trainer"]:
         """One training run's optimizer, teacher cache and train modes; `fit` and the benchmark use it.
@@ -256,7 +290,7 @@ class ReverseDistillation(Method):
                     CACHE_DTYPES[s.teacher_cache_dtype], plan.location, self.device, self._memory_format)
             self.teacher_cache_plan = plan
             try:
-                yield Trainer(self, images, optimizer, scaler, cache)
+                yield Trainer(self, images, optimizer, scaler, cache, float(s.grad_clip_norm))
             finally:
                 self.bottleneck.eval()
                 self.decoder.eval()
@@ -277,9 +311,11 @@ class ReverseDistillation(Method):
         with self.trainer(images) as trainer:
             for epoch in range(1, s.epochs + 1):
                 start = time.perf_counter()
+                trainer.set_learning_rate(self.learning_rate(epoch))
                 order = torch.randperm(len(images), generator=order_rng).numpy()
                 batches = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
-                if skip_single and len(batches[-1]) == 1 and len(batches) > 1:
+                if len(batches) > 1 and ((skip_single and len(batches[-1]) == 1)
+                                         or (s.drop_last and len(batches[-1]) < s.batch_size)):
                     batches.pop()
                 losses: list[float] = []
                 trainer.begin_epoch()
@@ -291,7 +327,7 @@ class ReverseDistillation(Method):
                     if not math.isfinite(value):
                         raise TrainingDiverged(
                             f"{self.name} training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
-                            f"(precision {self.precision}, lr {s.lr}); try precision fp32 or a lower learning rate"
+                            f"(precision {self.precision}, lr {self.learning_rate(epoch):g}); try precision fp32 or a lower learning rate"
                         )
                     losses.append(value)
                     bar.set_postfix(loss=f"{value:.4f}")
@@ -372,6 +408,11 @@ class ReverseDistillation(Method):
                                   "cudnn_benchmark": not self.settings.deterministic,
                                   "tf32": self.settings.tf32}} if self.device.type == "cuda" else {}),
             "seed": self.settings.seed,
+            "optimizer": {"name": "adam", "lr": self.settings.lr, "betas": list(self.settings.betas),
+                          "lr_schedule": self.settings.lr_schedule,
+                          **({"lr_step_at": self.settings.lr_step_at, "lr_step_factor": self.settings.lr_step_factor}
+                             if self.settings.lr_schedule == "step" else {}),
+                          "grad_clip_norm": self.settings.grad_clip_norm, "drop_last": self.settings.drop_last},
             "compiled": self.compiled,
             **({"teacher_cache": self.teacher_cache_plan.to_dict() | {"dtype": self.settings.teacher_cache_dtype}}
                if self.teacher_cache_plan else {}),
@@ -382,8 +423,13 @@ class Trainer:
     """Optimisation steps of one training run (made by ReverseDistillation.trainer)."""
 
     def __init__(self, model: ReverseDistillation, images: np.ndarray, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, cache: TeacherCache | None) -> None:
+                 scaler: torch.amp.GradScaler, cache: TeacherCache | None, clip_norm: float = 0.0) -> None:
         self.model, self.images, self.optimizer, self.scaler, self.cache = model, images, optimizer, scaler, cache
+        self.clip_norm = clip_norm
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def begin_epoch(self) -> None:
         """Called by fit before each epoch's first step (RD keeps no per-epoch state)."""
@@ -401,6 +447,10 @@ class Trainer:
             return value
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.clip_norm > 0:  # on the true gradients: unscaled first (a no-op without fp16's scaler)
+            self.scaler.unscale_(self.optimizer)
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return value

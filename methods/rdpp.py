@@ -12,7 +12,11 @@ trained multi-scale projection layer between teacher and bottleneck (rdpp_networ
   every epoch and the gradients are cleared only after a step, as in the official loop);
 - inference exactly as RD, with the student fed through the projection: the anomaly map compares
   the teacher's own (unprojected) features with s (official `evaluation_multi_proj`);
-- checkpoints in the official format {'proj': ..., 'decoder': ..., 'bn': ...}.
+- checkpoints in the official format {'proj': ..., 'decoder': ..., 'bn': ...};
+- RD's optional training settings apply too (all off by default, as in the official code): a step
+  schedule multiplies both learning rates by the same factor, gradient clipping bounds the total
+  norm of all trained parameters (projection, bottleneck, decoder) before each optimiser step, and
+  drop_last leaves out an epoch's last incomplete batch.
 
 The official script scores the test set after every epoch and keeps the epoch with the best mean of
 I-AUROC, P-AUROC and AU-PRO. The harness reports the last epoch; `run --eval-every 1` records the
@@ -159,7 +163,8 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
                     CACHE_DTYPES[s.teacher_cache_dtype], plan.location, self.device, self._memory_format)
             self.teacher_cache_plan = plan
             self.loss_terms = []
-            trainer = RDPPTrainer(self, images, (optimizer_proj, optimizer_distill), scaler, cache, noise, rng)
+            trainer = RDPPTrainer(self, images, (optimizer_proj, optimizer_distill), scaler, cache, noise, rng,
+                                  float(s.grad_clip_norm))
             try:
                 yield trainer
             finally:
@@ -218,12 +223,23 @@ class RDPPTrainer:
 
     def __init__(self, model: ReverseDistillationPlusPlus, images: np.ndarray,
                  optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer], scaler: torch.amp.GradScaler,
-                 cache: TeacherCache | None, noise: PseudoAnomalies, rng: np.random.Generator) -> None:
+                 cache: TeacherCache | None, noise: PseudoAnomalies, rng: np.random.Generator,
+                 clip_norm: float = 0.0) -> None:
         self.model, self.images, self.optimizers, self.scaler = model, images, optimizers, scaler
         self.cache, self.noise, self.rng = cache, noise, rng
+        self.clip_norm = clip_norm
         self.batches = 0  # batches since the epoch began (the official loop's counter)
         self._sums: dict[str, torch.Tensor] = {}  # summed on the device: no synchronisation per term
         self._count = 0
+
+    def set_learning_rate(self, lr: float) -> None:
+        """`lr` is the distillation rate (RD's fit passes the model's learning_rate(epoch)); the projection's
+        rate follows by the same factor: proj_lr * lr / settings.lr."""
+        s = self.model.settings
+        factor = float(lr) / float(s.lr)
+        for optimizer, base in zip(self.optimizers, (s.proj_lr, s.lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = float(base) * factor
 
     def begin_epoch(self) -> None:
         self.close_epoch()
@@ -260,6 +276,11 @@ class RDPPTrainer:
         self.scaler.scale(loss).backward()
         self.batches += 1
         if self.batches % s.accumulation_steps == 0:
+            if self.clip_norm > 0:  # on the true gradients of all trained parameters: unscaled first
+                for optimizer in self.optimizers:
+                    self.scaler.unscale_(optimizer)
+                params = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
             for optimizer in self.optimizers:
                 self.scaler.step(optimizer)
             self.scaler.update()

@@ -84,6 +84,12 @@ def command_bench(args: argparse.Namespace) -> int:
     model_sections = "train" in sections or "infer" in sections
     device = resolve_device(settings.device) if model_sections else None
     counts = estimate.split_counts(args.dataset, args.root) if args.dataset and model_sections else None
+    protocol = (args.protocol or profile.protocol) if counts else "single"
+    # per-category epochs of the profile (rdpp-paper), unless --epochs sets one count for all
+    category_epochs = None if args.epochs or not counts else {
+        c: o["epochs"] for c, o in profile.category_settings.items() if c in counts[0] and "epochs" in o}
+    if protocol == "unified" and category_epochs:  # refused before anything is measured
+        estimate.unified_epochs(counts[0], settings.epochs, category_epochs)
     source = data_speed.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
     path = json_path(args, what)
     if args.threads:
@@ -120,21 +126,21 @@ def command_bench(args: argparse.Namespace) -> int:
     if counts:
         counts, counted = counts
         size = settings.image_size
-        needed = cache_bytes(settings.backbone, max(n for n, _ in counts.values()), size, size, settings.teacher_cache_dtype)
+        # the teacher cache holds one model's training images: a category's, or all of them (unified)
+        cached_images = (sum if protocol == "unified" else max)(n for n, _ in counts.values())
+        needed = cache_bytes(settings.backbone, cached_images, size, size, settings.teacher_cache_dtype)
         plan = plan_cache(settings.cache_teacher, needed, device)
         data = result.get("data") if result.get("data", {}).get("dataset") == args.dataset else None
-        # per-category epochs of the profile (rdpp-paper), unless --epochs sets one count for all
-        category_epochs = None if args.epochs else {c: o["epochs"] for c, o in profile.category_settings.items()
-                                                     if c in counts and "epochs" in o}
         sweep_estimate = estimate.estimate_sweep(counts, epochs=settings.epochs, seeds=len(profile.seeds), cache_used=plan.use,
                                         train=result.get("train"), infer=result.get("infer"), data=data,
-                                        category_epochs=category_epochs or None)
+                                        protocol=protocol, category_epochs=category_epochs or None)
         sweep_estimate |= {"dataset": args.dataset, "profile": profile.name, "counts": counted,
                            "teacher_cache_plan": plan.to_dict()}
         result["estimate"] = sweep_estimate
         header = (f"sweep estimate: {args.dataset} ({counted}), method {method}, profile {profile.name} ({settings.backbone}, "
                   f"{size} px, {estimate.epochs_text(sweep_estimate)}, batch {settings.batch_size}), {len(counts)} categories x "
-                  f"{len(profile.seeds)} seed(s) on {device}; teacher cache {'on' if plan.use else 'off'}: {plan.reason}")
+                  f"{len(profile.seeds)} seed(s), protocol {protocol}, on {device}; teacher cache "
+                  f"{'on' if plan.use else 'off'}: {plan.reason}")
         blocks.append(estimate.format_estimate(sweep_estimate, header))
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
 
@@ -171,6 +177,9 @@ def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
     sweep.add_argument("--category", help="category `data` decodes (default: the first)")
     sweep.add_argument("--profile", help="settings profile (default: the data set's default profile)")
     sweep.add_argument("--epochs", type=positive_int, help="epochs for the estimate (default: the profile's)")
+    sweep.add_argument("--protocol", choices=["single", "unified"],
+                       help="single: one model per category; unified: one model for all categories (default: the "
+                            "profile's)")
     metrics = bench.add_argument_group("metrics")
     metrics.add_argument("--n-images", type=positive_int, default=150, help="maps in the synthetic test set")
     metrics.add_argument("--size", type=positive_int, default=256, help="side of each map in pixels")

@@ -47,7 +47,13 @@ def run_side(key: str, run_dir: str | Path) -> Side:
                 definitions, random_teacher=any(uses_random_teacher(r) for r in records), records=records,
                 path=run_dir, mixed_definitions=mixed)
     side.description = _describe_run(records, seeds)
+    side.training_protocol = run_protocol(records)
     return side
+
+
+def run_protocol(records: list[dict]) -> str:
+    """"unified" when the run's models were each trained on all its categories together, else "single"."""
+    return "unified" if records and all(r.get("protocol") == "unified" for r in records) else "single"
 
 
 def selected_side(key: str, run: Side) -> Side | None:
@@ -68,7 +74,7 @@ def selected_side(key: str, run: Side) -> Side | None:
     categories = list(dict.fromkeys(r["category"] for r in records))
     side = Side(key, f"{run.name} {SELECTED_SUFFIX}", "selected", run.dataset, category_cells(records, metrics),
                 categories, dict(run.definitions), random_teacher=run.random_teacher, records=records, path=run.path,
-                label=f"{run.label or run.name} {SELECTED_SUFFIX}")
+                label=f"{run.label or run.name} {SELECTED_SUFFIX}", training_protocol=run.training_protocol)
     side.description = (f"this harness, run {run.name} at each job's best epoch on the test set, as the official "
                         "RD++ script reports: selected on test data, so optimistic (not the run's result, which is "
                         f"{run.tag})")
@@ -93,6 +99,8 @@ def _selected_sides(sides: list[Side], group_rows: dict[str, list[str]]) -> list
 def _describe_run(records: list[dict], seeds: list) -> str:
     first = records[0]
     parts = [first["dataset"], f"{first.get('method', '?')}, profile {first.get('profile', '?')}"]
+    if run_protocol(records) == "unified":
+        parts.append("multi-class protocol (one model per seed for all its categories)")
     described = []
     for setting in DESCRIBED_SETTINGS:
         values = list(dict.fromkeys(str((r.get("settings") or {}).get(setting)) for r in records
@@ -123,7 +131,7 @@ def reference_side(key: str, reference: references.Reference, dataset: str, cate
     own = [c for c in dict.fromkeys(row.category for row in rows) if c != MEAN]
     side = Side(key, reference.name, "reference", rows[0].dataset, cells, own, definitions,
                 description="; ".join(reference.sources), standard=standard, protocol=notes, path=reference.path,
-                label=reference.display_name)
+                training_protocol=reference.protocol, label=reference.display_name)
     published_over = len(own) or len(order.full_set(dataset)) or None  # a mean without its categories: all of them
     for metric in side.metrics:
         if (MEAN, metric) in cells:
@@ -174,8 +182,9 @@ def choose_metrics(sides: list[Side], requested: list[str] | None) -> list[str]:
 
 
 def _default_labels(sides: list[Side]) -> None:
-    """Readable names for sides without one: the method for runs ("RD"), told apart by the first setting
-    that differs when several runs share a method, else by folder; the shipped name for references."""
+    """Readable names for sides without one: the method for runs ("RD"), told apart by the first of protocol,
+    profile and settings that differs when several runs share a method, else by folder; the shipped name for
+    references."""
     for side in sides:
         if not side.label and side.kind == "run":
             method = str(side.records[0].get("method") or "run")
@@ -187,7 +196,7 @@ def _default_labels(sides: list[Side]) -> None:
         if len(same) < 2:
             continue
         runs = [s for s in same if s.kind == "run" and not s.label_given]
-        for setting in ("profile", *DESCRIBED_SETTINGS):
+        for setting in ("protocol", "profile", *DESCRIBED_SETTINGS):
             values = [_setting_text(s, setting) for s in runs]
             if len(runs) > 1 and None not in values and len(set(values)) == len(values):
                 for side, value in zip(runs, values):
@@ -200,7 +209,9 @@ def _default_labels(sides: list[Side]) -> None:
 
 
 def _setting_text(side: Side, setting: str) -> str | None:
-    if setting == "profile":
+    if setting == "protocol":  # runs that differ only in it: "RD (multi-class)" beside "RD (single-class)"
+        values = {"multi-class" if r.get("protocol") == "unified" else "single-class" for r in side.records}
+    elif setting == "profile":
         values = {str(r.get("profile")) for r in side.records}
     else:
         values = {str((r.get("settings") or {}).get(setting)) for r in side.records}

@@ -124,8 +124,8 @@ def compared_settings(records: list[dict]) -> dict:
     """The settings that change results, as the run's first record has them (seeds compared separately)."""
     first = records[0]
     settings = {k: v for k, v in sorted((first.get("settings") or {}).items()) if k not in NOT_COMPARED_SETTINGS}
-    return {"dataset": first.get("dataset"), "method": first.get("method"), **settings,
-            "numerics": machine_of(first).get("numerics", "native")}
+    return {"dataset": first.get("dataset"), "method": first.get("method"), "protocol": first.get("protocol") or "single",
+            **settings, "numerics": machine_of(first).get("numerics", "native")}
 
 
 def machine_of(record: dict) -> dict:
@@ -164,6 +164,7 @@ def _settings_lines(records: list[dict], baseline: dict) -> list[str]:
     if not expected:
         return []
     now = compared_settings(records)
+    expected = {"protocol": "single"} | expected  # baselines made before protocols existed: one model per category
     lines = []
     for key in dict.fromkeys([*expected, *now]):
         if key in expected and key in now and expected[key] != now[key]:

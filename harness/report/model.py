@@ -43,6 +43,7 @@ class Side:
     mixed_definitions: dict[str, list[str]] = field(default_factory=dict)  # runs: metric -> definitions, when several
     published_means: dict[str, float] = field(default_factory=dict)  # references: the mean row as published
     matched_means: list[str] = field(default_factory=list)  # references: metrics whose mean row covers the runs' categories
+    training_protocol: str = "single"  # "unified": one model for all categories (the multi-class setting)
     path: Path | None = None
     label: str = ""  # the name tables and figures print: --name, or a readable default
     label_given: bool = False  # set by --name

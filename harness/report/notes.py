@@ -190,10 +190,36 @@ def _protocol(report: Report) -> list[Note]:
         differ = [category_name(c) for c, by in prints.items() if len(by) > 1 and len(set().union(*by.values())) > 1]
         if differ:
             notes.append(Note(f"Test sets differ between runs for: {', '.join(differ)}.", short=True))
+    all_unified = all(s.training_protocol == "unified" for s in report.sides)
     for side in report.sides:
         if side.kind == "reference":
-            notes += [Note(f"{side.tag} protocol: {note}.", short=bool(INCOMPARABLE.search(note)))
+            # a multi-class reference beside multi-class runs only: its "not comparable to single-class runs"
+            # does not apply, and the short notes say that every side follows the multi-class protocol
+            notes += [Note(f"{side.tag} protocol: {note}.", short=bool(INCOMPARABLE.search(note)) and not all_unified)
                       for note in side.protocol]
+    return notes
+
+
+def _training_protocols(report: Report) -> list[Note]:
+    """Which sides trained one model per category (single) and which one model for all (unified, the
+    multi-class setting). A single-class run beside a multi-class reference is said by the reference's own
+    protocol note; the other mismatches are said here. Short: that protocols differ (not comparable), or the
+    multi-class setting every side shares; full: each multi-class run's protocol too."""
+    shown = [s for s in report.sides if s.kind != "selected"]  # a best-epoch column has its run's protocol
+    unified = [s for s in shown if s.training_protocol == "unified"]
+    single = [s for s in shown if s.training_protocol != "unified"]
+    notes = [Note(f"{s.tag}: multi-class protocol: one model per seed trained on the training images of its "
+                  f"{len(s.categories)} categories together, evaluated on each category's test set.")
+             for s in unified if s.kind == "run"]
+    if unified and single and any(s.kind == "run" for s in unified):
+        notes.append(Note(f"Protocols differ, not comparable: multi-class (one model for all categories) for "
+                          f"{', '.join(s.tag for s in unified)}; single-class (one model per category) for "
+                          f"{', '.join(s.tag for s in single)}.", short=True))
+    elif unified and not single and report.comparing:
+        notes.append(Note("Every side follows the multi-class protocol.", short=True))
+    elif unified and not single:
+        notes.append(Note(f"Multi-class protocol: one model per seed for all {len(unified[0].categories)} categories.",
+                          short=True, full=False))
     return notes
 
 
@@ -260,4 +286,4 @@ def _selected_on_test(report: Report) -> list[Note]:
 def table_notes(report: Report) -> list[Note]:
     """Every note but the format line (renderers add it: it depends on what they print)."""
     return (_legend(report) + _means(report) + _definitions(report) + _unshown_reference_metrics(report)
-            + _protocol(report) + _selected_on_test(report) + _undefined(report))
+            + _protocol(report) + _training_protocols(report) + _selected_on_test(report) + _undefined(report))

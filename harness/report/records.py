@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.store import CONFIG, PREDICTIONS, RECORD, read_json
+from harness.store import CONFIG, PREDICTIONS, RECORD, read_json, record_set_complete
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,12 @@ def finished_jobs(run_dir: str | Path) -> list[FinishedJob]:
     paths = sorted((run_dir / "jobs").glob(f"*/{RECORD}"))
     if not paths:
         raise HarnessError(f"{run_dir}: no finished jobs (no jobs/*/{RECORD}); is this a run folder of `python -m harness run`?")
-    return [FinishedJob(path.parent, check_record(read_json(path), path)) for path in paths]
+    jobs = [FinishedJob(path.parent, check_record(read_json(path), path)) for path in paths]
+    # a unified job's records count once all of them exist (it is done then)
+    jobs = [job for job in jobs if record_set_complete(job.record, run_dir / "jobs")]
+    if not jobs:
+        raise HarnessError(f"{run_dir}: no finished jobs (a unified job's records are still incomplete)")
+    return jobs
 
 
 def load_records(run_dir: str | Path) -> list[dict]:

@@ -1,7 +1,9 @@
 """Published numbers shipped as data (results/reference/*.csv), to put beside a run in a report.
 
-Each CSV has the columns source, dataset, category, metric, metric_definition, value, protocol_notes;
-values are fractions (0..1) like the records; a reference is named by its file stem (`rd4ad_paper`).
+Each CSV has the columns source, dataset, category, metric, metric_definition, value, protocol_notes,
+and optionally protocol: "single" (one model per category, the default when the column is absent or
+empty) or "unified" (one model for all categories, the multi-class setting); values are fractions
+(0..1) like the records; a reference is named by its file stem (`rd4ad_paper`).
 A metric name stands for one definition: the RD4AD paper's per-image PRO is `pro_rd4ad`, never
 `au_pro`. A row whose metric_definition is not the standard text below for its metric used another
 definition (or an unverified one), and reports flag it.
@@ -18,6 +20,7 @@ from harness.errors import HarnessError
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 COLUMNS = ("source", "dataset", "category", "metric", "metric_definition", "value", "protocol_notes")
+PROTOCOLS = ("single", "unified")  # the optional column `protocol` (harness.sweep.plan.PROTOCOLS)
 
 # The definition a reference row must state to count as the harness's own metric of that name.
 STANDARD_DEFINITIONS = {
@@ -56,6 +59,7 @@ class ReferenceRow:
     metric_definition: str
     value: float
     protocol_notes: str
+    protocol: str = "single"
 
     @property
     def standard(self) -> bool:
@@ -76,6 +80,11 @@ class Reference:
     @property
     def datasets(self) -> list[str]:
         return list(dict.fromkeys(row.dataset for row in self.rows))
+
+    @property
+    def protocol(self) -> str:
+        """"unified" when every row is from one model for all categories (the multi-class setting), else "single"."""
+        return "unified" if all(row.protocol == "unified" for row in self.rows) else "single"
 
     @property
     def sources(self) -> list[str]:
@@ -126,7 +135,11 @@ def _read_rows(path: Path) -> list[ReferenceRow]:
             raise HarnessError(f"{path}:{line}: value '{entry['value']}' is not a number") from None
         if not (0.0 <= value <= 1.0) or math.isnan(value):
             raise HarnessError(f"{path}:{line}: value {value} is outside 0..1 (store fractions, not percent)")
-        row = ReferenceRow(*(str(entry[c] or "").strip() for c in COLUMNS[:5]), value, str(entry["protocol_notes"] or "").strip())
+        protocol = str(entry.get("protocol") or "").strip() or "single"
+        if protocol not in PROTOCOLS:
+            raise HarnessError(f"{path}:{line}: protocol '{protocol}' is not one of {', '.join(PROTOCOLS)}")
+        row = ReferenceRow(*(str(entry[c] or "").strip() for c in COLUMNS[:5]), value,
+                           str(entry["protocol_notes"] or "").strip(), protocol)
         if not (row.dataset and row.category and row.metric):
             raise HarnessError(f"{path}:{line}: dataset, category and metric must not be empty")
         key = (row.dataset.lower(), row.category, row.metric)

@@ -5,6 +5,11 @@ job can run in another process or on a dask worker without a shared disk; whoeve
 (the scheduler, on the client) writes them with `store_result`. `execute_job` wraps `compute_job`
 for the backends: it never raises for a job's own failure, logs what the job did and returns a
 `JobOutcome` that can be pickled back to the client.
+
+A unified job (harness.sweep.plan.UNIFIED) loads every category first (a category whose data are
+bad fails the job there, before any training), trains one model on all their training images,
+shuffled together (seen as one array, not copied), then evaluates each category's test set in
+turn and returns one record and predictions per category.
 """
 
 from __future__ import annotations
@@ -14,27 +19,33 @@ import os
 import platform
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Callable
 
+import numpy as np
+
 from harness import datasets, methods
 from harness.errors import DataError
+from harness.methods.base import ConcatenatedImages
 from harness.metrics import LABELS, evaluate
 from harness.store import RunStore, pack_predictions
 from harness.sweep import provenance
 from harness.sweep.joblog import JobLog
 from harness.sweep.numerics import numerics
-from harness.sweep.plan import Job
+from harness.sweep.plan import UNIFIED, Job
 
 SCORE_POOLING = "max of the anomaly map"
 
 
 @dataclass
 class JobResult:
+    # A unified job: a summary (job id, categories, metrics averaged over them) that is never stored; its
+    # records and predictions, one per category, are in `parts`.
     record: dict
     predictions: dict  # arrays for predictions.npz (store.pack_predictions)
     checkpoint: bytes | None = None  # the trained model in the method's checkpoint format, when asked for
+    parts: list[tuple[dict, dict]] = field(default_factory=list)  # unified: (record, predictions) per category
 
 
 @dataclass
@@ -63,16 +74,13 @@ def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
     training, prediction, metrics) starts there, and so does a --job-timeout.
     """
     with numerics(job.numerics):
+        if job.protocol == UNIFIED:
+            return _compute_unified(job, log, execution, ready)
         return _compute(job, log, execution, ready)
 
 
-def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
-             ready: Callable[[], None] | None) -> JobResult:
-    timings: dict[str, float] = {}
-    provenance.reset_peak_memory()
-    started = time.perf_counter()
-
-    # The model first: building it (the method's imports, the teacher's weights) is set-up, not the job's work.
+def _build(job: Job, log: Callable[[str], None], timings: dict, ready: Callable[[], None] | None):
+    """The model first: building it (the method's imports, the teacher's weights) is set-up, not the job's work."""
     clock = time.perf_counter()
     method_class = methods.get(job.method)
     method = method_class(method_class.Settings(**job.settings))
@@ -80,6 +88,32 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
     log(f"model: built in {timings['build']:.1f} s")
     if ready is not None:
         ready()
+    return method
+
+
+def _check_fingerprint(job: Job, category: str, planned: str, data) -> None:
+    if planned and data.fingerprint != planned:
+        raise DataError(f"{job.dataset}/{category}: the data changed after the sweep was planned (fingerprint "
+                        f"{planned}, now {data.fingerprint}); run the command again to plan the sweep "
+                        "on the data as they are now")
+
+
+def _epoch_line(log: Callable[[str], None]):
+    def line(entry) -> None:
+        log(f"epoch {entry.epoch}/{entry.epochs}: loss {entry.loss:.6f} ({entry.seconds:.1f} s)")
+    return line
+
+
+def _metrics_text(values: dict) -> str:
+    return ", ".join(f"{LABELS.get(name, name)} {value.value:.4f}" for name, value in values.items())
+
+
+def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
+             ready: Callable[[], None] | None) -> JobResult:
+    timings: dict[str, float] = {}
+    provenance.reset_peak_memory()
+    started = time.perf_counter()
+    method = _build(job, log, timings, ready)
 
     clock = time.perf_counter()
     adapter = datasets.create(job.dataset, job.root, **job.data_options)
@@ -87,10 +121,7 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
     timings["load"] = time.perf_counter() - clock
     log(f"load: {len(data.train)} training and {len(data.test)} test images, fingerprint {data.fingerprint} "
         f"({timings['load']:.1f} s)")
-    if job.data_fingerprint and data.fingerprint != job.data_fingerprint:
-        raise DataError(f"{job.dataset}/{job.category}: the data changed after the sweep was planned (fingerprint "
-                        f"{job.data_fingerprint}, now {data.fingerprint}); run the command again to plan the sweep "
-                        "on the data as they are now")
+    _check_fingerprint(job, job.category, job.data_fingerprint, data)
 
     clock = time.perf_counter()
     history = []
@@ -99,19 +130,15 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
         method.load_checkpoint(job.checkpoint)
         log(f"checkpoint: {job.checkpoint}")
     else:
-        def epoch_line(entry) -> None:
-            log(f"epoch {entry.epoch}/{entry.epochs}: loss {entry.loss:.6f} ({entry.seconds:.1f} s)")
-
         def interim_evaluation(entry) -> None:
             # Logged for the learning curve only; the model reported is always the last epoch's.
             if job.eval_every and entry.epoch % job.eval_every == 0 and entry.epoch < entry.epochs:
                 scores_now, maps_now = method.predict(data.test.images)
                 values = evaluate(scores_now, data.test.labels, maps_now, data.test.masks, names=job.metrics)
                 interim[entry.epoch] = {name: value.to_dict()["value"] for name, value in values.items()}
-                log(f"epoch {entry.epoch} test metrics (logged, not used for selection): "
-                    + ", ".join(f"{LABELS.get(n, n)} {v.value:.4f}" for n, v in values.items()))
+                log(f"epoch {entry.epoch} test metrics (logged, not used for selection): {_metrics_text(values)}")
 
-        history = method.fit(data.train.images, callbacks=[epoch_line, interim_evaluation])
+        history = method.fit(data.train.images, callbacks=[_epoch_line(log), interim_evaluation])
     timings["fit"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -123,26 +150,44 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
     metrics = evaluate(scores, data.test.labels, maps, data.test.masks, names=job.metrics)
     timings["metrics"] = time.perf_counter() - clock
     timings["total"] = time.perf_counter() - started
-    log("metrics: " + ", ".join(f"{LABELS.get(name, name)} {value.value:.4f}" for name, value in metrics.items()))
+    log(f"metrics: {_metrics_text(metrics)}")
 
+    selected = _selected(job, interim, history, metrics, log)
+    record = _record(job, job.job_id, job.category, method, metrics, history, interim, selected, timings, execution,
+                     data.fingerprint, len(data.train), data.test, data.provenance)
+    predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)
+    return JobResult(record, predictions, _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None)
+
+
+def _selected(job: Job, interim: dict, history: list, metrics: dict, log: Callable[[str], None],
+              category: str = "") -> dict | None:
+    """selected_on_test for one evaluated category (--eval-every only), logged; None without it."""
     selected = selected_on_test(interim, history[-1].epoch, metrics, job.eval_every) if history and job.eval_every else None
     if selected:
-        log(f"best epoch on the test set (the official RD++ script's choice; not the reported value): epoch "
-            f"{selected['epoch']}/{history[-1].epoch}, "
+        log(f"{category + ': ' if category else ''}best epoch on the test set (the official RD++ script's choice; "
+            f"not the reported value): epoch {selected['epoch']}/{history[-1].epoch}, "
             + ", ".join(f"{LABELS.get(n, n)} {v:.4f}" for n, v in selected["metrics"].items() if v is not None))
+    return selected
 
+
+def _record(job: Job, record_id: str, category: str, method, metrics: dict, history: list, interim: dict,
+            selected: dict | None, timings: dict, execution: dict | None, fingerprint: str, n_train: int, test,
+            data_provenance: dict, unified: dict | None = None) -> dict:
+    """The record of one category's evaluation (a job's only one, or one of a unified job's)."""
     settings = method.settings
     device = getattr(method, "device", None)
     described = method.describe()
     device_text = str(device) if device is not None else getattr(settings, "device", None)
-    record = {
+    return {
         "schema": 1,
-        "job_id": job.job_id,
+        "job_id": record_id,
         "status": "ok",
         "dataset": job.dataset,
-        "category": job.category,
+        "category": category,
         "method": job.method,
         "profile": job.profile,
+        "protocol": job.protocol,
+        **({"unified": unified} if unified is not None else {}),
         "seed": job.seed,
         "settings": job.settings,
         "checkpoint": job.checkpoint,
@@ -154,13 +199,13 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
             "model_selection": "last epoch (no selection on test data)",
         },
         "data": {
-            "fingerprint": data.fingerprint,
-            "n_train": len(data.train),
-            "n_test": len(data.test),
-            "n_test_anomalous": int(data.test.labels.sum()),
-            "has_masks": data.test.masks is not None,
+            "fingerprint": fingerprint,
+            "n_train": n_train,
+            "n_test": len(test),
+            "n_test_anomalous": int(test.labels.sum()),
+            "has_masks": test.masks is not None,
             "options": job.data_options,
-            **({"provenance": data.provenance} if data.provenance else {}),
+            **({"provenance": data_provenance} if data_provenance else {}),
         },
         "method_info": described,
         "history": [{"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)}
@@ -175,12 +220,96 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
             "device_name": provenance.device_name(str(device or "cpu")),
             "seed": job.seed,
             "weights_sha256": described.get("weights_sha256"),
-            "data_fingerprint": data.fingerprint,
+            "data_fingerprint": fingerprint,
             "machine": provenance.machine(str(device or "cpu"), described.get("cuda_numerics")),
         } | provenance.execution() | (execution or {}),
     }
-    predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)
-    return JobResult(record, predictions, _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None)
+
+
+def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | None,
+                     ready: Callable[[], None] | None) -> JobResult:
+    """One model trained on every category's training images together; each category's test set scored apart."""
+    timings: dict[str, float] = {}
+    provenance.reset_peak_memory()
+    started = time.perf_counter()
+    method = _build(job, log, timings, ready)
+
+    # Every category is loaded (and checked) before training: bad data fail the job here, naming the file.
+    clock = time.perf_counter()
+    adapter = datasets.create(job.dataset, job.root, **job.data_options)
+    size = int(job.settings["image_size"])
+    train_parts, tests, loaded = [], {}, {}
+    for category in job.categories:
+        data = adapter.load(category, size)
+        _check_fingerprint(job, category, job.data_fingerprints.get(category, ""), data)
+        train_parts.append(data.train.images)
+        tests[category] = data.test
+        loaded[category] = (data.fingerprint, len(data.train), data.provenance)
+        log(f"load {category}: {len(data.train)} training and {len(data.test)} test images, fingerprint "
+            f"{data.fingerprint}")
+        del data  # only its training images (for training) and its test split are kept
+    images = ConcatenatedImages(train_parts)
+    del train_parts
+    timings["load"] = time.perf_counter() - clock
+    mapped = all(isinstance(part, np.memmap) for part in images.parts)
+    log(f"load: {len(images)} training images of {len(job.categories)} categories, trained on together "
+        f"({images.nbytes / 2**20:.0f} MiB as uint8, {'mapped from the array cache' if mapped else 'in memory'}); "
+        f"{sum(len(t) for t in tests.values())} test images ({timings['load']:.1f} s)")
+
+    clock = time.perf_counter()
+    history = []
+    interim: dict[int, dict] = {}  # epoch -> category -> test metrics logged during training (--eval-every)
+    if job.checkpoint:
+        method.load_checkpoint(job.checkpoint)
+        log(f"checkpoint: {job.checkpoint}")
+    else:
+        def interim_evaluation(entry) -> None:
+            # Logged for the learning curve only; the model reported is always the last epoch's.
+            if job.eval_every and entry.epoch % job.eval_every == 0 and entry.epoch < entry.epochs:
+                for category, test in tests.items():
+                    scores_now, maps_now = method.predict(test.images)
+                    values = evaluate(scores_now, test.labels, maps_now, test.masks, names=job.metrics)
+                    interim.setdefault(entry.epoch, {})[category] = {n: v.to_dict()["value"] for n, v in values.items()}
+                    log(f"epoch {entry.epoch} {category} test metrics (logged, not used for selection): "
+                        f"{_metrics_text(values)}")
+
+        history = method.fit(images, callbacks=[_epoch_line(log), interim_evaluation])
+    timings["fit"] = time.perf_counter() - clock
+    del images  # the training images are not needed any more
+
+    record_ids = dict(zip(job.categories, job.record_ids))
+    shared = {"job_id": job.job_id, "categories": list(job.categories), "records": list(job.record_ids),
+              "n_train": sum(n for _, n, _ in loaded.values()),
+              "n_train_by_category": {category: n for category, (_, n, _) in loaded.items()}}
+    parts, means = [], {}
+    for category in job.categories:
+        test = tests.pop(category)  # scored categories are let go one by one
+        clock = time.perf_counter()
+        scores, maps = method.predict(test.images)
+        own = {"predict": time.perf_counter() - clock}
+        clock = time.perf_counter()
+        metrics = evaluate(scores, test.labels, maps, test.masks, names=job.metrics)
+        own["metrics"] = time.perf_counter() - clock
+        log(f"{category}: predict {len(scores)} images ({own['predict']:.1f} s); metrics: {_metrics_text(metrics)}")
+        for name, value in metrics.items():
+            means.setdefault(name, []).append(value.value)
+        fingerprint, n_train, data_provenance = loaded[category]
+        part_interim = {epoch: by_category[category] for epoch, by_category in interim.items() if category in by_category}
+        selected = _selected(job, part_interim, history, metrics, log, category)
+        record = _record(job, record_ids[category], category, method, metrics, history, part_interim, selected,
+                         timings | own | {"total": time.perf_counter() - started}, execution, fingerprint, n_train,
+                         test, data_provenance, shared)
+        parts.append((record, pack_predictions(scores, test.labels, maps, test.masks, test.paths, test.defect_types)))
+        del test, scores, maps
+    memory = provenance.peak_memory(str(getattr(method, "device", None) or "cpu"))  # the job's peak, in every record
+    for record, _ in parts:
+        record["memory"] = memory
+
+    summary = {"job_id": job.job_id, "protocol": UNIFIED, "categories": list(job.categories),
+               "metrics": {name: {"value": float(np.nanmean(values)) if not np.isnan(values).all() else None}
+                           for name, values in ((n, np.asarray(v, dtype=float)) for n, v in means.items())}}
+    checkpoint = _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None
+    return JobResult(summary, {}, checkpoint, parts)
 
 
 # The official selection averages I-AUROC, P-AUROC and its per-image PRO (the harness's pro_rd4ad);
@@ -247,11 +376,16 @@ def _checkpoint_bytes(method) -> bytes:
 
 
 def store_result(store: RunStore, result: JobResult) -> None:
+    if result.parts:
+        store.write_results(result.record["job_id"], [(record["job_id"], record, predictions)
+                                                      for record, predictions in result.parts], result.checkpoint)
+        return
     store.write_result(result.record["job_id"], result.record, result.predictions, result.checkpoint)
 
 
-# the steps of a job (_compute), by the function its traceback enters next: what the job was doing when it failed
-_STEPS = {"__init__": "building the model", "load": "loading the data", "fit": "training", "predict": "predicting",
+# the steps of a job (_compute, _compute_unified), by the function its traceback enters next from there: what the
+# job was doing when it failed
+_STEPS = {"_build": "building the model", "load": "loading the data", "fit": "training", "predict": "predicting",
           "evaluate": "computing the metrics"}
 
 
@@ -268,7 +402,9 @@ def failure_message(error: BaseException, job: Job) -> str:
     if not _out_of_memory(error):
         return message
     frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
-    step = _STEPS.get(frames[frames.index("_compute") + 1]) if "_compute" in frames[:-1] else None
+    # the job path's own frame (_compute or _compute_unified; the numerics wrapper sits above it), then the step it called
+    path = [i for i, name in enumerate(frames[:-1]) if name in ("_compute", "_compute_unified")]
+    step = _STEPS.get(frames[path[-1] + 1]) if path else None
     memory = "GPU memory" if "CUDA" in str(error) or type(error).__module__.startswith("torch.cuda") else "memory (RAM)"
     s = job.settings
     lower = {"training": "--batch-size or --image-size",

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
 from harness.sweep.backends import BACKENDS, DASK_INSTALL_HINT, Execution
-from harness.sweep.plan import Sweep
+from harness.sweep.plan import PROTOCOLS, Sweep
 
 # Every option of `run`: its key (the flag's long name with '_', and a sweep file's key) and the kind of its value.
 OPTION_KINDS: dict[str, str] = {
     "dataset": "text", "root": "text", "categories": "names", "method": "text", "profile": "text",
     "seeds": "integers", "metrics": "names", "checkpoint": "text", "out": "text", "rerun": "switch",
-    "eval_every": "count", "save_checkpoints": "switch", "portable": "switch",
+    "eval_every": "count", "save_checkpoints": "switch", "portable": "switch", "protocol": "text",
     "backend": "text", "jobs": "count", "gpus": "integers", "job_timeout": "seconds", "dask_address": "text",
     "backbone": "text", "weights": "text", "image_size": "count", "epochs": "count", "batch_size": "count",
     "device": "text", "precision": "text", "deterministic": "switch",
@@ -43,6 +43,7 @@ class RunOptions:
     eval_every: int = 0
     save_checkpoints: bool = False
     portable: bool = False
+    protocol: str = ""  # empty: the profile's ("single" for every profile but ADer's)
     backend: str = "serial"
     jobs: int | None = None
     gpus: tuple[int, ...] | None = None
@@ -53,6 +54,8 @@ class RunOptions:
         """Flags that contradict each other, or need something missing, fail here (before any job starts)."""
         device = str(self.settings.get("device") or "auto")
         gpus = f"--gpus {','.join(map(str, self.gpus))}" if self.gpus else ""
+        if self.protocol and self.protocol not in PROTOCOLS:
+            raise HarnessError(f"unknown protocol '{self.protocol}'; choose one of {', '.join(PROTOCOLS)}")
         if self.backend not in BACKENDS:
             raise HarnessError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
         if self.dask_address and self.backend != "dask":
@@ -83,7 +86,8 @@ class RunOptions:
         return Sweep(dataset=self.dataset, categories=self.categories, method=self.method, profile=self.profile,
                      seeds=self.seeds, overrides=settings, root=self.root, checkpoint=self.checkpoint,
                      metrics=self.metrics, data_options=dict(self.data_options), eval_every=self.eval_every or 0,
-                     save_checkpoints=bool(self.save_checkpoints), portable=bool(self.portable))
+                     save_checkpoints=bool(self.save_checkpoints), portable=bool(self.portable),
+                     protocol=self.protocol or "")
 
     def execution(self) -> Execution:
         return Execution(backend=self.backend, jobs=self.jobs, gpus=self.gpus, job_timeout=self.job_timeout,

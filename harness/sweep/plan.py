@@ -12,6 +12,11 @@ from harness.errors import DataError, HarnessError
 from harness.store import EXECUTION_ONLY
 from harness.sweep import profiles
 
+# "single": one model per category (the RD4AD paper's protocol); "unified": one model per seed trained on the
+# training images of every selected category together, evaluated on each category's test set (UniAD, ADer).
+PROTOCOLS = ("single", "unified")
+UNIFIED = "unified"
+
 
 @dataclass(frozen=True)
 class Job:
@@ -35,10 +40,17 @@ class Job:
     # the sweep is planned; "" when the data could not be read then (the job fails when it loads them).
     data_fingerprint: str = ""
     numerics: str = "native"  # "portable": the same bits on any x86-64 CPU (harness.sweep.numerics)
+    # The unified protocol: `category` is "unified", `categories` the categories trained on together (in the
+    # sweep's order) and `data_fingerprints` theirs (category -> fingerprint, "" when unreadable when planned).
+    protocol: str = "single"
+    categories: tuple[str, ...] = ()
+    data_fingerprints: dict = field(default_factory=dict)
 
     def identity(self) -> dict:
         """The part of the configuration that determines the results: the data by content, not by location."""
         settings = {k: v for k, v in sorted(self.settings.items()) if k not in EXECUTION_ONLY}
+        if self.protocol == UNIFIED:
+            return unified_identity(self, settings)
         return {
             "dataset": self.dataset, "category": self.category, "method": self.method,
             "seed": self.seed, "settings": settings, "checkpoint": self.checkpoint, "metrics": list(self.metrics),
@@ -48,12 +60,37 @@ class Job:
         }
 
     @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+    @property
     def job_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()
-        return f"{self.category}-s{self.seed}-{digest[:10]}"
+        return f"{self.category}-s{self.seed}-{self.digest}"
+
+    @property
+    def record_ids(self) -> tuple[str, ...]:
+        """The job folders holding this job's records: its own; for a unified job one per category
+        (`<category>-s<seed>-<the job's digest>`). The job is done iff every one has its record."""
+        if self.protocol != UNIFIED:
+            return (self.job_id,)
+        digest = self.digest
+        return tuple(f"{category}-s{self.seed}-{digest}" for category in self.categories)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"job_id": self.job_id, "metrics": list(self.metrics)}
+        extra = {"record_ids": list(self.record_ids)} if self.protocol == UNIFIED else {}
+        return dataclasses.asdict(self) | {"job_id": self.job_id, "metrics": list(self.metrics)} | extra
+
+
+def unified_identity(job: Job, settings: dict) -> dict:
+    """A unified job's identity: the protocol and every category it trains on, with its data's fingerprint,
+    instead of one category."""
+    return {
+        "dataset": job.dataset, "protocol": UNIFIED, "categories": list(job.categories), "method": job.method,
+        "seed": job.seed, "settings": settings, "checkpoint": job.checkpoint, "metrics": list(job.metrics),
+        "data_options": {k: v for k, v in sorted(job.data_options.items()) if k != "cache"},
+        "data_fingerprints": {category: job.data_fingerprints.get(category, "") for category in job.categories},
+        "numerics": job.numerics,
+    }
 
 
 @dataclass
@@ -73,6 +110,7 @@ class Sweep:
     eval_every: int = 0
     save_checkpoints: bool = False
     portable: bool = False
+    protocol: str = ""  # "single" | "unified"; empty: the profile's (single unless the profile says otherwise)
 
     def resolve(self) -> "ResolvedSweep":
         """Validate everything and expand into jobs; raises HarnessError with one clear line."""
@@ -100,6 +138,9 @@ class Sweep:
             raise HarnessError(f"unknown metric '{bad[0]}'; known metrics: {', '.join(METRICS)}")
         if self.checkpoint and not Path(self.checkpoint).is_file():
             raise HarnessError(f"{self.checkpoint}: checkpoint file not found")
+        protocol = self.protocol or profile.protocol
+        if protocol not in PROTOCOLS:
+            raise HarnessError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
 
         seeds = self.seeds or profile.seeds
         for what, values in (("category", categories), ("seed", seeds), ("metric", metrics)):
@@ -116,11 +157,49 @@ class Sweep:
                     settings["seed"] = seed
                 if self.checkpoint:  # the model is loaded, not trained: no epochs to claim or to tell jobs apart by
                     settings = {k: v for k, v in settings.items() if k not in method_class.training_settings}
+                settings = without_optional_settings(method_class, settings)
                 jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings,
                                 self.root, self.checkpoint, tuple(metrics), data_options,
                                 self.eval_every, self.save_checkpoints, fingerprints[category],
                                 "portable" if self.portable else "native"))
-        return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs)
+        if protocol == UNIFIED:
+            jobs = unified_jobs(jobs, tuple(categories), tuple(seeds))
+        return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs, protocol)
+
+
+def without_optional_settings(method_class, settings: dict) -> dict:
+    """The settings without those a method added later that are at the value that reproduces earlier results
+    (Method.optional_settings), so that job ids made before they existed stay the same."""
+    optional = method_class.optional_settings
+    return {k: v for k, v in settings.items() if not (k in optional and v == optional[k])}
+
+
+# settings that `run` has a flag for (--epochs, ...): named in the unified protocol's refusal
+FLAGGED_SETTINGS = ("epochs", "batch_size", "image_size", "backbone", "weights", "device", "precision")
+
+
+def unified_jobs(jobs: list[Job], categories: tuple[str, ...], seeds: tuple[int, ...]) -> list[Job]:
+    """The single-class jobs of a sweep folded into one unified job per seed: one model for every category,
+    which therefore needs the same settings for all of them."""
+    unified = []
+    for seed in seeds:
+        mine = [job for job in jobs if job.seed == seed]
+        differing = [job for job in mine if job.settings != mine[0].settings]
+        if differing:
+            first, other = mine[0], differing[0]
+            keys = sorted(k for k in set(first.settings) | set(other.settings)
+                          if first.settings.get(k) != other.settings.get(k))
+            shown = ", ".join(f"{k} {first.settings.get(k)} for {first.category} but {other.settings.get(k)} for "
+                              f"{other.category}" for k in keys[:2])
+            how = " ".join(f"--{k.replace('_', '-')} N" if k in FLAGGED_SETTINGS else f"{k} in a sweep file's [settings]"
+                           for k in keys[:2])
+            raise HarnessError(f"the unified protocol trains one model for all categories, but the profile sets "
+                               f"{shown}; set one value for all ({how}), select categories that share it, or use "
+                               "--protocol single")
+        unified.append(dataclasses.replace(mine[0], category=UNIFIED, data_fingerprint="", protocol=UNIFIED,
+                                           categories=categories,
+                                           data_fingerprints={job.category: job.data_fingerprint for job in mine}))
+    return unified
 
 
 def data_fingerprint(adapter, category: str) -> str:
@@ -160,15 +239,25 @@ class ResolvedSweep:
     categories: tuple[str, ...]
     seeds: tuple[int, ...]
     jobs: list[Job]
+    protocol: str = "single"
 
     @property
     def data_fingerprints(self) -> dict[str, str]:
         """category -> fingerprint of its data, as planned."""
-        return {job.category: job.data_fingerprint for job in self.jobs}
+        found: dict[str, str] = {}
+        for job in self.jobs:
+            found.update(job.data_fingerprints if job.protocol == UNIFIED else {job.category: job.data_fingerprint})
+        return found
+
+    @property
+    def record_ids(self) -> list[str]:
+        """Every job folder that will hold a record, in the sweep's order."""
+        return [record_id for job in self.jobs for record_id in job.record_ids]
 
     @property
     def name(self) -> str:
         """A stable run name: the same sweep on the same data (by content) gets the same folder, so rerunning
         it resumes; other data make other job ids and so another folder."""
         digest = hashlib.sha256(json.dumps(sorted(j.job_id for j in self.jobs)).encode()).hexdigest()[:6]
-        return f"{self.sweep.dataset}-{self.method}-{self.profile}-{digest}"
+        unified = "-unified" if self.protocol == UNIFIED else ""
+        return f"{self.sweep.dataset}-{self.method}-{self.profile}{unified}-{digest}"

@@ -14,6 +14,7 @@ class Profile:
     method: str = "rd"
     settings: dict = field(default_factory=dict)  # overrides of the method's Settings dataclass
     seeds: tuple[int, ...] = (111,)
+    protocol: str = "single"  # the protocol `run` uses unless --protocol says otherwise (harness.sweep.plan.PROTOCOLS)
     # category -> further overrides for that category only (e.g. per-category epochs); flags still win
     category_settings: dict = field(default_factory=dict)
 
@@ -26,6 +27,28 @@ RDPP_EPOCHS = {
     "carpet": 10, "leather": 10, "grid": 260, "tile": 260, "wood": 100, "bottle": 200, "cable": 240, "capsule": 300,
     "hazelnut": 160, "metal_nut": 160, "pill": 200, "screw": 280, "toothbrush": 280, "transistor": 300, "zipper": 300,
 }
+
+
+# ADer's RD in the multi-class setting, as its configuration files say (read at this commit).
+ADER_SOURCE = ("github.com/zhangzjn/ADer, configs/benchmark/rd/rd_256_{epochs}e.py (with configs/__base__/cfg_common.py, "
+               "optim/scheduler.py, trainer/_base_trainer.py), commit 902937a7ed7fa7689674a4ac9b8fe9a72a40c402")
+ADER_RD_SETTINGS = {"backbone": "wide_resnet50_2", "weights": "imagenet", "image_size": 256, "batch_size": 16,
+                    "lr": 0.005, "betas": (0.5, 0.999), "lr_schedule": "step", "lr_step_at": 0.8, "lr_step_factor": 0.1,
+                    "grad_clip_norm": 5.0, "drop_last": True, "map_mode": "add", "sigma": 4.0}
+
+
+def _ader_rd(name: str, epochs: int) -> "Profile":
+    return Profile(
+        name,
+        f"ADer's RD, multi-class (unified) protocol by default: one model for all categories, wide_resnet50_2 "
+        f"ImageNet teacher, 256 px, {epochs} epochs, batch 16 (last incomplete batch dropped), Adam lr 0.005 betas "
+        f"(0.5, 0.999) without weight decay, lr x0.1 after {int(0.8 * epochs)} epochs, gradient norm clipped to 5, "
+        f"seed 42, last epoch reported. Teacher: torchvision's weights, not ADer's timm RACM weights (pass --weights "
+        f"FILE for those). Source: {ADER_SOURCE.format(epochs=epochs)}",
+        settings=ADER_RD_SETTINGS | {"epochs": epochs},
+        seeds=(42,),
+        protocol="unified",
+    )
 
 
 PROFILES: dict[str, Profile] = {
@@ -54,6 +77,8 @@ PROFILES: dict[str, Profile] = {
             settings={"backbone": "resnet18", "weights": "imagenet", "image_size": 32, "epochs": 10, "batch_size": 16},
             seeds=(111,),
         ),
+        _ader_rd("ader-rd", 100),
+        _ader_rd("ader-rd-300ep", 300),
         Profile(
             "rdpp-paper",
             "RD++ (CVPR 2023) as its official code trains it: wide_resnet50_2 ImageNet teacher, 256 px, batch 16 with "

@@ -22,7 +22,7 @@ from harness.metrics import LABELS
 from harness.store import RECORD, SUPERSEDED, RunStore, read_json
 from harness.sweep.backends import Backend
 from harness.sweep.job import JobOutcome, store_result
-from harness.sweep.plan import Job, ResolvedSweep
+from harness.sweep.plan import UNIFIED, Job, ResolvedSweep
 
 
 @dataclass
@@ -82,6 +82,10 @@ class StopSignals:
             raise SweepInterrupted(self._pending)
 
 
+def _job_name(job: Job) -> str:
+    return f"unified ({len(job.categories)} categories)" if job.protocol == UNIFIED else job.category
+
+
 def describe_metrics(record: dict, names: tuple[str, ...]) -> str:
     parts = []
     for name in names:
@@ -91,8 +95,9 @@ def describe_metrics(record: dict, names: tuple[str, ...]) -> str:
 
 
 def jobs_to_run(resolved: ResolvedSweep, store: RunStore, rerun: bool) -> tuple[list[Job], list[Job]]:
-    """(to run, already done): a job is done iff its record exists; `rerun` runs every job again."""
-    done = [] if rerun else [job for job in resolved.jobs if store.is_done(job.job_id)]
+    """(to run, already done): a job is done iff its record exists (a unified job's: all of them); `rerun`
+    runs every job again."""
+    done = [] if rerun else [job for job in resolved.jobs if all(store.is_done(r) for r in job.record_ids)]
     done_ids = {job.job_id for job in done}
     return [job for job in resolved.jobs if job.job_id not in done_ids], done
 
@@ -104,6 +109,9 @@ def set_aside_changed_data(resolved: ResolvedSweep, store: RunStore) -> dict[str
     current = resolved.data_fingerprints
     changed: dict[str, tuple[str, str, int]] = {}
     for job_id, config in store.job_configs().items():
+        if config.get("protocol") == UNIFIED or config.get("unified_job"):
+            _set_aside_unified(job_id, config, resolved, store, changed)
+            continue
         category = config.get("category")
         if config.get("dataset") != resolved.sweep.dataset or not current.get(category):
             continue  # another data set, a category not in this sweep, or data unreadable now (that job fails)
@@ -118,6 +126,38 @@ def set_aside_changed_data(resolved: ResolvedSweep, store: RunStore) -> dict[str
     return changed
 
 
+def _set_aside_unified(job_id: str, config: dict, resolved: ResolvedSweep, store: RunStore,
+                       changed: dict[str, tuple[str, str, int]]) -> None:
+    """A unified job trained on data of which any category changed: its own folder and every category's
+    folder go to superseded/ (its model saw the old data, so none of its records may stay). The folders of
+    its categories (config "unified_job") go with it."""
+    if config.get("protocol") != UNIFIED or config.get("dataset") != resolved.sweep.dataset:
+        return
+    current = resolved.data_fingerprints
+    old_prints = config.get("data_fingerprints") or {}
+    differ = {c: (old, current[c]) for c, old in old_prints.items() if current.get(c) and old and old != current[c]}
+    if not differ or not store.job_dir(job_id).is_dir():
+        return
+    for folder in [job_id, *[r for r in config.get("record_ids", []) if r != job_id]]:
+        if store.job_dir(folder).is_dir():
+            store.set_aside(folder)
+    for category, (old, new) in differ.items():
+        changed[category] = (old, new, changed.get(category, (old, new, 0))[2] + 1 + len(config.get("record_ids", [])))
+
+
+def _write_configs(store: RunStore, job: Job) -> None:
+    """config.json of the job's folder, and for a unified job a short one in each category's folder (what
+    it is part of, and where its data are: a report's gallery reads the root from it)."""
+    config = job.to_dict()
+    store.write_config(job.job_id, config)
+    if job.protocol == UNIFIED:
+        for category, record_id in zip(job.categories, job.record_ids):
+            store.write_config(record_id, {
+                "job_id": record_id, "unified_job": job.job_id, "protocol": UNIFIED, "dataset": job.dataset,
+                "category": category, "root": job.root, "seed": job.seed,
+                "data_fingerprint": job.data_fingerprints.get(category, "")})
+
+
 def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
     if outcome.log is not None:
         store.write_log(job.job_id, outcome.log)
@@ -130,7 +170,7 @@ def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
         "job_id": job.job_id, "status": outcome.status, "message": outcome.message,
         "traceback": outcome.traceback, "seconds": round(outcome.seconds, 3),
         "log": str(store.log_path(job.job_id).relative_to(store.run_dir)), "category": job.category, "seed": job.seed,
-    })
+    } | ({"protocol": UNIFIED, "categories": list(job.categories)} if job.protocol == UNIFIED else {}))
 
 
 def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | None = None, rerun: bool = False,
@@ -155,7 +195,7 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
     total = len(resolved.jobs)
     for job in done:
         outcome.skipped.append(job.job_id)
-        log(f"[{position[job.job_id]}/{total}] {job.category} seed {job.seed}: already done, skipped")
+        log(f"[{position[job.job_id]}/{total}] {_job_name(job)} seed {job.seed}: already done, skipped")
     by_id = {job.job_id: job for job in todo}
 
     signals = StopSignals()
@@ -170,15 +210,17 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
                 bar = tqdm(total=total, initial=len(done), desc="jobs", unit="job", position=0, leave=False,
                            dynamic_ncols=True, disable=None)
                 for job in todo:
-                    store.write_config(job.job_id, job.to_dict())
+                    _write_configs(store, job)
                 for result in backend.run(todo, store):
                     job = by_id[result.job_id]
                     with signals.deferred():
                         _store_outcome(store, job, result)
-                    prefix = f"[{position[job.job_id]}/{total}] {job.category} seed {job.seed}"
+                    prefix = f"[{position[job.job_id]}/{total}] {_job_name(job)} seed {job.seed}"
                     if result.ok:
                         outcome.finished.append(result.result.record)
-                        line = f"{prefix}: {describe_metrics(result.result.record, job.metrics)} ({result.seconds:.0f} s)"
+                        mean = " (mean over its categories)" if job.protocol == UNIFIED else ""
+                        line = (f"{prefix}: {describe_metrics(result.result.record, job.metrics)}{mean} "
+                                f"({result.seconds:.0f} s)")
                     else:
                         outcome.failed.append((job.job_id, result.message))
                         line = f"{prefix}: FAILED ({result.status}) {result.message}"
