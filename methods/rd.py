@@ -256,6 +256,17 @@ class ReverseDistillation(Method):
         needed = cache_bytes(s.backbone, n_images, height, width, s.teacher_cache_dtype)
         return plan_cache(mode or s.cache_teacher, needed, self.device)
 
+    def build_teacher_cache(self, images: np.ndarray, mode: str | None = None) -> TeacherCache | None:
+        """The teacher features of the clean training images, computed once when the plan says they fit
+        (None otherwise); the plan is kept for the record."""
+        s = self.settings
+        plan = self.plan_teacher_cache(len(images), images.shape[1], images.shape[2], mode)
+        self.teacher_cache_plan = plan
+        if not plan.use:
+            return None
+        return TeacherCache.build(images, lambda batch: self._teacher_features(self._to_tensor(batch)), s.batch_size,
+                                  CACHE_DTYPES[s.teacher_cache_dtype], plan.location, self.device, self._memory_format)
+
     def learning_rate(self, epoch: int) -> float:
         """The learning rate of (1-based) `epoch`: constant, or after int(epochs * lr_step_at) epochs (at least
         one) multiplied by lr_step_factor, and again after each further such span (ADer's timm StepLRScheduler,
@@ -282,13 +293,7 @@ class ReverseDistillation(Method):
             self.teacher.eval()
             self.bottleneck.train()
             self.decoder.train()
-            plan = self.plan_teacher_cache(len(images), images.shape[1], images.shape[2], cache_teacher)
-            cache = None
-            if plan.use:
-                cache = TeacherCache.build(
-                    images, lambda batch: self._teacher_features(self._to_tensor(batch)), s.batch_size,
-                    CACHE_DTYPES[s.teacher_cache_dtype], plan.location, self.device, self._memory_format)
-            self.teacher_cache_plan = plan
+            cache = self.build_teacher_cache(images, cache_teacher)
             try:
                 yield Trainer(self, images, optimizer, scaler, cache, float(s.grad_clip_norm))
             finally:

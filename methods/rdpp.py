@@ -36,7 +36,7 @@ import torch
 
 from harness.errors import CheckpointError, HarnessError
 from harness.methods.rd import RDSettings, ReverseDistillation
-from harness.methods.rd_cache import CACHE_DTYPES, TeacherCache
+from harness.methods.rd_cache import TeacherCache
 from harness.methods.rd_checkpoints import check_checkpoint, describe_mismatch, read_tensor_file, write_checkpoint
 from harness.methods.rd_maps import rd_loss
 from harness.methods.rd_networks import count_parameters
@@ -155,13 +155,7 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
                 module.train()
             # The teacher features of the clean images are the same every epoch and may be cached;
             # those of the noised images change every step and are always computed.
-            plan = self.plan_teacher_cache(len(images), images.shape[1], images.shape[2], cache_teacher)
-            cache = None
-            if plan.use:
-                cache = TeacherCache.build(
-                    images, lambda batch: self._teacher_features(self._to_tensor(batch)), s.batch_size,
-                    CACHE_DTYPES[s.teacher_cache_dtype], plan.location, self.device, self._memory_format)
-            self.teacher_cache_plan = plan
+            cache = self.build_teacher_cache(images, cache_teacher)
             self.loss_terms = []
             trainer = RDPPTrainer(self, images, (optimizer_proj, optimizer_distill), scaler, cache, noise, rng,
                                   float(s.grad_clip_norm))

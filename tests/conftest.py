@@ -25,3 +25,21 @@ def isolated_data_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HARNESS_DATA", raising=False)
     monkeypatch.delenv("HARNESS_ARRAY_CACHE", raising=False)
+
+
+@pytest.fixture
+def processes():
+    """`python -m harness` commands started in the background; whatever a failed test leaves running is killed."""
+    from sweep_fixtures import start_harness
+
+    started = []
+
+    def start(*args, **popen):
+        started.append(start_harness(*args, **popen))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

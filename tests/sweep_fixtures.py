@@ -120,3 +120,19 @@ def records(run: Path) -> dict[str, dict]:
 
 def metric_values(record: dict) -> dict[str, float]:
     return {name: metric["value"] for name, metric in record["metrics"].items()}
+
+
+def wait_for(condition, process: subprocess.Popen, what: str, limit: float = 180.0) -> None:
+    """Poll `condition` until it holds; fail the test when `process` ends first or `limit` seconds pass."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + limit
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the sweep ended (exit {process.returncode}) before {what}: {process.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.02)

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from image_fixtures import stripes
 
 import harness.methods.rd as rd_module
 import harness.methods.rd_cache as rd_cache
@@ -61,22 +62,12 @@ def tiny(device: str, **overrides) -> RDSettings:
     return RDSettings(**(settings | overrides))
 
 
-def stripes(n: int, rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    yy, xx = np.mgrid[0:size, 0:size]
-    images = []
-    for _ in range(n):
-        f, theta, phase = rng.uniform(0.3, 0.5), rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
-        v = 0.5 + 0.25 * np.sin(f * (np.cos(theta) * xx + np.sin(theta) * yy) + phase)
-        image = np.stack([v * 0.9, v * 0.7, v * 0.5], -1) + rng.normal(0, 0.03, (size, size, 3))
-        images.append(np.clip(image * 255, 0, 255).astype(np.uint8))
-    return np.stack(images)
-
 
 @pytest.fixture(scope="module")
 def images() -> tuple[np.ndarray, np.ndarray]:
     """8 training images (two batches of 4) and 6 test images, the first three with a bright square."""
     rng = np.random.default_rng(0)
-    train, test = stripes(8, rng), stripes(6, rng)
+    train, test = stripes(8, 64, rng), stripes(6, 64, rng)
     test[:3, 20:36, 20:36] = 255
     return train, test
 

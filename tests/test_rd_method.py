@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import torch
+from image_fixtures import stripes
 from torchvision import models
 from torchvision.transforms import functional as TF
 
@@ -26,17 +27,6 @@ def tiny(**overrides) -> RDSettings:
     settings.update(overrides)
     return RDSettings(**settings)
 
-
-def stripes(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Normal images: sinusoidal stripes of random orientation, frequency and phase, plus mild noise."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    images = []
-    for _ in range(n):
-        f, theta, phase = rng.uniform(0.3, 0.5), rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
-        v = 0.5 + 0.25 * np.sin(f * (np.cos(theta) * xx + np.sin(theta) * yy) + phase)
-        image = np.stack([v * 0.9, v * 0.7, v * 0.5], -1) + rng.normal(0, 0.03, (size, size, 3))
-        images.append(np.clip(image * 255, 0, 255).astype(np.uint8))
-    return np.stack(images)
 
 
 @pytest.fixture(scope="module", autouse=True)

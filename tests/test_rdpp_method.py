@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from image_fixtures import stripes
 
 from harness.errors import CheckpointError, HarnessError
 from harness.methods import get
@@ -12,18 +13,6 @@ from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rdpp import RDPPSettings, ReverseDistillationPlusPlus, expected_projection_shapes
 from harness.sweep import profiles
 from harness.sweep.plan import Sweep
-
-
-def stripes(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Normal images as in test_rd_method: sinusoidal stripes of random orientation, frequency and phase."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    images = []
-    for _ in range(n):
-        f, theta, phase = rng.uniform(0.3, 0.5), rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
-        v = 0.5 + 0.25 * np.sin(f * (np.cos(theta) * xx + np.sin(theta) * yy) + phase)
-        image = np.stack([v * 0.9, v * 0.7, v * 0.5], -1) + rng.normal(0, 0.03, (size, size, 3))
-        images.append(np.clip(image * 255, 0, 255).astype(np.uint8))
-    return np.stack(images)
 
 
 def tiny(**overrides) -> RDPPSettings:

@@ -2,7 +2,6 @@
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,40 +21,13 @@ from sweep_fixtures import (
     records,
     run_in_process,
     serial_reference,
-    start_harness,
+    wait_for,
 )
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     return serial_reference(tmp_path_factory)
-
-
-@pytest.fixture
-def processes():
-    """Sweeps started in the background; whatever a failed test leaves running is killed."""
-    started = []
-
-    def start(*args):
-        started.append(start_harness(*args))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def _wait_for(condition, process, what: str, limit: float = 180.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if process.poll() is not None:
-            pytest.fail(f"the sweep ended (exit {process.returncode}) before {what}: {process.stderr.read()[-2000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.02)
 
 
 def _job_dir(run: Path, category: str) -> Path:
@@ -74,7 +46,7 @@ def test_sweep_killed_mid_job_resumes_without_rerunning_finished_jobs(tmp_path, 
     args = ["run", *FAST, "--root", str(data), "--out", str(out)]
     process = processes(*args)
     # the first job (amber) is finished and the second (slate) has started: kill without warning
-    _wait_for(lambda: (_job_dir(out, "amber") / "record.json").exists()
+    wait_for(lambda: (_job_dir(out, "amber") / "record.json").exists()
               and (_job_dir(out, "slate") / "log.txt").exists(), process, "the second job started")
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -101,7 +73,7 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, reference, proce
     # many epochs: the first job is surely still training when the signal comes
     process = processes("run", *FAST, "--epochs", "200", "--root", str(data), "--categories", "amber",
                             "--out", str(out))
-    _wait_for(lambda: "epoch 1/200" in ((_job_dir(out, "amber") / "log.txt").read_text()
+    wait_for(lambda: "epoch 1/200" in ((_job_dir(out, "amber") / "log.txt").read_text()
                                         if (_job_dir(out, "amber") / "log.txt").exists() else ""),
               process, "the job trained an epoch")
     process.send_signal(signal.SIGTERM)

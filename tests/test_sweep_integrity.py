@@ -19,29 +19,13 @@ from PIL import Image
 
 from harness.datasets.folder import FolderDataset
 
-from sweep_fixtures import ENV, FAST, harness, make_dataset, metric_values, records, start_harness
+from sweep_fixtures import ENV, FAST, harness, make_dataset, metric_values, records
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """The tiny data set, one copy per test module (tests that change data copy it first)."""
     return make_dataset(tmp_path_factory.mktemp("integrity") / "data")
-
-
-@pytest.fixture
-def processes():
-    """Sweeps started in the background; whatever a failed test leaves running is killed."""
-    started = []
-
-    def start(*args, **popen):
-        started.append(start_harness(*args, **popen))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def _black_out(image: Path) -> None:

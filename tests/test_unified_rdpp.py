@@ -11,7 +11,6 @@ import torch
 from harness.bench.estimate import estimate_sweep, unified_epochs
 from harness.errors import HarnessError
 from harness.methods.rdpp import RDPPSettings, ReverseDistillationPlusPlus
-from harness.sweep import job as job_module
 from harness.sweep.job import compute_job, failure_message
 from harness.sweep.plan import UNIFIED, Sweep
 
@@ -125,4 +124,11 @@ def test_the_failing_step_is_named_in_either_job_path(data, monkeypatch):
             compute_job(job)
         message = failure_message(error.value, job)
         assert "out of memory (RAM) while training at image_size 64, batch_size 6" in message, (protocol, message)
-    assert job_module._STEPS["_build"] == "building the model"
+
+    def build(self, settings=None):
+        raise MemoryError()
+
+    monkeypatch.setattr(ReverseDistillationPlusPlus, "__init__", build)
+    with pytest.raises(MemoryError) as error:
+        compute_job(job)
+    assert "out of memory (RAM) while building the model" in failure_message(error.value, job)

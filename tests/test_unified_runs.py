@@ -7,30 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import time
 from pathlib import Path
 
-import pytest
 
-from sweep_fixtures import FAST, break_category, harness, make_dataset, metric_values, run_in_process, start_harness
+from sweep_fixtures import (FAST, break_category, harness, make_dataset, metric_values, records, run_in_process,
+                            start_harness, wait_for)
 from visa_fixtures import make_visa
 
 CATEGORIES = ("amber", "moss", "slate")  # the folder adapter lists them sorted
-
-
-def _records(run: Path) -> dict[str, dict]:
-    return {r["category"]: r for r in (json.loads(p.read_text()) for p in sorted((run / "jobs").glob("*/record.json")))}
-
-
-def _wait_for(condition, process, what: str, limit: float = 180.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if process.poll() is not None:
-            pytest.fail(f"the sweep ended (exit {process.returncode}) before {what}: {process.stderr.read()[-2000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.02)
 
 
 def _unified_folder(run: Path) -> Path:
@@ -62,10 +46,10 @@ def test_synthetic_three_categories_one_model_per_category_metrics_report_check_
     assert "1 job(s): synthetic [weave, tiles, disc]" in result.stdout and "protocol unified" in result.stdout
     assert "[1/1] unified (3 categories) seed 0:" in result.stdout and "1 job(s) run" in result.stdout
     assert "| weave" in result.stdout and "| mean" in result.stdout  # the per-category table
-    records = _records(out)
-    _assert_one_model(records, ("weave", "tiles", "disc"))
-    assert records["weave"]["unified"]["n_train"] == 120 and len(records["weave"]["history"]) == 2
-    assert records["tiles"]["history"][0]["test_metrics"] != records["disc"]["history"][0]["test_metrics"]  # its own
+    found = records(out)
+    _assert_one_model(found, ("weave", "tiles", "disc"))
+    assert found["weave"]["unified"]["n_train"] == 120 and len(found["weave"]["history"]) == 2
+    assert found["tiles"]["history"][0]["test_metrics"] != found["disc"]["history"][0]["test_metrics"]  # its own
     log = (_unified_folder(out) / "log.txt").read_text()
     assert log.count("epoch 1/2: loss") == 1 and "120 training images of 3 categories, trained on together" in log
     with open(out / "results.csv") as handle:
@@ -84,7 +68,7 @@ def test_synthetic_three_categories_one_model_per_category_metrics_report_check_
     assert harness("check", str(out), "--baseline", str(baseline)).returncode == 0
     rescored = harness("rescore", str(out))
     assert rescored.returncode == 0, rescored.stderr
-    assert {c: metric_values(r) for c, r in _records(out).items()} == {c: metric_values(r) for c, r in records.items()}
+    assert {c: metric_values(r) for c, r in records(out).items()} == {c: metric_values(r) for c, r in found.items()}
 
 
 def test_mvtec_layout_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
@@ -92,7 +76,7 @@ def test_mvtec_layout_resume_after_sigkill_gives_the_uninterrupted_result(tmp_pa
     args = ["run", *FAST, "--epochs", "6", "--protocol", "unified", "--root", str(data), "--save-checkpoints"]
     reference = tmp_path / "reference"
     assert run_in_process(*args, "--out", str(reference)) == 0
-    expected = _records(reference)
+    expected = records(reference)
     _assert_one_model(expected, CATEGORIES)
     assert (_unified_folder(reference) / "checkpoint.pth").is_file()  # one model, kept once
 
@@ -103,7 +87,7 @@ def test_mvtec_layout_resume_after_sigkill_gives_the_uninterrupted_result(tmp_pa
             log = _unified_folder(out) / "log.txt"
             return log.exists() and "epoch 1/6" in log.read_text()
 
-        _wait_for(trained_an_epoch, process, "the job trained an epoch")
+        wait_for(trained_an_epoch, process, "the job trained an epoch")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -114,11 +98,11 @@ def test_mvtec_layout_resume_after_sigkill_gives_the_uninterrupted_result(tmp_pa
     resumed = harness(*args, "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert "1 job(s) run, 0 already done, 0 failed" in resumed.stdout
-    records = _records(out)
-    _assert_one_model(records, CATEGORIES)
+    found = records(out)
+    _assert_one_model(found, CATEGORIES)
     for category in CATEGORIES:
-        assert metric_values(records[category]) == metric_values(expected[category]), category
-        assert records[category]["job_id"] == expected[category]["job_id"]
+        assert metric_values(found[category]) == metric_values(expected[category]), category
+        assert found[category]["job_id"] == expected[category]["job_id"]
     assert not [p.name for p in (out / "jobs").rglob(".*")]  # no temporary files left
 
 
@@ -145,7 +129,7 @@ def test_local_backend_runs_a_unified_job_like_serial(tmp_path):
     assert run_in_process(*args, "--out", str(tmp_path / "serial")) == 0
     local = harness(*args, "--backend", "local", "--jobs", "1", "--out", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
-    serial, parallel = _records(tmp_path / "serial"), _records(tmp_path / "local")
+    serial, parallel = records(tmp_path / "serial"), records(tmp_path / "local")
     assert {c: metric_values(r) for c, r in parallel.items()} == {c: metric_values(r) for c, r in serial.items()}
 
 
@@ -155,7 +139,7 @@ def test_visa_layout_unified_run_beside_aders_multiclass_numbers(tmp_path):
     result = harness("run", "--dataset", "visa", "--root", str(data), "--categories", "candle,pcb1", "--profile", "demo",
                      "--protocol", "unified", "--image-size", "64", "--epochs", "1", "--batch-size", "6", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    _assert_one_model(_records(out), ("candle", "pcb1"))
+    _assert_one_model(records(out), ("candle", "pcb1"))
     report = harness("report", str(out), "--vs", "ader_visa_multiclass", "--format", "md")
     assert report.returncode == 0, report.stderr
     assert "RD†: multi-class protocol: one model per seed trained on the training images of its 2 categories" in report.stdout

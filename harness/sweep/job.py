@@ -91,6 +91,16 @@ def _build(job: Job, log: Callable[[str], None], timings: dict, ready: Callable[
     return method
 
 
+def _start(job: Job, log: Callable[[str], None], ready: Callable[[], None] | None):
+    """What both job paths do first: open the peak-memory window, build the model, make the adapter.
+    Returns (timings, start time, method, adapter)."""
+    timings: dict[str, float] = {}
+    provenance.reset_peak_memory()
+    started = time.perf_counter()
+    method = _build(job, log, timings, ready)
+    return timings, started, method, datasets.create(job.dataset, job.root, **job.data_options)
+
+
 def _check_fingerprint(job: Job, category: str, planned: str, data) -> None:
     if planned and data.fingerprint != planned:
         raise DataError(f"{job.dataset}/{category}: the data changed after the sweep was planned (fingerprint "
@@ -108,15 +118,31 @@ def _metrics_text(values: dict) -> str:
     return ", ".join(f"{LABELS.get(name, name)} {value.value:.4f}" for name, value in values.items())
 
 
+def _train(job: Job, method, images, tests: dict, log: Callable[[str], None]) -> tuple[list, dict]:
+    """Fit `method` (or load the job's checkpoint instead). Returns (history, {epoch: {category: metrics}}): the
+    test sets' metrics every --eval-every epochs, logged for the learning curve, never used to pick a model."""
+    interim: dict[int, dict] = {}
+    if job.checkpoint:
+        method.load_checkpoint(job.checkpoint)
+        log(f"checkpoint: {job.checkpoint}")
+        return [], interim
+
+    def interim_evaluation(entry) -> None:
+        if job.eval_every and entry.epoch % job.eval_every == 0 and entry.epoch < entry.epochs:
+            for category, test in tests.items():
+                scores, maps = method.predict(test.images)
+                values = evaluate(scores, test.labels, maps, test.masks, names=job.metrics)
+                interim.setdefault(entry.epoch, {})[category] = {n: v.to_dict()["value"] for n, v in values.items()}
+                which = f" {category}" if len(tests) > 1 else ""
+                log(f"epoch {entry.epoch}{which} test metrics (logged, not used for selection): {_metrics_text(values)}")
+
+    return method.fit(images, callbacks=[_epoch_line(log), interim_evaluation]), interim
+
+
 def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
              ready: Callable[[], None] | None) -> JobResult:
-    timings: dict[str, float] = {}
-    provenance.reset_peak_memory()
-    started = time.perf_counter()
-    method = _build(job, log, timings, ready)
-
+    timings, started, method, adapter = _start(job, log, ready)
     clock = time.perf_counter()
-    adapter = datasets.create(job.dataset, job.root, **job.data_options)
     data = adapter.load(job.category, int(job.settings["image_size"]))
     timings["load"] = time.perf_counter() - clock
     log(f"load: {len(data.train)} training and {len(data.test)} test images, fingerprint {data.fingerprint} "
@@ -124,21 +150,8 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
     _check_fingerprint(job, job.category, job.data_fingerprint, data)
 
     clock = time.perf_counter()
-    history = []
-    interim: dict[int, dict] = {}  # epoch -> test metrics logged during training (--eval-every)
-    if job.checkpoint:
-        method.load_checkpoint(job.checkpoint)
-        log(f"checkpoint: {job.checkpoint}")
-    else:
-        def interim_evaluation(entry) -> None:
-            # Logged for the learning curve only; the model reported is always the last epoch's.
-            if job.eval_every and entry.epoch % job.eval_every == 0 and entry.epoch < entry.epochs:
-                scores_now, maps_now = method.predict(data.test.images)
-                values = evaluate(scores_now, data.test.labels, maps_now, data.test.masks, names=job.metrics)
-                interim[entry.epoch] = {name: value.to_dict()["value"] for name, value in values.items()}
-                log(f"epoch {entry.epoch} test metrics (logged, not used for selection): {_metrics_text(values)}")
-
-        history = method.fit(data.train.images, callbacks=[_epoch_line(log), interim_evaluation])
+    history, by_category = _train(job, method, data.train.images, {job.category: data.test}, log)
+    interim = {epoch: values[job.category] for epoch, values in by_category.items()}
     timings["fit"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -229,14 +242,9 @@ def _record(job: Job, record_id: str, category: str, method, metrics: dict, hist
 def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | None,
                      ready: Callable[[], None] | None) -> JobResult:
     """One model trained on every category's training images together; each category's test set scored apart."""
-    timings: dict[str, float] = {}
-    provenance.reset_peak_memory()
-    started = time.perf_counter()
-    method = _build(job, log, timings, ready)
-
+    timings, started, method, adapter = _start(job, log, ready)
     # Every category is loaded (and checked) before training: bad data fail the job here, naming the file.
     clock = time.perf_counter()
-    adapter = datasets.create(job.dataset, job.root, **job.data_options)
     size = int(job.settings["image_size"])
     train_parts, tests, loaded = [], {}, {}
     for category in job.categories:
@@ -257,23 +265,7 @@ def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | Non
         f"{sum(len(t) for t in tests.values())} test images ({timings['load']:.1f} s)")
 
     clock = time.perf_counter()
-    history = []
-    interim: dict[int, dict] = {}  # epoch -> category -> test metrics logged during training (--eval-every)
-    if job.checkpoint:
-        method.load_checkpoint(job.checkpoint)
-        log(f"checkpoint: {job.checkpoint}")
-    else:
-        def interim_evaluation(entry) -> None:
-            # Logged for the learning curve only; the model reported is always the last epoch's.
-            if job.eval_every and entry.epoch % job.eval_every == 0 and entry.epoch < entry.epochs:
-                for category, test in tests.items():
-                    scores_now, maps_now = method.predict(test.images)
-                    values = evaluate(scores_now, test.labels, maps_now, test.masks, names=job.metrics)
-                    interim.setdefault(entry.epoch, {})[category] = {n: v.to_dict()["value"] for n, v in values.items()}
-                    log(f"epoch {entry.epoch} {category} test metrics (logged, not used for selection): "
-                        f"{_metrics_text(values)}")
-
-        history = method.fit(images, callbacks=[_epoch_line(log), interim_evaluation])
+    history, interim = _train(job, method, images, tests, log)
     timings["fit"] = time.perf_counter() - clock
     del images  # the training images are not needed any more
 
@@ -385,7 +377,7 @@ def store_result(store: RunStore, result: JobResult) -> None:
 
 # the steps of a job (_compute, _compute_unified), by the function its traceback enters next from there: what the
 # job was doing when it failed
-_STEPS = {"_build": "building the model", "load": "loading the data", "fit": "training", "predict": "predicting",
+_STEPS = {"_start": "building the model", "load": "loading the data", "_train": "training", "predict": "predicting",
           "evaluate": "computing the metrics"}
 
 
