@@ -22,7 +22,6 @@ from harness.metrics import (
     image_auroc,
     pixel_auroc,
     pro_curve,
-    pro_rd4ad,
 )
 
 

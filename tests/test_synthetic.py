@@ -74,3 +74,27 @@ def test_adapter_takes_the_layout_options(tmp_path):
     assert create("synthetic", str(tmp_path), cache=True).options["cache"] is True
     with pytest.raises(HarnessError, match="unknown option"):
         create("synthetic", str(tmp_path), split="1cls")
+
+
+def test_processes_generating_at_once_share_one_complete_copy(tmp_path, synthetic_root, monkeypatch):
+    # The first process to take the lock generates; the others wait and then use its copy, which a
+    # late finisher must never delete while it is being read.
+    import multiprocessing
+
+    from harness.datasets import synthetic
+
+    calls = tmp_path / "calls"
+
+    def counted(folder):
+        with open(calls, "a") as log:
+            log.write(f"{folder}\n")
+        generate(folder)
+
+    monkeypatch.setattr(synthetic, "generate", counted)
+    root = tmp_path / "data" / "v1"
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        roots = pool.map(ensure_generated, [root] * 3)
+    assert roots == [root] * 3
+    assert len(calls.read_text().splitlines()) == 1  # generated once
+    assert _digest(root) == _digest(synthetic_root)
+    assert sorted(p.name for p in root.parent.iterdir()) == [".v1.lock", "v1"]  # no staging folder left behind
