@@ -122,8 +122,13 @@ class _Broken(Exception):
 def _progress(total: int | None, initial: int, what: str, enabled: bool):
     from tqdm.auto import tqdm
 
+    terminal = sys.stderr.isatty()
+    if enabled and not terminal:  # logs and pipes get one plain line, never a bar's carriage returns
+        size = f", {total / 2**20:,.1f} MiB" if total else ""
+        resumed = f", resuming at byte {initial:,}" if initial else ""
+        print(f"{what}: downloading{size}{resumed}", file=sys.stderr, flush=True)
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=what,
-                disable=not enabled, file=sys.stderr, leave=True)
+                disable=not (enabled and terminal), file=sys.stderr, leave=True)
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -273,7 +278,7 @@ def extract(archive: str | os.PathLike, into: str | os.PathLike, *, what: str = 
     try:
         if tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tar, tqdm(desc=f"{what}: extracting", unit=" files", file=sys.stderr,
-                                                    disable=not progress) as bar:
+                                                    disable=None if progress else True) as bar:  # None: terminal only
                 for member in tar:
                     tar.extract(member, into, filter="data")
                     if member.isfile():

@@ -184,6 +184,22 @@ def test_paper_profile_uses_the_official_gpu_settings():
     assert settings.deterministic and not settings.tf32  # cudnn.deterministic=True, benchmark=False; fp32 is fp32
 
 
+def test_cuda_numerics_are_described_and_recorded_in_the_machine_provenance(monkeypatch):
+    # Runs without a GPU: the model is told its device is CUDA after construction, and provenance sees a
+    # fake GPU, so what a CUDA job records (TF32, cuDNN switches) is checked on any machine.
+    from harness.sweep import provenance
+
+    model = ReverseDistillation(tiny(deterministic=True, tf32=False))
+    monkeypatch.setattr(model, "device", torch.device("cuda"))
+    numerics = model.describe()["cuda_numerics"]
+    assert numerics == {"cudnn_deterministic": True, "cudnn_benchmark": False, "tf32": False}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    recorded = provenance.machine("cuda:0", numerics)
+    assert recorded["gpu"] == "Fake GPU" and {k: recorded[k] for k in numerics} == numerics
+    assert provenance.machine("cpu", numerics)["gpu"] is None and "tf32" not in provenance.machine("cpu", numerics)
+
+
 def test_official_checkpoint_round_trip_is_strict_and_exact(trained, tmp_path):
     model, _, _, test = trained
     path = tmp_path / "rd.pth"
