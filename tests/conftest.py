@@ -4,6 +4,26 @@ from pathlib import Path
 import pytest
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per core, at most four. Many tests start `python -m harness` processes of
+    their own, so more workers only add memory and contention."""
+    return max(1, min(4, _cores()))
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def pytest_configure(config) -> None:
+    # In a parallel run each worker's in-process torch gets its share of the cores, not all of them
+    # (processes the tests start keep their own settings).
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, _cores() // workers))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Caches (the synthetic data set among them) go to a temporary folder, never the user's home."""
