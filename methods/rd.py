@@ -30,6 +30,7 @@ from harness.methods.rd_checkpoints import (
     read_tensor_file,
     write_checkpoint,
 )
+from harness.methods.rd_cpu import adam, cpu_layout, cpu_precision
 from harness.methods.rd_cache import CACHE_DTYPES, CACHE_MODES, CachePlan, TeacherCache, cache_bytes, plan_cache
 from harness.methods.rd_maps import MAP_MODES, anomaly_map, gaussian_blur, image_scores, rd_loss
 from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, TeacherEncoder, count_parameters
@@ -65,7 +66,8 @@ class RDSettings:
     map_mode: str = "add"  # "add" (official) | "mul"
     sigma: float = 4.0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    precision: str = "fp32"  # "fp32" | "bf16" | "fp16"; autocast on CUDA only, fp32 on CPU
+    # "fp32" | "bf16" | "fp16": autocast. On the CPU bf16 needs AVX512-BF16 or AMX (refused without) and fp16 runs fp32.
+    precision: str = "fp32"
     # CUDA: cuDNN deterministic algorithms and no autotuning (the official code's setting), plus torch's
     # deterministic algorithms where they exist; CPU: predict with batch-size-independent kernels.
     deterministic: bool = False
@@ -170,7 +172,7 @@ class ReverseDistillation(Method):
         # Fail on missing weights before building (or later training) anything.
         locate_teacher_weights(settings.backbone, settings.weights)
         self.device = resolve_device(settings.device)
-        self.precision = settings.precision if self.device.type == "cuda" else "fp32"
+        self.precision = settings.precision if self.device.type == "cuda" else cpu_precision(settings.precision)
         if settings.deterministic and self.device.type == "cuda":
             # cuBLAS reads this when it initialises; it must be set before the first CUDA matmul.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -229,14 +231,14 @@ class ReverseDistillation(Method):
         enabled = self.precision != "fp32"
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision], enabled=enabled)
 
-    def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+    def _to_tensor(self, batch: np.ndarray, memory_format: torch.memory_format | None = None) -> torch.Tensor:
         # Same arithmetic as torchvision's ToTensor + Normalize of the official data loader.
         x = torch.from_numpy(np.ascontiguousarray(batch))
         if self.device.type == "cuda":
             x = x.pin_memory()  # an asynchronous copy needs page-locked memory
         x = x.to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div(255).sub(self._mean).div(self._std)
-        return x.contiguous(memory_format=self._memory_format)
+        return x.contiguous(memory_format=memory_format or self._memory_format)
 
     def _teacher_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad(), self._autocast():
@@ -286,9 +288,8 @@ class ReverseDistillation(Method):
         """
         s = self.settings
         with self._determinism():
-            optimizer = torch.optim.Adam(
-                list(self.bottleneck.parameters()) + list(self.decoder.parameters()), lr=s.lr, betas=tuple(s.betas)
-            )
+            optimizer = adam(list(self.bottleneck.parameters()) + list(self.decoder.parameters()), s.lr, tuple(s.betas),
+                             self.device)
             scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
             self.teacher.eval()
             self.bottleneck.train()
@@ -353,8 +354,9 @@ class ReverseDistillation(Method):
         size = (images.shape[1], images.shape[2])
         scores, maps = [], []
         with torch.inference_mode(), self._determinism(batch_invariant=True):
+            layout = cpu_layout() if self.device.type == "cpu" else self._memory_format  # after _determinism set oneDNN
             for i in range(0, len(images), s.predict_batch_size):
-                teacher, student = self._features(self._to_tensor(images[i : i + s.predict_batch_size]))
+                teacher, student = self._features(self._to_tensor(images[i : i + s.predict_batch_size], layout))
                 smooth = gaussian_blur(anomaly_map(teacher, student, size, s.map_mode), s.sigma)
                 scores.append(image_scores(smooth).cpu())
                 maps.append(smooth.cpu())

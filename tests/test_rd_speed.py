@@ -8,6 +8,7 @@ import torch
 
 import harness.methods.rd as rd_module
 import harness.methods.rd_cache as rd_cache
+import harness.methods.rd_cpu as rd_cpu
 from harness.errors import HarnessError
 from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rd_cache import cache_bytes, feature_shapes, plan_cache
@@ -119,3 +120,39 @@ def test_execution_only_settings_keep_job_ids():
     base = Sweep(categories=("disc",)).resolve().jobs[0].job_id
     assert Sweep(categories=("disc",), overrides={"cache_teacher": "off", "compile": True}).resolve().jobs[0].job_id == base
     assert Sweep(categories=("disc",), overrides={"teacher_cache_dtype": "fp16"}).resolve().jobs[0].job_id != base
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(rd_cpu, "cpu_flags", lambda: {"avx2", "avx512f"})
+    with pytest.raises(HarnessError, match="bf16 on the CPU needs native bfloat16") as error:
+        ReverseDistillation(tiny(precision="bf16", device="cpu"))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.skipif(not rd_cpu.cpu_supports_bf16(), reason="this CPU has no native bfloat16")
+def test_bf16_on_the_cpu_trains_and_predicts_close_to_fp32(runs, images, monkeypatch):
+    model, losses = train(tiny(epochs=1, cache_teacher="off", precision="bf16"), images, monkeypatch)
+    assert model.precision == "bf16" and model.describe()["precision"] == "bf16"
+    np.testing.assert_allclose(losses, runs["off"][1][:3], rtol=5e-2)
+    assert not np.allclose(losses, runs["off"][1][:3], rtol=1e-6, atol=0)  # it did run in bfloat16
+    reference = ReverseDistillation(tiny())
+    reference.load_state_dict(model.state_dict())
+    (scores, maps), (ref_scores, ref_maps) = model.predict(images[:4]), reference.predict(images[:4])
+    assert maps.dtype == np.float32 and np.abs(maps - ref_maps).max() < 0.05 * ref_maps.max()
+    np.testing.assert_allclose(scores, ref_scores, rtol=5e-2)
+
+
+def test_onednn_speed_paths_change_rounding_only_and_stay_off_without_onednn(runs, images, monkeypatch):
+    model = runs["on"][0]
+    assert rd_cpu.cpu_layout() == torch.channels_last
+    scores, maps = model.predict(images[:4])
+    monkeypatch.setattr(rd_module, "cpu_layout", lambda: torch.contiguous_format)
+    plain_scores, plain_maps = model.predict(images[:4])
+    np.testing.assert_allclose(maps, plain_maps, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(scores, plain_scores, rtol=0, atol=1e-5)
+    with model.trainer(images[:4], cache_teacher="off") as trainer:
+        assert trainer.optimizer.defaults["fused"] is True
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # what portable numerics set
+    assert rd_cpu.cpu_layout() == torch.contiguous_format
+    with model.trainer(images[:4], cache_teacher="off") as trainer:
+        assert not trainer.optimizer.defaults["fused"]
