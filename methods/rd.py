@@ -186,7 +186,11 @@ class ReverseDistillation(Method):
             self.decoder = StudentDecoder(settings.backbone)
         self.teacher_weights = load_teacher_weights(self.teacher, settings.backbone, settings.weights)
 
-        self._memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        # channels_last lets cuDNN and oneDNN skip layout reorders. On the CPU only while oneDNN is on (see rd_cpu),
+        # and not in deterministic mode: PyTorch's own channels_last kernels, which its predict uses, are not
+        # batch-size invariant.
+        self._memory_format = (torch.channels_last if self.device.type == "cuda"
+                               else torch.contiguous_format if settings.deterministic else cpu_layout())
         for module in (self.teacher, self.bottleneck, self.decoder):
             module.to(device=self.device, memory_format=self._memory_format)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
@@ -231,14 +235,14 @@ class ReverseDistillation(Method):
         enabled = self.precision != "fp32"
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision], enabled=enabled)
 
-    def _to_tensor(self, batch: np.ndarray, memory_format: torch.memory_format | None = None) -> torch.Tensor:
+    def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
         # Same arithmetic as torchvision's ToTensor + Normalize of the official data loader.
         x = torch.from_numpy(np.ascontiguousarray(batch))
         if self.device.type == "cuda":
             x = x.pin_memory()  # an asynchronous copy needs page-locked memory
         x = x.to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div(255).sub(self._mean).div(self._std)
-        return x.contiguous(memory_format=memory_format or self._memory_format)
+        return x.contiguous(memory_format=self._memory_format)
 
     def _teacher_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad(), self._autocast():
@@ -354,9 +358,8 @@ class ReverseDistillation(Method):
         size = (images.shape[1], images.shape[2])
         scores, maps = [], []
         with torch.inference_mode(), self._determinism(batch_invariant=True):
-            layout = cpu_layout() if self.device.type == "cpu" else self._memory_format  # after _determinism set oneDNN
             for i in range(0, len(images), s.predict_batch_size):
-                teacher, student = self._features(self._to_tensor(images[i : i + s.predict_batch_size], layout))
+                teacher, student = self._features(self._to_tensor(images[i : i + s.predict_batch_size]))
                 smooth = gaussian_blur(anomaly_map(teacher, student, size, s.map_mode), s.sigma)
                 scores.append(image_scores(smooth).cpu())
                 maps.append(smooth.cpu())

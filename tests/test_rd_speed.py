@@ -144,15 +144,21 @@ def test_bf16_on_the_cpu_trains_and_predicts_close_to_fp32(runs, images, monkeyp
 
 def test_onednn_speed_paths_change_rounding_only_and_stay_off_without_onednn(runs, images, monkeypatch):
     model = runs["on"][0]
-    assert rd_cpu.cpu_layout() == torch.channels_last
-    scores, maps = model.predict(images[:4])
+    assert model._memory_format == torch.channels_last and rd_cpu.cpu_layout() == torch.channels_last
+    assert next(model.decoder.parameters()).is_contiguous(memory_format=torch.channels_last)
     monkeypatch.setattr(rd_module, "cpu_layout", lambda: torch.contiguous_format)
-    plain_scores, plain_maps = model.predict(images[:4])
+    plain = ReverseDistillation(tiny())
+    plain.load_state_dict(model.state_dict())
+    assert plain._memory_format == torch.contiguous_format
+    (scores, maps), (plain_scores, plain_maps) = model.predict(images[:4]), plain.predict(images[:4])
     np.testing.assert_allclose(maps, plain_maps, rtol=0, atol=1e-5)
     np.testing.assert_allclose(scores, plain_scores, rtol=0, atol=1e-5)
+    monkeypatch.undo()
+    assert ReverseDistillation(tiny(deterministic=True))._memory_format == torch.contiguous_format  # batch invariance
     with model.trainer(images[:4], cache_teacher="off") as trainer:
         assert trainer.optimizer.defaults["fused"] is True
     monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # what portable numerics set
     assert rd_cpu.cpu_layout() == torch.contiguous_format
+    assert ReverseDistillation(tiny())._memory_format == torch.contiguous_format
     with model.trainer(images[:4], cache_teacher="off") as trainer:
         assert not trainer.optimizer.defaults["fused"]
