@@ -39,6 +39,8 @@ def cpu_precision(requested: str) -> str:
     if not cpu_supports_bf16():
         raise HarnessError("precision bf16 on the CPU needs native bfloat16 instructions (AVX512-BF16 or AMX), which "
                            "this CPU lacks; use precision fp32")
+    if not onednn_on():
+        raise HarnessError("precision bf16 on the CPU runs on oneDNN, which portable numerics switch off; use precision fp32")
     return "bf16"
 
 

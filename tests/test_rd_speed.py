@@ -162,3 +162,10 @@ def test_onednn_speed_paths_change_rounding_only_and_stay_off_without_onednn(run
     assert ReverseDistillation(tiny())._memory_format == torch.contiguous_format
     with model.trainer(images[:4], cache_teacher="off") as trainer:
         assert not trainer.optimizer.defaults["fused"]
+
+
+def test_bf16_is_refused_in_portable_numerics(monkeypatch):
+    monkeypatch.setattr(rd_cpu, "cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    with pytest.raises(HarnessError, match="portable numerics"):
+        ReverseDistillation(tiny(precision="bf16", device="cpu"))
