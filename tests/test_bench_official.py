@@ -10,6 +10,7 @@ import torch
 
 from harness import cli
 from harness.bench.official import OfficialRD
+from harness.bench.phases import INFER_PHASES, TRAIN_PHASES
 from harness.methods.rd import RDSettings, ReverseDistillation
 
 
@@ -65,3 +66,13 @@ def test_bench_official_prints_the_ratios_and_writes_them(tmp_path, capsys):
         assert all(section["ratio"][name] == pytest.approx(rate / official)
                    for name, rate in section["images_per_s"].items() if name.startswith("project"))
     assert cli.main(argv[:2] + ["--method", "rdpp"]) == 2
+
+
+def test_bench_phases_times_every_phase_of_a_step_and_of_predict(tmp_path, capsys):
+    path = tmp_path / "phases.json"
+    assert cli.main(["bench", "phases", "--backbone", "resnet18", "--image-size", "32", "--batch-size", "4", "--steps",
+                     "1", "--threads", "1", "--json", str(path)]) == 0
+    result = json.loads(path.read_text())["phases"]
+    assert list(result["train_s"]) == list(TRAIN_PHASES) and list(result["infer_s"]) == list(INFER_PHASES)
+    assert all(s > 0 for s in [*result["train_s"].values(), *result["infer_s"].values()])
+    assert "training step (teacher on the fly)" in capsys.readouterr().out

@@ -18,7 +18,7 @@ from harness.files import atomic_write_text
 
 SECTIONS = {
     "train": ("train",), "infer": ("infer",), "data": ("data",), "metrics": ("metrics",),
-    "all": ("train", "infer", "data", "metrics"), "estimate": ("train", "infer"), "official": ("versus",),
+    "all": ("train", "infer", "data", "metrics"), "estimate": ("train", "infer"), "official": ("versus",), "phases": ("phases",),
 }
 
 
@@ -34,8 +34,8 @@ def model_settings(args: argparse.Namespace):
     method = getattr(args, "method", None) or (profile.method if profile else "rd")
     if method not in ("rd", "rdpp"):  # the methods whose training steps model_speed knows how to time
         raise HarnessError(f"bench measures methods rd and rdpp, not '{method}'")
-    if args.what == "official" and method != "rd":
-        raise HarnessError(f"bench official compares method rd with the official RD4AD code, not '{method}'")
+    if args.what in ("official", "phases") and method != "rd":
+        raise HarnessError(f"bench {args.what} measures method rd, not '{method}'")
     flags = {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
              "device": args.device, "precision": args.precision, "epochs": args.epochs,
              "teacher_cache_dtype": args.teacher_cache_dtype}
@@ -69,7 +69,7 @@ def machine_info(device: str | None) -> dict:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    from harness.bench import data_speed, estimate, metric_speed, model_speed, versus
+    from harness.bench import data_speed, estimate, metric_speed, model_speed, phases, versus
     from harness.sweep import numerics
     from harness.methods.rd import resolve_device
     from harness.methods.rd_cache import cache_bytes, plan_cache
@@ -83,7 +83,7 @@ def command_bench(args: argparse.Namespace) -> int:
     if what == "estimate" and not args.dataset:
         raise HarnessError("bench estimate needs --dataset NAME (e.g. mvtec, visa, synthetic)")
     settings, profile, method = model_settings(args)
-    model_sections = "train" in sections or "infer" in sections or "versus" in sections
+    model_sections = bool({"train", "infer", "versus", "phases"} & set(sections))
     device = resolve_device(settings.device) if model_sections else None
     if "versus" in sections and device.type != "cpu":
         raise HarnessError("bench official runs on the CPU only (--device cpu)")
@@ -122,7 +122,11 @@ def command_bench(args: argparse.Namespace) -> int:
                 result["infer"] = model_speed.bench_infer(settings, steps=args.steps, warmup=args.warmup, method=method)
             if "versus" in sections:
                 result["versus_official"] = versus.bench_versus(settings, rounds=args.steps, warmup=args.warmup)
-        if "versus" in sections:
+            if "phases" in sections:
+                result["phases"] = phases.bench_phases(settings, steps=args.steps, warmup=args.warmup)
+        if "phases" in sections:
+            blocks.append(phases.format_phases(result["setup"], result["phases"]) + f"\nCPU numerics: {result['numerics']}")
+        elif "versus" in sections:
             blocks.append(versus.format_versus(result["setup"], result["versus_official"])
                           + f"\nCPU numerics: {result['numerics']}")
         else:
@@ -167,7 +171,8 @@ def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
     bench.add_argument("what", nargs="?", default="all", choices=list(SECTIONS),
                        help="what to measure: train, infer, data, metrics, all (those four), estimate "
                             "(train + infer and the sweep estimate; needs --dataset), or official (RD's training step "
-                            "and inference beside the official code's, interleaved; --steps rounds, best kept)")
+                            "and inference beside the official code's, interleaved; --steps rounds, best kept), or phases "
+                            "(time per phase of a training step and of predict)")
     model = bench.add_argument_group("model (train, infer)")
     model.add_argument("--method", choices=["rd", "rdpp"], help="method to measure (default: the profile's, else rd)")
     model.add_argument("--backbone", help="teacher backbone (default: the profile's, else wide_resnet50_2)")
