@@ -30,7 +30,7 @@ from harness.methods.rd_checkpoints import (
     read_tensor_file,
     write_checkpoint,
 )
-from harness.methods.rd_cpu import adam, cpu_layout, cpu_precision
+from harness.methods.rd_cpu import adam, cpu_can_compile, cpu_layout, cpu_precision
 from harness.methods.rd_cache import CACHE_DTYPES, CACHE_MODES, CachePlan, TeacherCache, cache_bytes, plan_cache
 from harness.methods.rd_maps import MAP_MODES, anomaly_map, gaussian_blur, image_scores, rd_loss
 from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, TeacherEncoder, count_parameters
@@ -195,11 +195,12 @@ class ReverseDistillation(Method):
             module.to(device=self.device, memory_format=self._memory_format)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
-        # torch.compile needs a C++ toolchain on the CPU and gains little there: CUDA only. The compiled
-        # wrappers share parameters with the modules, so state_dict keys keep the official names.
-        self.compiled = settings.compile and self.device.type == "cuda"
-        compile_ = torch.compile if self.compiled else (lambda module: module)
-        self._run_teacher, self._run_bottleneck, self._run_decoder = map(compile_, (self.teacher, self.bottleneck, self.decoder))
+        # The compiled wrappers share parameters with the modules, so state_dict keys keep the official names.
+        # On the CPU, compiling pays off for predict only (about 1.3x; training steps gain nothing), needs a C++
+        # compiler and stays off where it would change the bits of portable or deterministic mode.
+        self.compiled = settings.compile and (self.device.type == "cuda" or cpu_can_compile(settings.deterministic))
+        self._compiled_networks = tuple(map(torch.compile, (self.teacher, self.bottleneck, self.decoder))) \
+            if self.compiled else None
         self.teacher_cache_plan: CachePlan | None = None  # decided by the last fit
 
     # ---------------------------------------------------------------------------------------
@@ -230,6 +231,21 @@ class ReverseDistillation(Method):
             torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
             (cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled, cudnn.allow_tf32,
              matmul.allow_tf32) = saved[2:]
+
+    def _networks(self) -> tuple:
+        """Teacher, bottleneck and decoder as they run now: compiled on CUDA, on the CPU inside predict only."""
+        if self._compiled_networks and (self.device.type == "cuda" or torch.is_inference_mode_enabled()):
+            return self._compiled_networks
+        return self.teacher, self.bottleneck, self.decoder
+
+    def _run_teacher(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._networks()[0](x)
+
+    def _run_bottleneck(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self._networks()[1](features)
+
+    def _run_decoder(self, code: torch.Tensor) -> list[torch.Tensor]:
+        return self._networks()[2](code)
 
     def _autocast(self):
         enabled = self.precision != "fp32"

@@ -7,6 +7,9 @@ deterministic mode switch oneDNN off, and then everything runs as before, bit fo
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import torch
 
 from harness.errors import HarnessError
@@ -53,6 +56,12 @@ def cpu_layout() -> torch.memory_format:
     """Layout of the networks and their inputs on the CPU: channels_last lets oneDNN skip its reorders (about
     1.2x on predict, the same speed for training steps)."""
     return torch.channels_last if onednn_on() else torch.contiguous_format
+
+
+def cpu_can_compile(deterministic: bool) -> bool:
+    """Whether torch.compile may run on the CPU: inductor's C++ compiler is installed, oneDNN is on and the
+    predict is not the batch-size-invariant one of deterministic mode."""
+    return onednn_on() and not deterministic and shutil.which(os.environ.get("CXX") or "g++") is not None
 
 
 def adam(params: list[torch.nn.Parameter], lr: float, betas: tuple[float, float],

@@ -109,7 +109,7 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
             torch.manual_seed(settings.seed)
             self.proj = MultiProjection(settings.backbone)
         self.proj.to(device=self.device, memory_format=self._memory_format)
-        self._run_proj = torch.compile(self.proj) if self.compiled else self.proj
+        self._run_proj = torch.compile(self.proj) if self.compiled and self.device.type == "cuda" else self.proj
         self.loss_terms: list[dict[str, float]] = []  # per epoch of the last fit: mean of each loss term
         self.noise_seed: int | None = None
 

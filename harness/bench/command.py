@@ -182,7 +182,8 @@ def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
     model.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
                        help="autocast precision (CPU: bf16 where it has AVX512-BF16 or AMX; fp16 runs fp32)")
     model.add_argument("--weights", help="teacher weights (default none: random; the weights do not change the speed)")
-    model.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA only)")
+    model.add_argument("--compile", action="store_true",
+                       help="torch.compile the networks (CUDA; on the CPU predict only, with a C++ compiler)")
     model.add_argument("--teacher-cache-dtype", choices=["fp32", "fp16"], help="storage of cached teacher features")
     model.add_argument("--steps", type=positive_int, default=5, help="timed steps (batches) per measurement")
     model.add_argument("--warmup", type=positive_int, default=1, help="untimed warm-up steps before each measurement")
