@@ -64,18 +64,19 @@ def bench_phases(settings: RDSettings, *, steps: int, warmup: int = 1) -> dict:
             trainer.optimizer.step()
             loss.item()
             clock.lap("Adam step")
-    with torch.inference_mode(), model._determinism(batch_invariant=True), model._autocast():
+    with torch.inference_mode(), model._determinism(batch_invariant=True):
         for i in range(warmup + steps):
             clock = infer if i >= warmup else _Clock(model.device)
             clock.start()
             x = model._to_tensor(images)
             clock.lap("input to tensor")
-            teacher = model._run_teacher(x)
-            clock.lap("teacher")
-            code = model._run_bottleneck(teacher)
-            clock.lap("bottleneck")
-            student = model._run_decoder(code)
-            clock.lap("decoder")
+            with model._autocast():  # the networks only, as in predict: maps and blur stay float32
+                teacher = model._run_teacher(x)
+                clock.lap("teacher")
+                code = model._run_bottleneck(teacher)
+                clock.lap("bottleneck")
+                student = model._run_decoder(code)
+                clock.lap("decoder")
             maps = anomaly_map(teacher, student, size, settings.map_mode)
             clock.lap("anomaly map")
             smooth = gaussian_blur(maps, settings.sigma)
