@@ -196,7 +196,7 @@ class ReverseDistillation(Method):
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         # The compiled wrappers share parameters with the modules, so state_dict keys keep the official names.
-        # On the CPU, compiling pays off for predict only (about 1.3x; training steps gain nothing), needs a C++
+        # On the CPU, compiling pays off for predict only (1.1-1.3x; training steps gain nothing), needs a C++
         # compiler and stays off where it would change the bits of portable or deterministic mode.
         self.compiled = settings.compile and (self.device.type == "cuda" or cpu_can_compile(settings.deterministic))
         self._compiled_networks = tuple(map(torch.compile, (self.teacher, self.bottleneck, self.decoder))) \
