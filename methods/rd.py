@@ -78,7 +78,7 @@ class RDSettings:
     progress: bool = True
     predict_batch_size: int = 32
     # Speed only (exact, kept out of job ids): teacher features of the training set computed once
-    # ("auto": when they fit in a quarter of the free memory), and torch.compile (applied on CUDA only).
+    # ("auto": when they fit in a quarter of the free memory), and torch.compile (on the CPU for predict only, see rd_cpu).
     cache_teacher: str = "auto"  # "auto" | "on" | "off"
     compile: bool = False
     teacher_cache_dtype: str = "fp32"  # "fp32" (exact) | "fp16" (half the memory, close but not equal)
