@@ -95,7 +95,8 @@ def _add_run_parser(commands) -> None:
     run.add_argument("--batch-size", type=_positive_int, help="training batch size")
     run.add_argument("--seeds", type=_int_list, help="comma-separated seeds, one job per seed")
     run.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (CUDA only)")
+    run.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                     help="autocast precision (CPU: bf16 where it has AVX512-BF16 or AMX; fp16 runs fp32)")
     run.add_argument("--deterministic", action="store_true", default=None, help="use deterministic algorithms")
     run.add_argument("--metrics", help="comma-separated metric names (default: image_auroc,pixel_auroc,au_pro)")
     run.add_argument("--backend", choices=["serial", "local", "dask"],

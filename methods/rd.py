@@ -30,6 +30,7 @@ from harness.methods.rd_checkpoints import (
     read_tensor_file,
     write_checkpoint,
 )
+from harness.methods.rd_cpu import adam, cpu_can_compile, cpu_layout, cpu_precision
 from harness.methods.rd_cache import CACHE_DTYPES, CACHE_MODES, CachePlan, TeacherCache, cache_bytes, plan_cache
 from harness.methods.rd_maps import MAP_MODES, anomaly_map, gaussian_blur, image_scores, rd_loss
 from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, TeacherEncoder, count_parameters
@@ -65,7 +66,8 @@ class RDSettings:
     map_mode: str = "add"  # "add" (official) | "mul"
     sigma: float = 4.0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    precision: str = "fp32"  # "fp32" | "bf16" | "fp16"; autocast on CUDA only, fp32 on CPU
+    # "fp32" | "bf16" | "fp16": autocast. On the CPU bf16 needs AVX512-BF16 or AMX (refused without) and fp16 runs fp32.
+    precision: str = "fp32"
     # CUDA: cuDNN deterministic algorithms and no autotuning (the official code's setting), plus torch's
     # deterministic algorithms where they exist; CPU: predict with batch-size-independent kernels.
     deterministic: bool = False
@@ -76,7 +78,7 @@ class RDSettings:
     progress: bool = True
     predict_batch_size: int = 32
     # Speed only (exact, kept out of job ids): teacher features of the training set computed once
-    # ("auto": when they fit in a quarter of the free memory), and torch.compile (applied on CUDA only).
+    # ("auto": when they fit in a quarter of the free memory), and torch.compile (on the CPU for predict only, see rd_cpu).
     cache_teacher: str = "auto"  # "auto" | "on" | "off"
     compile: bool = False
     teacher_cache_dtype: str = "fp32"  # "fp32" (exact) | "fp16" (half the memory, close but not equal)
@@ -170,7 +172,7 @@ class ReverseDistillation(Method):
         # Fail on missing weights before building (or later training) anything.
         locate_teacher_weights(settings.backbone, settings.weights)
         self.device = resolve_device(settings.device)
-        self.precision = settings.precision if self.device.type == "cuda" else "fp32"
+        self.precision = settings.precision if self.device.type == "cuda" else cpu_precision(settings.precision)
         if settings.deterministic and self.device.type == "cuda":
             # cuBLAS reads this when it initialises; it must be set before the first CUDA matmul.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -184,16 +186,21 @@ class ReverseDistillation(Method):
             self.decoder = StudentDecoder(settings.backbone)
         self.teacher_weights = load_teacher_weights(self.teacher, settings.backbone, settings.weights)
 
-        self._memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        # channels_last lets cuDNN and oneDNN skip layout reorders. On the CPU only while oneDNN is on (see rd_cpu),
+        # and not in deterministic mode: PyTorch's own channels_last kernels, which its predict uses, are not
+        # batch-size invariant.
+        self._memory_format = (torch.channels_last if self.device.type == "cuda"
+                               else torch.contiguous_format if settings.deterministic else cpu_layout())
         for module in (self.teacher, self.bottleneck, self.decoder):
             module.to(device=self.device, memory_format=self._memory_format)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
-        # torch.compile needs a C++ toolchain on the CPU and gains little there: CUDA only. The compiled
-        # wrappers share parameters with the modules, so state_dict keys keep the official names.
-        self.compiled = settings.compile and self.device.type == "cuda"
-        compile_ = torch.compile if self.compiled else (lambda module: module)
-        self._run_teacher, self._run_bottleneck, self._run_decoder = map(compile_, (self.teacher, self.bottleneck, self.decoder))
+        # The compiled wrappers share parameters with the modules, so state_dict keys keep the official names.
+        # On the CPU, compiling pays off for predict only (1.1-1.3x; training steps gain nothing), needs a C++
+        # compiler and stays off where it would change the bits of portable or deterministic mode.
+        self.compiled = settings.compile and (self.device.type == "cuda" or cpu_can_compile(settings.deterministic))
+        self._compiled_networks = tuple(map(torch.compile, (self.teacher, self.bottleneck, self.decoder))) \
+            if self.compiled else None
         self.teacher_cache_plan: CachePlan | None = None  # decided by the last fit
 
     # ---------------------------------------------------------------------------------------
@@ -224,6 +231,21 @@ class ReverseDistillation(Method):
             torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
             (cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled, cudnn.allow_tf32,
              matmul.allow_tf32) = saved[2:]
+
+    def _networks(self) -> tuple:
+        """Teacher, bottleneck and decoder as they run now: compiled on CUDA, on the CPU inside predict only."""
+        if self._compiled_networks and (self.device.type == "cuda" or torch.is_inference_mode_enabled()):
+            return self._compiled_networks
+        return self.teacher, self.bottleneck, self.decoder
+
+    def _run_teacher(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._networks()[0](x)
+
+    def _run_bottleneck(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self._networks()[1](features)
+
+    def _run_decoder(self, code: torch.Tensor) -> list[torch.Tensor]:
+        return self._networks()[2](code)
 
     def _autocast(self):
         enabled = self.precision != "fp32"
@@ -286,9 +308,8 @@ class ReverseDistillation(Method):
         """
         s = self.settings
         with self._determinism():
-            optimizer = torch.optim.Adam(
-                list(self.bottleneck.parameters()) + list(self.decoder.parameters()), lr=s.lr, betas=tuple(s.betas)
-            )
+            optimizer = adam(list(self.bottleneck.parameters()) + list(self.decoder.parameters()), s.lr, tuple(s.betas),
+                             self.device)
             scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
             self.teacher.eval()
             self.bottleneck.train()

@@ -37,6 +37,7 @@ import torch
 from harness.errors import CheckpointError, HarnessError
 from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rd_cache import TeacherCache
+from harness.methods.rd_cpu import adam
 from harness.methods.rd_checkpoints import check_checkpoint, describe_mismatch, read_tensor_file, write_checkpoint
 from harness.methods.rd_maps import rd_loss
 from harness.methods.rd_networks import count_parameters
@@ -108,7 +109,7 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
             torch.manual_seed(settings.seed)
             self.proj = MultiProjection(settings.backbone)
         self.proj.to(device=self.device, memory_format=self._memory_format)
-        self._run_proj = torch.compile(self.proj) if self.compiled else self.proj
+        self._run_proj = torch.compile(self.proj) if self.compiled and self.device.type == "cuda" else self.proj
         self.loss_terms: list[dict[str, float]] = []  # per epoch of the last fit: mean of each loss term
         self.noise_seed: int | None = None
 
@@ -143,9 +144,9 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
         s = self.settings
         with self._determinism():
             betas = tuple(s.betas)
-            optimizer_proj = torch.optim.Adam(self.proj.parameters(), lr=s.proj_lr, betas=betas)
-            optimizer_distill = torch.optim.Adam(
-                list(self.decoder.parameters()) + list(self.bottleneck.parameters()), lr=s.lr, betas=betas)
+            optimizer_proj = adam(list(self.proj.parameters()), s.proj_lr, betas, self.device)
+            optimizer_distill = adam(list(self.decoder.parameters()) + list(self.bottleneck.parameters()), s.lr, betas,
+                                     self.device)
             scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
             rng = np.random.default_rng(s.seed)
             noise = PseudoAnomalies(images.shape[1], images.shape[2], rng)

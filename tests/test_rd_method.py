@@ -249,8 +249,8 @@ def test_non_finite_loss_stops_training_naming_the_epoch(monkeypatch):
     assert isinstance(error.value, RuntimeError)
 
 
-def test_cpu_falls_back_to_fp32_and_describe_records_random_weights():
-    model = ReverseDistillation(tiny(precision="bf16", device="cpu"))
+def test_cpu_runs_fp16_as_fp32_and_describe_records_random_weights():
+    model = ReverseDistillation(tiny(precision="fp16", device="cpu"))
     info = model.describe()
     assert model.precision == "fp32" and info["precision"] == "fp32"
     assert info["backbone"] == "resnet18" and info["weights"] == "none"

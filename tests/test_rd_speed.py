@@ -1,4 +1,5 @@
-"""RD speed work is exact: the teacher-feature cache, torch.compile switched by device, and the settings."""
+"""RD speed work changes rounding only: the teacher-feature cache, the CPU paths (channels_last, fused Adam, bf16,
+torch.compile for predict), and the settings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 import harness.methods.rd as rd_module
 import harness.methods.rd_cache as rd_cache
+import harness.methods.rd_cpu as rd_cpu
 from harness.errors import HarnessError
 from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rd_cache import cache_bytes, feature_shapes, plan_cache
@@ -103,10 +105,17 @@ def test_feature_sizes_match_the_teacher_and_the_paper():
     assert cache_bytes("wide_resnet50_2", 1, 256, 256) == 4 * (256 * 64 * 64 + 512 * 32 * 32 + 1024 * 16 * 16)
 
 
-def test_compile_is_cuda_only_and_never_needed_on_the_cpu(images):
+def test_compile_on_the_cpu_is_for_predict_only_and_off_without_a_compiler(monkeypatch):
+    model = ReverseDistillation(tiny(compile=True, device="cpu"))
+    assert model.compiled is True and model.describe()["compiled"] is True
+    assert model._networks() == (model.teacher, model.bottleneck, model.decoder)  # training: eager
+    with torch.inference_mode():  # predict: the compiled wrappers (not called here: compiling takes a minute)
+        assert model._networks() == model._compiled_networks and model._networks()[2] is not model.decoder
+    assert ReverseDistillation(tiny(compile=False))._compiled_networks is None
+    assert ReverseDistillation(tiny(compile=True, deterministic=True)).compiled is False  # batch-invariant predict
+    monkeypatch.setattr(rd_cpu.shutil, "which", lambda name: None)
     model = ReverseDistillation(tiny(compile=True, device="cpu"))
     assert model.compiled is False and model.describe()["compiled"] is False
-    assert model._run_decoder is model.decoder  # eager modules, no torch.compile on the CPU
 
 
 @pytest.mark.parametrize("field, value", [("cache_teacher", "always"), ("teacher_cache_dtype", "int8"), ("compile", "yes")])
@@ -119,3 +128,52 @@ def test_execution_only_settings_keep_job_ids():
     base = Sweep(categories=("disc",)).resolve().jobs[0].job_id
     assert Sweep(categories=("disc",), overrides={"cache_teacher": "off", "compile": True}).resolve().jobs[0].job_id == base
     assert Sweep(categories=("disc",), overrides={"teacher_cache_dtype": "fp16"}).resolve().jobs[0].job_id != base
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(rd_cpu, "cpu_flags", lambda: {"avx2", "avx512f"})
+    with pytest.raises(HarnessError, match="bf16 on the CPU needs native bfloat16") as error:
+        ReverseDistillation(tiny(precision="bf16", device="cpu"))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.skipif(not rd_cpu.cpu_supports_bf16(), reason="this CPU has no native bfloat16")
+def test_bf16_on_the_cpu_trains_and_predicts_close_to_fp32(runs, images, monkeypatch):
+    model, losses = train(tiny(epochs=1, cache_teacher="off", precision="bf16"), images, monkeypatch)
+    assert model.precision == "bf16" and model.describe()["precision"] == "bf16"
+    np.testing.assert_allclose(losses, runs["off"][1][:3], rtol=5e-2)
+    assert not np.allclose(losses, runs["off"][1][:3], rtol=1e-6, atol=0)  # it did run in bfloat16
+    reference = ReverseDistillation(tiny())
+    reference.load_state_dict(model.state_dict())
+    (scores, maps), (ref_scores, ref_maps) = model.predict(images[:4]), reference.predict(images[:4])
+    assert maps.dtype == np.float32 and np.abs(maps - ref_maps).max() < 0.05 * ref_maps.max()
+    np.testing.assert_allclose(scores, ref_scores, rtol=5e-2)
+
+
+def test_onednn_speed_paths_change_rounding_only_and_stay_off_without_onednn(runs, images, monkeypatch):
+    model = runs["on"][0]
+    assert model._memory_format == torch.channels_last and rd_cpu.cpu_layout() == torch.channels_last
+    assert next(model.decoder.parameters()).is_contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(rd_module, "cpu_layout", lambda: torch.contiguous_format)
+    plain = ReverseDistillation(tiny())
+    plain.load_state_dict(model.state_dict())
+    assert plain._memory_format == torch.contiguous_format
+    (scores, maps), (plain_scores, plain_maps) = model.predict(images[:4]), plain.predict(images[:4])
+    np.testing.assert_allclose(maps, plain_maps, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(scores, plain_scores, rtol=0, atol=1e-5)
+    monkeypatch.undo()
+    assert ReverseDistillation(tiny(deterministic=True))._memory_format == torch.contiguous_format  # batch invariance
+    with model.trainer(images[:4], cache_teacher="off") as trainer:
+        assert trainer.optimizer.defaults["fused"] is True
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # what portable numerics set
+    assert rd_cpu.cpu_layout() == torch.contiguous_format
+    assert ReverseDistillation(tiny())._memory_format == torch.contiguous_format
+    with model.trainer(images[:4], cache_teacher="off") as trainer:
+        assert not trainer.optimizer.defaults["fused"]
+
+
+def test_bf16_is_refused_in_portable_numerics(monkeypatch):
+    monkeypatch.setattr(rd_cpu, "cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    with pytest.raises(HarnessError, match="portable numerics"):
+        ReverseDistillation(tiny(precision="bf16", device="cpu"))

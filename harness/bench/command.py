@@ -18,7 +18,7 @@ from harness.files import atomic_write_text
 
 SECTIONS = {
     "train": ("train",), "infer": ("infer",), "data": ("data",), "metrics": ("metrics",),
-    "all": ("train", "infer", "data", "metrics"), "estimate": ("train", "infer"),
+    "all": ("train", "infer", "data", "metrics"), "estimate": ("train", "infer"), "official": ("versus",), "phases": ("phases",),
 }
 
 
@@ -34,6 +34,8 @@ def model_settings(args: argparse.Namespace):
     method = getattr(args, "method", None) or (profile.method if profile else "rd")
     if method not in ("rd", "rdpp"):  # the methods whose training steps model_speed knows how to time
         raise HarnessError(f"bench measures methods rd and rdpp, not '{method}'")
+    if args.what in ("official", "phases") and method != "rd":
+        raise HarnessError(f"bench {args.what} measures method rd, not '{method}'")
     flags = {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
              "device": args.device, "precision": args.precision, "epochs": args.epochs,
              "teacher_cache_dtype": args.teacher_cache_dtype}
@@ -67,7 +69,7 @@ def machine_info(device: str | None) -> dict:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    from harness.bench import data_speed, estimate, metric_speed, model_speed
+    from harness.bench import data_speed, estimate, metric_speed, model_speed, phases, versus
     from harness.sweep import numerics
     from harness.methods.rd import resolve_device
     from harness.methods.rd_cache import cache_bytes, plan_cache
@@ -81,9 +83,12 @@ def command_bench(args: argparse.Namespace) -> int:
     if what == "estimate" and not args.dataset:
         raise HarnessError("bench estimate needs --dataset NAME (e.g. mvtec, visa, synthetic)")
     settings, profile, method = model_settings(args)
-    model_sections = "train" in sections or "infer" in sections
+    model_sections = bool({"train", "infer", "versus", "phases"} & set(sections))
     device = resolve_device(settings.device) if model_sections else None
-    counts = estimate.split_counts(args.dataset, args.root) if args.dataset and model_sections else None
+    if "versus" in sections and device.type != "cpu":
+        raise HarnessError("bench official runs on the CPU only (--device cpu)")
+    timed_model = "train" in sections or "infer" in sections
+    counts = estimate.split_counts(args.dataset, args.root) if args.dataset and timed_model else None
     protocol = (args.protocol or profile.protocol) if counts else "single"
     # per-category epochs of the profile (rdpp-paper), unless --epochs sets one count for all
     category_epochs = None if args.epochs or not counts else {
@@ -115,8 +120,18 @@ def command_bench(args: argparse.Namespace) -> int:
                                    "cache_speedup": on["images_per_s"] / off["images_per_s"]}
             if "infer" in sections:
                 result["infer"] = model_speed.bench_infer(settings, steps=args.steps, warmup=args.warmup, method=method)
-        blocks.append(model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer"))
-                      + f"\nCPU numerics: {result['numerics']}")
+            if "versus" in sections:
+                result["versus_official"] = versus.bench_versus(settings, rounds=args.steps, warmup=args.warmup)
+            if "phases" in sections:
+                result["phases"] = phases.bench_phases(settings, steps=args.steps, warmup=args.warmup)
+        if "phases" in sections:
+            blocks.append(phases.format_phases(result["setup"], result["phases"]) + f"\nCPU numerics: {result['numerics']}")
+        elif "versus" in sections:
+            blocks.append(versus.format_versus(result["setup"], result["versus_official"])
+                          + f"\nCPU numerics: {result['numerics']}")
+        else:
+            blocks.append(model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer"))
+                          + f"\nCPU numerics: {result['numerics']}")
     if "data" in sections:
         result["data"] = data_speed.bench_data(source, settings.image_size)
         blocks.append(data_speed.format_bench_data(result["data"]))
@@ -154,17 +169,21 @@ def command_bench(args: argparse.Namespace) -> int:
 def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
     """The flags of `bench` (the parser itself is made in harness.cli)."""
     bench.add_argument("what", nargs="?", default="all", choices=list(SECTIONS),
-                       help="what to measure: train, infer, data, metrics, all (those four), or estimate "
-                            "(train + infer and the sweep estimate; needs --dataset)")
+                       help="what to measure: train, infer, data, metrics, all (those four), estimate "
+                            "(train + infer and the sweep estimate; needs --dataset), or official (RD's training step "
+                            "and inference beside the official code's, interleaved; --steps rounds, best kept), or phases "
+                            "(time per phase of a training step and of predict)")
     model = bench.add_argument_group("model (train, infer)")
     model.add_argument("--method", choices=["rd", "rdpp"], help="method to measure (default: the profile's, else rd)")
     model.add_argument("--backbone", help="teacher backbone (default: the profile's, else wide_resnet50_2)")
     model.add_argument("--image-size", type=positive_int, help="input side in pixels (default: the profile's, else 256)")
     model.add_argument("--batch-size", type=positive_int, help="training and inference batch size (default: the profile's, else 16)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
-    model.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (CUDA only)")
+    model.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                       help="autocast precision (CPU: bf16 where it has AVX512-BF16 or AMX; fp16 runs fp32)")
     model.add_argument("--weights", help="teacher weights (default none: random; the weights do not change the speed)")
-    model.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA only)")
+    model.add_argument("--compile", action="store_true",
+                       help="torch.compile the networks (CUDA; on the CPU predict only, with a C++ compiler)")
     model.add_argument("--teacher-cache-dtype", choices=["fp32", "fp16"], help="storage of cached teacher features")
     model.add_argument("--steps", type=positive_int, default=5, help="timed steps (batches) per measurement")
     model.add_argument("--warmup", type=positive_int, default=1, help="untimed warm-up steps before each measurement")

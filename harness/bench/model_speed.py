@@ -18,6 +18,7 @@ import torch
 
 from harness import methods
 from harness.methods.rd import RDSettings, resolve_device
+from harness.methods.rd_cpu import cpu_can_compile, cpu_precision
 from harness.sweep.provenance import reset_rss_peak, rss_peak_mib
 
 
@@ -107,8 +108,8 @@ def describe_setup(settings: RDSettings, method: str = "rd") -> dict:
     """The configuration the model figures are measured with, as the method resolves it."""
     device = resolve_device(settings.device)
     return {"method": method, "backbone": settings.backbone, "image_size": settings.image_size, "batch_size": settings.batch_size,
-            "device": str(device), "precision": settings.precision if device.type == "cuda" else "fp32",
-            "compiled": settings.compile and device.type == "cuda", "weights": settings.weights,
+            "device": str(device), "precision": settings.precision if device.type == "cuda" else cpu_precision(settings.precision),
+            "compiled": settings.compile and (device.type == "cuda" or cpu_can_compile(settings.deterministic)), "weights": settings.weights,
             "teacher_cache_dtype": settings.teacher_cache_dtype, "torch_threads": torch.get_num_threads()}
 
 
