@@ -24,6 +24,17 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(max(1, _cores() // workers))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module's in-process training (restored afterwards): on two shared cores
+    a busy neighbour makes OpenMP's spin-waits several times slower than one thread, and float sums depend
+    on the thread count."""
+    from sweep_fixtures import one_thread
+
+    with one_thread():
+        yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Caches (the synthetic data set among them) go to a temporary folder, never the user's home."""

@@ -14,12 +14,7 @@ from harness.bench.phases import INFER_PHASES, TRAIN_PHASES
 from harness.methods.rd import RDSettings, ReverseDistillation
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 
 
 def test_official_step_and_test_loop_match_the_project_on_equal_weights():

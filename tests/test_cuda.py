@@ -72,12 +72,7 @@ def images() -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CPU variants: two shared cores (see test_rd_method.py)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 
 
 @pytest.fixture

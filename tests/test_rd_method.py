@@ -29,14 +29,7 @@ def tiny(**overrides) -> RDSettings:
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The test machine's two cores are shared: with two intra-op threads a busy neighbour makes
-    # OpenMP spin-waits several times slower than one thread. Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

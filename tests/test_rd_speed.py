@@ -22,12 +22,7 @@ def tiny(**overrides) -> RDSettings:
     return RDSettings(**(settings | overrides))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # the two cores are shared; see test_rd_method.py
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

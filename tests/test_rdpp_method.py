@@ -22,12 +22,7 @@ def tiny(**overrides) -> RDPPSettings:
     return RDPPSettings(**settings)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: see test_rd_method
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

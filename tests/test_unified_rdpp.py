@@ -20,12 +20,7 @@ TINY = {"backbone": "resnet18", "weights": "none", "image_size": 64, "epochs": 1
         "ssot": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
