@@ -389,10 +389,17 @@ def main(argv: list[str] | None = None) -> int:
         # This process may download what is missing (ImageNet weights, in `run`'s check before any job);
         # the jobs' child processes and workers never do.
         with permit_downloads():
-            return args.handler(args)
+            code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at the interpreter's exit
+        return code
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted: finished jobs are kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly like other command-line tools. Standard output
+        # is pointed at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe

@@ -66,6 +66,16 @@ def test_usage_errors_exit_2():
     assert harness("frobnicate").returncode == 2
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    # `python -m harness list | head -1`: the reader has closed the pipe before anything is written.
+    process = subprocess.Popen([sys.executable, "-m", "harness", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141, stderr
+    assert stderr == ""  # no traceback, no "Exception ignored"
+
+
 def test_list_and_help():
     listing = harness("list")
     assert listing.returncode == 0
