@@ -104,3 +104,18 @@ def test_a_run_with_float16_maps_is_rescored_and_says_so(run):
     rescore(run, ["pixel_auroc", "au_pro"])
     record = read_json(_record(run, 0))
     assert record["rescored"]["from"] == "predictions.npz (float16 maps, float32 scores)"
+
+
+def test_a_run_folder_in_use_is_not_rescored(run, capsys):
+    from harness.store import RunStore
+
+    path = _record(run, 0)
+    record = read_json(path)
+    record["metrics"]["image_auroc"]["value"] = 0.5
+    path.write_text(json.dumps(record))
+    before = path.read_text()
+    with RunStore(run).locked():  # as a `run` still writing the folder holds it
+        assert main(["rescore", str(run)]) == 2
+    assert "in use by another run" in capsys.readouterr().err
+    assert path.read_text() == before
+    assert main(["rescore", str(run)]) == 0 and read_json(path)["metrics"]["image_auroc"]["value"] != 0.5

@@ -45,30 +45,32 @@ def rescore(run_dir: str | Path, metrics: list[str] | None = None) -> tuple[int,
     missing = [job.folder.name for job in jobs if not job.predictions.is_file()]
     if missing:
         raise HarnessError(f"{run_dir}: no predictions.npz for job(s) {', '.join(missing)}: they cannot be rescored")
-    changes = []
-    for job in jobs:
-        record = job.record
-        wanted = names or list(record["metrics"])
-        unknown = [n for n in wanted if n not in METRICS]
-        if unknown:
-            raise HarnessError(f"{job.folder / 'record.json'}: metric '{unknown[0]}' is not known to this version "
-                               "of the harness; pass --metrics with known names")
-        predictions = load_predictions(job.predictions)
-        values = evaluate(predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"],
-                          names=wanted)
-        updated = dict(record["metrics"])
-        for name, value in values.items():
-            old = (record["metrics"].get(name) or {}).get("value") if name in record["metrics"] else None
-            new = value.to_dict()
-            if name not in record["metrics"] or _changed(old, new["value"]):
-                changes.append((job.folder.name, name, old, new["value"]))
-            updated[name] = new
-        if updated != record["metrics"]:
-            source = f"predictions.npz ({predictions['maps_stored_as']} maps, {predictions['scores'].dtype} scores)"
-            record = record | {"metrics": updated, "rescored": {
-                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "metrics": wanted, "from": source}}
-            write_json(job.folder / "record.json", record)
-    RunStore(run_dir).write_results_csv()
+    # The run folder's lock: a `run` still writing this folder would otherwise race the rewritten records.
+    with RunStore(run_dir).locked():
+        changes = []
+        for job in jobs:
+            record = job.record
+            wanted = names or list(record["metrics"])
+            unknown = [n for n in wanted if n not in METRICS]
+            if unknown:
+                raise HarnessError(f"{job.folder / 'record.json'}: metric '{unknown[0]}' is not known to this version "
+                                   "of the harness; pass --metrics with known names")
+            predictions = load_predictions(job.predictions)
+            values = evaluate(predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"],
+                              names=wanted)
+            updated = dict(record["metrics"])
+            for name, value in values.items():
+                old = (record["metrics"].get(name) or {}).get("value") if name in record["metrics"] else None
+                new = value.to_dict()
+                if name not in record["metrics"] or _changed(old, new["value"]):
+                    changes.append((job.folder.name, name, old, new["value"]))
+                updated[name] = new
+            if updated != record["metrics"]:
+                source = f"predictions.npz ({predictions['maps_stored_as']} maps, {predictions['scores'].dtype} scores)"
+                record = record | {"metrics": updated, "rescored": {
+                    "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "metrics": wanted, "from": source}}
+                write_json(job.folder / "record.json", record)
+        RunStore(run_dir).write_results_csv()
     return len(jobs), changes
 
 
