@@ -15,3 +15,14 @@ def stripes(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
         image = np.stack([v * 0.9, v * 0.7, v * 0.5], -1) + rng.normal(0, 0.03, (size, size, 3))
         images.append(np.clip(image * 255, 0, 255).astype(np.uint8))
     return np.stack(images)
+
+
+def stripes_with_squares(n_train: int, n_test: int, n_anomalous: int, size: int,
+                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Normal training stripes, and test stripes whose first `n_anomalous` images get a bright 16 px square
+    at a random place: anomalies a briefly trained model separates."""
+    train, test = stripes(n_train, size, rng), stripes(n_test, size, rng)
+    for i in range(n_anomalous):
+        y, x = rng.integers(8, size - 24, 2)
+        test[i, y : y + 16, x : x + 16] = 255
+    return train, test

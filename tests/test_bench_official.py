@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness import cli
-from harness.bench.official import OfficialRD
+from harness.methods.rd_official import OfficialRD
 from harness.bench.phases import INFER_PHASES, TRAIN_PHASES
 from harness.methods.rd import RDSettings, ReverseDistillation
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import torch
-from image_fixtures import stripes
+from image_fixtures import stripes, stripes_with_squares
 from torchvision import models
 from torchvision.transforms import functional as TF
 
@@ -35,11 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: se
 @pytest.fixture(scope="module")
 def trained():
     rng = np.random.default_rng(0)
-    train = stripes(24, 64, rng)
-    test = stripes(12, 64, rng)
-    for i in range(6):  # the first six test images get a bright square
-        y, x = rng.integers(8, 40, 2)
-        test[i, y : y + 16, x : x + 16] = 255
+    train, test = stripes_with_squares(24, 12, 6, 64, rng)  # the first six test images are anomalous
     model = ReverseDistillation(tiny())
     seen: list[EpochLog] = []
     logs = model.fit(train, callbacks=[seen.append])

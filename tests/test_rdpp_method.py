@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from image_fixtures import stripes
+from image_fixtures import stripes, stripes_with_squares
 
 from harness.errors import CheckpointError, HarnessError
 from harness.methods import get
@@ -28,11 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: se
 @pytest.fixture(scope="module")
 def trained():
     rng = np.random.default_rng(0)
-    train = stripes(16, 64, rng)
-    test = stripes(12, 64, rng)
-    for i in range(6):  # the first six test images get a bright square
-        y, x = rng.integers(8, 40, 2)
-        test[i, y : y + 16, x : x + 16] = 255
+    train, test = stripes_with_squares(16, 12, 6, 64, rng)  # the first six test images are anomalous
     model = ReverseDistillationPlusPlus(tiny())  # official settings: SSOT on, 2 batches per step
     logs = model.fit(train)
     return model, logs, test

@@ -2,7 +2,7 @@
 
 Each round calls every contender once, in turn (official, project, official, ...), so a load that
 comes and goes hits all of them alike; the best round of each is kept. The official side is
-harness.bench.official (the procedure of the official main.py and test.py); a second, stricter
+harness.methods.rd_official (the procedure of the official main.py and test.py); a second, stricter
 official side runs its teacher frozen, without layer4, to show what is left once that is removed.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from harness.bench.model_speed import random_images
-from harness.bench.official import OfficialRD
+from harness.methods.rd_official import OfficialRD
 from harness.methods.rd import RDSettings, ReverseDistillation
 
 
