@@ -96,7 +96,9 @@ class Adapter:
         unknown = sorted(set(options) - set(self.option_defaults))
         if unknown:
             valid = ", ".join(sorted(self.option_defaults)) or "none"
-            raise HarnessError(f"unknown option(s) {', '.join(unknown)} for data set '{self.name}'; valid options: {valid}")
+            raise HarnessError(
+                f"unknown option(s) {', '.join(unknown)} for data set '{self.name}'; valid options: {valid}"
+            )
         self.options: dict[str, Any] = {**self.option_defaults, **options}
         if root is None and self.data_folder:
             root = data_root(self.data_folder)

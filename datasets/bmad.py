@@ -30,8 +30,10 @@ class BraTSBMAD(FileAdapter):
     description = "BraTS2021 brain MRI slices as distributed by BMAD (PNG, train/valid/test, tumour masks)"
     default_profile = "paper"
     data_folder = "brats_bmad"
-    download_hint = ("Download BMAD's Brain data (BraTS2021 slices) as linked from https://github.com/DorisBao/BMAD "
-                     "and point --root at the folder that holds Brain/ (or at Brain/ itself).")
+    download_hint = (
+        "Download BMAD's Brain data (BraTS2021 slices) as linked from https://github.com/DorisBao/BMAD "
+        "and point --root at the folder that holds Brain/ (or at Brain/ itself)."
+    )
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -42,8 +44,10 @@ class BraTSBMAD(FileAdapter):
         for base in (root / "Brain", root):
             if (base / "train" / "good").is_dir():
                 return base
-        raise DataError(f"{root}: no BMAD Brain layout (expected {root / 'Brain' / 'train' / 'good'} or "
-                        f"{root / 'train' / 'good'}). {self.download_hint}")
+        raise DataError(
+            f"{root}: no BMAD Brain layout (expected {root / 'Brain' / 'train' / 'good'} or "
+            f"{root / 'train' / 'good'}). {self.download_hint}"
+        )
 
     def check_root(self) -> None:
         self.base_dir()
@@ -72,7 +76,9 @@ class BraTSBMAD(FileAdapter):
         for split in (data.test, data.valid):
             if split is None or split.masks is None:
                 continue
-            for mask, label, path in zip(split.masks, split.labels, split.paths):
+            for mask, label, path in zip(split.masks, split.labels, split.paths, strict=False):
                 if label == 1 and mask.all():
-                    raise DataError(f"{path}: its mask is tumour everywhere; the mask's background is not black "
-                                    "(expected colour-mapped masks with a zero background)")
+                    raise DataError(
+                        f"{path}: its mask is tumour everywhere; the mask's background is not black "
+                        "(expected colour-mapped masks with a zero background)"
+                    )

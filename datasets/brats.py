@@ -33,8 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from harness.datasets import cache
-from harness.datasets.base import (Adapter, CategoryData, Split, check_image_size, empty_training_split,
-                                   split_fingerprint)
+from harness.datasets.base import (
+    Adapter,
+    CategoryData,
+    Split,
+    check_image_size,
+    empty_training_split,
+    split_fingerprint,
+)
 from harness.datasets.imageio import parallel_map, resize_mask, resize_rgb
 from harness.datasets.nifti import check_complete
 from harness.errors import DataError, HarnessError
@@ -65,13 +71,26 @@ def find_subjects(root: Path) -> list[Subject]:
         if any(part.startswith(".") for part in flair.relative_to(root).parts):
             continue
         base = _strip(flair.name, "_flair.nii.gz") or _strip(flair.name, "_flair.nii")
-        seg = next((flair.parent / f"{base}_seg{ext}" for ext in (".nii.gz", ".nii") if (flair.parent / f"{base}_seg{ext}").is_file()), None)
+        seg = next(
+            (
+                flair.parent / f"{base}_seg{ext}"
+                for ext in (".nii.gz", ".nii")
+                if (flair.parent / f"{base}_seg{ext}").is_file()
+            ),
+            None,
+        )
         if seg is None:
             # BraTS2020 subject 355 ships its segmentation under another name
-            others = [p for p in flair.parent.iterdir() if "seg" in p.name.lower() and p.name.lower().endswith((".nii", ".nii.gz"))]
+            others = [
+                p
+                for p in flair.parent.iterdir()
+                if "seg" in p.name.lower() and p.name.lower().endswith((".nii", ".nii.gz"))
+            ]
             if len(others) != 1:
-                raise DataError(f"{flair.parent}: no segmentation {base}_seg.nii.gz next to {flair.name} "
-                                "(validation and test subjects have no labels: point --root at the training data)")
+                raise DataError(
+                    f"{flair.parent}: no segmentation {base}_seg.nii.gz next to {flair.name} "
+                    "(validation and test subjects have no labels: point --root at the training data)"
+                )
             seg = others[0]
         subjects.append(Subject((flair.parent / base).relative_to(root).as_posix(), flair, seg))
     return subjects
@@ -91,7 +110,12 @@ def _read_volume(path: Path) -> np.ndarray:
 
 def subject_slices(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     """(40, X, Y) uint8 min-max scaled FLAIR slices and (40, X, Y) bool tumour masks, cached as npz."""
-    path = cache_dir() / "brats" / "slices" / f"{file_stamp([subject.flair, subject.seg], salt=f'{VERSION} {SLICES.start}:{SLICES.stop}')}.npz"
+    path = (
+        cache_dir()
+        / "brats"
+        / "slices"
+        / f"{file_stamp([subject.flair, subject.seg], salt=f'{VERSION} {SLICES.start}:{SLICES.stop}')}.npz"
+    )
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as stored:
@@ -100,12 +124,16 @@ def subject_slices(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
             pass  # a damaged entry is rebuilt
     flair, seg = _read_volume(subject.flair), _read_volume(subject.seg)
     if flair.shape != seg.shape:
-        raise DataError(f"{subject.flair} has shape {flair.shape} but {subject.seg} has shape {seg.shape}: "
-                        "FLAIR and segmentation must be co-registered volumes of the same shape")
+        raise DataError(
+            f"{subject.flair} has shape {flair.shape} but {subject.seg} has shape {seg.shape}: "
+            "FLAIR and segmentation must be co-registered volumes of the same shape"
+        )
     if flair.ndim != 3 or flair.shape[2] < SLICES.stop:
-        raise DataError(f"{subject.flair}: shape {flair.shape}, expected a 3D volume (x, y, z) with at least {SLICES.stop} axial slices")
-    slices = flair[:, :, SLICES.start:SLICES.stop].astype(np.float32).transpose(2, 0, 1)
-    masks = (seg[:, :, SLICES.start:SLICES.stop] > 0).transpose(2, 0, 1)
+        raise DataError(
+            f"{subject.flair}: shape {flair.shape}, expected a 3D volume (x, y, z) with at least {SLICES.stop} axial slices"
+        )
+    slices = flair[:, :, SLICES.start : SLICES.stop].astype(np.float32).transpose(2, 0, 1)
+    masks = (seg[:, :, SLICES.start : SLICES.stop] > 0).transpose(2, 0, 1)
     low = slices.min(axis=(1, 2), keepdims=True)
     span = slices.max(axis=(1, 2), keepdims=True) - low
     scaled = np.divide(slices - low, span, out=np.zeros_like(slices), where=span > 0)
@@ -121,16 +149,20 @@ class BraTS(Adapter):
     default_profile = "paper"
     data_folder = "brats"
     option_defaults = {"cache": None, "seed": 0, "valid_fraction": 0.05, "test_fraction": 0.1}
-    download_hint = ("Register for and download the BraTS training data (BraTS 2021: "
-                     "https://www.synapse.org/brats2021 ; BraTS 2020/2018: https://www.med.upenn.edu/cbica/brats/), "
-                     "extract it and point --root at the folder that holds the subject folders.")
+    download_hint = (
+        "Register for and download the BraTS training data (BraTS 2021: "
+        "https://www.synapse.org/brats2021 ; BraTS 2020/2018: https://www.med.upenn.edu/cbica/brats/), "
+        "extract it and point --root at the folder that holds the subject folders."
+    )
 
     def __init__(self, root: str | Path | None = None, **options) -> None:
         super().__init__(root, **options)
         valid, test, seed = self.options["valid_fraction"], self.options["test_fraction"], self.options["seed"]
         if not (isinstance(seed, int) and 0 <= valid < 1 and 0 < test < 1 and valid + test < 1):
-            raise HarnessError(f"brats options need an integer seed and 0 <= valid_fraction, 0 < test_fraction, "
-                               f"valid_fraction + test_fraction < 1; got seed={seed!r}, valid_fraction={valid}, test_fraction={test}")
+            raise HarnessError(
+                f"brats options need an integer seed and 0 <= valid_fraction, 0 < test_fraction, "
+                f"valid_fraction + test_fraction < 1; got seed={seed!r}, valid_fraction={valid}, test_fraction={test}"
+            )
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -140,8 +172,10 @@ class BraTS(Adapter):
         root = self.root_dir()
         subjects = find_subjects(root)
         if len(subjects) < 3:
-            raise DataError(f"{root}: found {len(subjects)} BraTS subjects (*_flair.nii.gz with *_seg.nii.gz); "
-                            f"the subject-level train/validation/test split needs at least 3. {self.download_hint}")
+            raise DataError(
+                f"{root}: found {len(subjects)} BraTS subjects (*_flair.nii.gz with *_seg.nii.gz); "
+                f"the subject-level train/validation/test split needs at least 3. {self.download_hint}"
+            )
         return subjects
 
     def check_root(self) -> None:
@@ -156,8 +190,12 @@ class BraTS(Adapter):
         n_test = max(1, round(self.options["test_fraction"] * n))
         n_valid = max(1, round(self.options["valid_fraction"] * n)) if self.options["valid_fraction"] > 0 else 0
         if n - n_test - n_valid < 1:
-            raise DataError(f"{self.root}: {n} subjects are too few for a test and validation split plus training subjects")
-        return {sid: "test" if i < n_test else "valid" if i < n_test + n_valid else "train" for i, sid in enumerate(order)}
+            raise DataError(
+                f"{self.root}: {n} subjects are too few for a test and validation split plus training subjects"
+            )
+        return {
+            sid: "test" if i < n_test else "valid" if i < n_test + n_valid else "train" for i, sid in enumerate(order)
+        }
 
     def manifest(self) -> tuple[Path, list[dict[str, str]], str]:
         """(manifest path, rows, sha256); built once (reading every volume once), then read back and verified.
@@ -169,8 +207,10 @@ class BraTS(Adapter):
         root = self.root_dir()
         subjects = self.subjects()
         params = {k: self.options[k] for k in ("seed", "valid_fraction", "test_fraction")}
-        key_text = "\n".join([str(root.resolve()), str(VERSION), repr(sorted(params.items()))]
-                             + [f"{s.id}\t{s.flair.relative_to(root)}\t{s.seg.relative_to(root)}" for s in subjects])
+        key_text = "\n".join(
+            [str(root.resolve()), str(VERSION), repr(sorted(params.items()))]
+            + [f"{s.id}\t{s.flair.relative_to(root)}\t{s.seg.relative_to(root)}" for s in subjects]
+        )
         key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
         stamp = file_stamp([p for s in subjects for p in (s.flair, s.seg)])[:16]
         prefix = f"manifest-seed{self.options['seed']}-{key}-"
@@ -180,19 +220,29 @@ class BraTS(Adapter):
             content = path.read_bytes()
             digest = hashlib.sha256(content).hexdigest()
             if checksum_path.read_text().split()[:1] != [digest]:
-                raise DataError(f"{path}: its sha256 does not match {checksum_path}: the manifest was edited or damaged; "
-                                "delete both files to rebuild the split")
+                raise DataError(
+                    f"{path}: its sha256 does not match {checksum_path}: the manifest was edited or damaged; "
+                    "delete both files to rebuild the split"
+                )
             return path, list(csv.DictReader(io.StringIO(content.decode()))), digest
         splits = self.assign(subjects)
         labels = parallel_map(lambda s: subject_slices(s)[1].any(axis=(1, 2)), subjects)
         rows = []
-        for subject, tumour in zip(subjects, labels):
+        for subject, tumour in zip(subjects, labels, strict=False):
             split = splits[subject.id]
             for offset, k in enumerate(SLICES):
                 if split == "train" and tumour[offset]:
                     continue  # training uses normal slices only
-                rows.append({"split": split, "subject": subject.id, "slice": str(k), "label": str(int(tumour[offset])),
-                             "flair": subject.flair.relative_to(root).as_posix(), "seg": subject.seg.relative_to(root).as_posix()})
+                rows.append(
+                    {
+                        "split": split,
+                        "subject": subject.id,
+                        "slice": str(k),
+                        "label": str(int(tumour[offset])),
+                        "flair": subject.flair.relative_to(root).as_posix(),
+                        "seg": subject.seg.relative_to(root).as_posix(),
+                    }
+                )
         text = io.StringIO()
         writer = csv.DictWriter(text, MANIFEST_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -210,8 +260,16 @@ class BraTS(Adapter):
         """(split, slice, label, sha256 of the FLAIR volume, sha256 of the segmentation) per manifest row."""
         root = self.root_dir()
         hashes = content_hashes(root / r[column] for r in rows for column in ("flair", "seg"))
-        return [(r["split"], f"{r['flair']}#z{int(r['slice']):03d}", int(r["label"]), hashes[root / r["flair"]],
-                 hashes[root / r["seg"]]) for r in rows]
+        return [
+            (
+                r["split"],
+                f"{r['flair']}#z{int(r['slice']):03d}",
+                int(r["label"]),
+                hashes[root / r["flair"]],
+                hashes[root / r["seg"]],
+            )
+            for r in rows
+        ]
 
     def fingerprint(self, category: str) -> str:
         self.check_category(category)
@@ -231,12 +289,14 @@ class BraTS(Adapter):
             for row in rows:
                 by_split[row["split"]].append(row)
             needed = sorted({row["subject"] for row in rows})
-            slices = dict(zip(needed, parallel_map(lambda sid: subject_slices(subjects[sid]), needed)))
+            slices = dict(zip(needed, parallel_map(lambda sid: subject_slices(subjects[sid]), needed), strict=False))
             splits = {name: self._split(part, slices, size) for name, part in by_split.items()}
             if "train" not in splits:
                 raise empty_training_split(root, "tumour-free slices 60..99 in the training subjects")
             data = CategoryData(self.name, category, splits["train"], splits["test"], splits.get("valid"), fingerprint)
-            data.provenance.update({"manifest": str(path), "manifest_sha256": digest, "split_seed": self.options["seed"]})
+            data.provenance.update(
+                {"manifest": str(path), "manifest_sha256": digest, "split_seed": self.options["seed"]}
+            )
             return data
 
         return cache.load_or_build(self.name, category, size, fingerprint, sources, build, self.options.get("cache"))
@@ -255,5 +315,10 @@ class BraTS(Adapter):
 
         parallel_map(one, range(len(rows)))
         labels = np.array([int(r["label"]) for r in rows], dtype=np.int64)
-        return Split(images, labels, masks, ["good" if not label else "tumour" for label in labels],
-                     [f"{r['flair']}#z{int(r['slice']):03d}" for r in rows])
+        return Split(
+            images,
+            labels,
+            masks,
+            ["good" if not label else "tumour" for label in labels],
+            [f"{r['flair']}#z{int(r['slice']):03d}" for r in rows],
+        )

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import joblib
 import numpy as np
@@ -49,11 +49,21 @@ def write(path: Path, data: CategoryData) -> None:
     for name in _SPLITS:
         split: Split | None = getattr(data, name)
         if split is not None:
-            splits[name] = {"images": np.ascontiguousarray(split.images), "labels": np.asarray(split.labels),
-                            "masks": None if split.masks is None else np.ascontiguousarray(split.masks),
-                            "defect_types": list(split.defect_types), "paths": list(split.paths)}
-    entry = {"version": VERSION, "dataset": data.dataset, "category": data.category, "fingerprint": data.fingerprint,
-             "provenance": dict(data.provenance), "splits": splits}
+            splits[name] = {
+                "images": np.ascontiguousarray(split.images),
+                "labels": np.asarray(split.labels),
+                "masks": None if split.masks is None else np.ascontiguousarray(split.masks),
+                "defect_types": list(split.defect_types),
+                "paths": list(split.paths),
+            }
+    entry = {
+        "version": VERSION,
+        "dataset": data.dataset,
+        "category": data.category,
+        "fingerprint": data.fingerprint,
+        "provenance": dict(data.provenance),
+        "splits": splits,
+    }
     atomic_write(path, lambda file: joblib.dump(entry, file))  # uncompressed, so that arrays can be mapped
 
 
@@ -71,7 +81,9 @@ def read(path: Path, dataset: str, category: str, fingerprint: str) -> CategoryD
         return None
     if "train" not in splits or "test" not in splits:
         return None
-    return CategoryData(dataset, category, splits["train"], splits["test"], splits.get("valid"), fingerprint, provenance)
+    return CategoryData(
+        dataset, category, splits["train"], splits["test"], splits.get("valid"), fingerprint, provenance
+    )
 
 
 def load_or_build(

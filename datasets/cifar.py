@@ -24,15 +24,21 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 class _ArraysOnly(pickle.Unpickler):
     """An unpickler that builds only what the CIFAR batches contain: dicts, lists, numpy arrays."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays are expected)")
         if module.startswith("numpy.core") and hasattr(np, "_core"):
-            module = "numpy._core" + module[len("numpy.core"):]  # numpy 2 renamed the module
+            module = "numpy._core" + module[len("numpy.core") :]  # numpy 2 renamed the module
         return super().find_class(module, name)
 
 
@@ -64,7 +70,12 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: data is {data.dtype} {data.shape}, expected uint8 N x 3072")
     if len(data) == 0:
         raise DataError(f"{path}: the batch holds no images")
-    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
+    if (
+        labels.shape != (len(data),)
+        or not np.issubdtype(labels.dtype, np.integer)
+        or labels.min() < 0
+        or labels.max() > 9
+    ):
         raise DataError(f"{path}: labels must be {len(data)} integers in 0..9")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels.astype(np.int64)
 
@@ -76,17 +87,21 @@ class CIFAR10(OneClassAdapter):
     data_folder = "cifar10"
     class_names = CIFAR10_CLASSES
     split_counts = {name: (5000, 10000) for name in CIFAR10_CLASSES}  # per class: its training images; all test images
-    download_hint = ("Fetch it with `python -m harness data fetch cifar10 [--root PATH]`, or download "
-                     "'CIFAR-10 python version' (cifar-10-python.tar.gz) from "
-                     "https://www.cs.toronto.edu/~kriz/cifar.html, extract it and point --root at the folder "
-                     "that holds cifar-10-batches-py/.")
+    download_hint = (
+        "Fetch it with `python -m harness data fetch cifar10 [--root PATH]`, or download "
+        "'CIFAR-10 python version' (cifar-10-python.tar.gz) from "
+        "https://www.cs.toronto.edu/~kriz/cifar.html, extract it and point --root at the folder "
+        "that holds cifar-10-batches-py/."
+    )
 
     def batch_dir(self) -> Path:
         root = self.root_dir()
         for folder in (root / "cifar-10-batches-py", root):
             if (folder / "test_batch").is_file() or (folder / "data_batch_1").is_file():
                 return folder
-        raise DataError(f"{root}: no CIFAR-10 batches (expected {root / 'cifar-10-batches-py' / 'data_batch_1'}). {self.download_hint}")
+        raise DataError(
+            f"{root}: no CIFAR-10 batches (expected {root / 'cifar-10-batches-py' / 'data_batch_1'}). {self.download_hint}"
+        )
 
     def check_root(self) -> None:
         self.batch_dir()
@@ -98,7 +113,9 @@ class CIFAR10(OneClassAdapter):
         if meta.is_file():
             names = tuple(_text(n) for n in read_pickle(meta).get("label_names", ()))
             if names != CIFAR10_CLASSES:
-                raise DataError(f"{meta}: label_names are {', '.join(names)}; expected the CIFAR-10 classes {', '.join(CIFAR10_CLASSES)}")
+                raise DataError(
+                    f"{meta}: label_names are {', '.join(names)}; expected the CIFAR-10 classes {', '.join(CIFAR10_CLASSES)}"
+                )
         parts = {}
         for name in TRAIN_BATCHES + ("test_batch",):
             if not (folder / name).is_file():

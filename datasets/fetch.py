@@ -65,8 +65,10 @@ def _check_visa(root: Path) -> str:
     listed = [row.image for row in rows] + [row.mask for row in rows if row.mask]
     missing = [path for path in listed if not (root / path).is_file()]
     if missing:
-        raise DataError(f"{root}: {len(missing)} of the {len(listed)} files listed in {split} are missing "
-                        f"(first: {missing[0]}); the archive was incomplete")
+        raise DataError(
+            f"{root}: {len(missing)} of the {len(listed)} files listed in {split} are missing "
+            f"(first: {missing[0]}); the archive was incomplete"
+        )
     return f"{len(rows)} images and {len(listed) - len(rows)} masks listed in split_csv/1cls.csv are present"
 
 
@@ -99,38 +101,70 @@ FASHION_MD5 = {
 
 SOURCES: dict[str, Source] = {
     "visa": Source(
-        files=(Remote("VisA_20220922.tar", (VISA_URL,),
-                      {"sha256": "2eb8690c803ab37de0324772964100169ec8ba1fa3f7e94291c9ca673f40f362"},
-                      source=VISA_ARCHIVE_SOURCE),),
+        files=(
+            Remote(
+                "VisA_20220922.tar",
+                (VISA_URL,),
+                {"sha256": "2eb8690c803ab37de0324772964100169ec8ba1fa3f7e94291c9ca673f40f362"},
+                source=VISA_ARCHIVE_SOURCE,
+            ),
+        ),
         unpack=True,
-        supplements={f"split_csv/{name}": Remote(name, (SPOT_DIFF_RAW + name,), {"sha256": digest},
-                                                 source="amazon-science/spot-diff split_csv/ (pinned here)")
-                     for name, digest in VISA_SPLITS.items()},
+        supplements={
+            f"split_csv/{name}": Remote(
+                name,
+                (SPOT_DIFF_RAW + name,),
+                {"sha256": digest},
+                source="amazon-science/spot-diff split_csv/ (pinned here)",
+            )
+            for name, digest in VISA_SPLITS.items()
+        },
         members={f"split_csv/{name}": {"sha256": digest} for name, digest in VISA_SPLITS.items()},
         check=_check_visa,
     ),
     "cifar10": Source(
-        files=(Remote("cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-                      {"md5": "c58f30108f718f92721af3b95e74349a"},
-                      source="the CIFAR page https://www.cs.toronto.edu/~kriz/cifar.html and torchvision"),),
+        files=(
+            Remote(
+                "cifar-10-python.tar.gz",
+                ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+                {"md5": "c58f30108f718f92721af3b95e74349a"},
+                source="the CIFAR page https://www.cs.toronto.edu/~kriz/cifar.html and torchvision",
+            ),
+        ),
         unpack=True,
         members={f"cifar-10-batches-py/{name}": {"md5": md5} for name, md5 in CIFAR_MD5.items()},
     ),
-    "mnist": Source(files=tuple(Remote(name, tuple(base + name for base in MNIST_URLS), {"md5": md5}, size,
-                                       source=MNIST_SOURCE) for name, (md5, size) in MNIST_FILES.items())),
-    "fashion_mnist": Source(files=tuple(Remote(name, (FASHION_URL + name,), {"md5": md5}, source=FASHION_SOURCE)
-                                        for name, md5 in FASHION_MD5.items())),
-    "mvtec": Source(manual="MVTec AD is downloaded from https://www.mvtec.com/company/research/datasets/mvtec-ad "
-                           "after accepting its licence (CC BY-NC-SA 4.0) in the page's form; the harness does not "
-                           "script that: extract mvtec_anomaly_detection.tar.xz and pass --root (see "
-                           "docs/data-setup.md)",
-                    page="https://www.mvtec.com/company/research/datasets/mvtec-ad"),
-    "brats": Source(manual="BraTS needs a registration (BraTS 2021: https://www.synapse.org/brats2021 ; 2020/2018: "
-                           "https://www.med.upenn.edu/cbica/brats/); download the training data yourself and pass "
-                           "--root (see docs/data-setup.md)", page="https://www.synapse.org/brats2021"),
-    "brats_bmad": Source(manual="BMAD's Brain slices are shared through the links on https://github.com/DorisBao/BMAD "
-                                "(subject to the BraTS terms); download them yourself and pass --root (see "
-                                "docs/data-setup.md)", page="https://github.com/DorisBao/BMAD"),
+    "mnist": Source(
+        files=tuple(
+            Remote(name, tuple(base + name for base in MNIST_URLS), {"md5": md5}, size, source=MNIST_SOURCE)
+            for name, (md5, size) in MNIST_FILES.items()
+        )
+    ),
+    "fashion_mnist": Source(
+        files=tuple(
+            Remote(name, (FASHION_URL + name,), {"md5": md5}, source=FASHION_SOURCE)
+            for name, md5 in FASHION_MD5.items()
+        )
+    ),
+    "mvtec": Source(
+        manual="MVTec AD is downloaded from https://www.mvtec.com/company/research/datasets/mvtec-ad "
+        "after accepting its licence (CC BY-NC-SA 4.0) in the page's form; the harness does not "
+        "script that: extract mvtec_anomaly_detection.tar.xz and pass --root (see "
+        "docs/data-setup.md)",
+        page="https://www.mvtec.com/company/research/datasets/mvtec-ad",
+    ),
+    "brats": Source(
+        manual="BraTS needs a registration (BraTS 2021: https://www.synapse.org/brats2021 ; 2020/2018: "
+        "https://www.med.upenn.edu/cbica/brats/); download the training data yourself and pass "
+        "--root (see docs/data-setup.md)",
+        page="https://www.synapse.org/brats2021",
+    ),
+    "brats_bmad": Source(
+        manual="BMAD's Brain slices are shared through the links on https://github.com/DorisBao/BMAD "
+        "(subject to the BraTS terms); download them yourself and pass --root (see "
+        "docs/data-setup.md)",
+        page="https://github.com/DorisBao/BMAD",
+    ),
     "synthetic": Source(manual="the synthetic data set is built in: it is generated on first use, nothing to fetch"),
     "folder": Source(manual="'folder' reads your own images: there is nothing to fetch; pass --root"),
 }
@@ -152,8 +186,10 @@ def default_root(name: str, root: str | os.PathLike | None) -> Path:
     folder = datasets.get(name).data_folder or name
     default = data_root(folder)
     if default is None:
-        raise HarnessError(f"no folder to fetch {name} into: pass --root PATH, or set HARNESS_DATA (then {name} goes "
-                           f"to $HARNESS_DATA/{folder})")
+        raise HarnessError(
+            f"no folder to fetch {name} into: pass --root PATH, or set HARNESS_DATA (then {name} goes "
+            f"to $HARNESS_DATA/{folder})"
+        )
     return Path(default)
 
 
@@ -187,8 +223,15 @@ def _count_files(root: Path) -> int:
     return count
 
 
-def fetch(name: str, root: str | os.PathLike | None = None, *, mirror: str | None = None, force: bool = False,
-          keep_archives: bool = False, progress: bool = True) -> Path:
+def fetch(
+    name: str,
+    root: str | os.PathLike | None = None,
+    *,
+    mirror: str | None = None,
+    force: bool = False,
+    keep_archives: bool = False,
+    progress: bool = True,
+) -> Path:
     """Download, unpack and check one data set; returns its root. Raises HarnessError (one line)."""
     from harness import datasets
 
@@ -204,8 +247,9 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, mirror: str | Non
         try:
             check_layout(name, root, source)
         except HarnessError as error:
-            print(f"{name}: the copy in {root} no longer passes its checks ({error}); fetching it again",
-                  file=sys.stderr)
+            print(
+                f"{name}: the copy in {root} no longer passes its checks ({error}); fetching it again", file=sys.stderr
+            )
         else:
             print(f"{name}: already fetched into {root} ({marker.get('fetched', 'earlier')}); --force fetches it again")
             return root
@@ -218,8 +262,15 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, mirror: str | Non
         urls = (url,) if mirror_base(mirror) else remote.urls
         print(f"{name}: {remote.name} from {urls[0]}", file=sys.stderr)
         path = fetch_file(remote, where / remote.name, urls=urls, what=remote.name, progress=progress)
-        fetched.append({"file": remote.name, "url": urls[0], **remote.checksums, "source": remote.source,
-                        "bytes": path.stat().st_size})
+        fetched.append(
+            {
+                "file": remote.name,
+                "url": urls[0],
+                **remote.checksums,
+                "source": remote.source,
+                "bytes": path.stat().st_size,
+            }
+        )
     files = 0
     if source.unpack:
         for remote in source.files:
@@ -233,9 +284,21 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, mirror: str | Non
             fetched.append({"file": relative, "url": urls[0], **remote.checksums, "source": remote.source})
     summary = check_layout(name, root, source)
     count = _count_files(root)
-    atomic_write_text(root / MARKER, json.dumps({
-        "dataset": name, "fetched": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.time() - started, 1),
-        "files": fetched, "file_count": count, "check": summary}, indent=2) + "\n")
+    atomic_write_text(
+        root / MARKER,
+        json.dumps(
+            {
+                "dataset": name,
+                "fetched": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "seconds": round(time.time() - started, 1),
+                "files": fetched,
+                "file_count": count,
+                "check": summary,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     if source.unpack and not keep_archives:
         for remote in source.files:
             (where / remote.name).unlink(missing_ok=True)
@@ -275,8 +338,12 @@ def status(name: str, base: str | os.PathLike | None) -> tuple[str, str]:
     if marker:
         first = (marker.get("files") or [{}])[0]
         digest = next((f"{k} {first[k][:12]}" for k in ("sha256", "md5") if k in first), "")
-        return "present", ", ".join(filter(None, [f"fetched {str(marker.get('fetched', '?'))[:16]}",
-                                                  f"{marker.get('file_count', '?')} files", digest]))
+        return "present", ", ".join(
+            filter(
+                None,
+                [f"fetched {str(marker.get('fetched', '?'))[:16]}", f"{marker.get('file_count', '?')} files", digest],
+            )
+        )
     return "present", f"{_count_files(root)} files" + (f"; {summary}" if summary else "")
 
 
@@ -308,8 +375,17 @@ def command_list(args) -> int:
     for name in datasets.names():
         state, detail = status(name, base)
         rows.append([name, state, detail, how_to_get(name)])
-    print(f"Data sets under {base}" if base else "HARNESS_DATA is not set: set it (or pass --data DIR) to see which "
-          "data sets are present")
-    print(tabulate(rows, headers=["name", "status", "details", "how to get it"], tablefmt="simple",
-                   maxcolwidths=[None, None, 60, 50]))
+    print(
+        f"Data sets under {base}"
+        if base
+        else "HARNESS_DATA is not set: set it (or pass --data DIR) to see which data sets are present"
+    )
+    print(
+        tabulate(
+            rows,
+            headers=["name", "status", "details", "how to get it"],
+            tablefmt="simple",
+            maxcolwidths=[None, None, 60, 50],
+        )
+    )
     return 0

@@ -7,15 +7,21 @@ always describes exactly the files that load decodes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from harness.datasets import cache
-from harness.datasets.base import (Adapter, CategoryData, Split, check_image_size, empty_training_split,
-                                   split_fingerprint)
+from harness.datasets.base import (
+    Adapter,
+    CategoryData,
+    Split,
+    check_image_size,
+    empty_training_split,
+    split_fingerprint,
+)
 from harness.datasets.imageio import image_size_of, load_mask, load_rgb, parallel_map
 from harness.errors import DataError
 from harness.files import content_hashes
@@ -61,8 +67,11 @@ def folder_entries(folder: Path) -> list[Path]:
 
 def images_in(folder: Path) -> list[Path]:
     """Image files directly in `folder`, sorted by name; hidden files and other files are skipped."""
-    return sorted(p for p in folder_entries(folder)
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+    return sorted(
+        p
+        for p in folder_entries(folder)
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
 
 
 def relative(path: Path, root: Path) -> str:
@@ -164,8 +173,10 @@ class FileAdapter(Adapter):
         root = self.listing_root()
         items = [(name, item) for name, split_items, _ in listing.splits() for item in split_items]
         hashes = content_hashes(p for _, item in items for p in (item.path, item.mask) if p is not None)
-        return [(name, relative(item.path, root), item.label, hashes[item.path], hashes[item.mask] if item.mask else "")
-                for name, item in items]
+        return [
+            (name, relative(item.path, root), item.label, hashes[item.path], hashes[item.mask] if item.mask else "")
+            for name, item in items
+        ]
 
     def fingerprint(self, category: str) -> str:
         return split_fingerprint(self.fingerprint_rows(self.checked_listing(category)))
@@ -175,7 +186,9 @@ class FileAdapter(Adapter):
         listing = self.checked_listing(category)
         root = self.listing_root()
         fingerprint = split_fingerprint(self.fingerprint_rows(listing))
-        sources = [p for _, items, _ in listing.splits() for item in items for p in (item.path, item.mask) if p is not None]
+        sources = [
+            p for _, items, _ in listing.splits() for item in items for p in (item.path, item.mask) if p is not None
+        ]
 
         def build() -> CategoryData:
             splits = {name: decode(items, root, size, with_masks) for name, items, with_masks in listing.splits()}

@@ -26,7 +26,9 @@ class FolderDataset(MVTecLayout):
     data_folder = "folder"
     mask_suffixes = ("_mask", "")
     masks_optional = True
-    download_hint = "Arrange your images as <root>/<category>/train/good, test/good, test/<defect>[, ground_truth/<defect>]."
+    download_hint = (
+        "Arrange your images as <root>/<category>/train/good, test/good, test/<defect>[, ground_truth/<defect>]."
+    )
 
     def _single(self, root: Path) -> bool:
         return (root / "train" / "good").is_dir()
@@ -38,8 +40,10 @@ class FolderDataset(MVTecLayout):
             return (root.resolve().name,)
         found = tuple(sorted(p.name for p in folder_entries(root) if p.is_dir() and (p / "train" / "good").is_dir()))
         if not found:
-            raise DataError(f"{root}: no category folders found (expected <root>/<category>/train/good, "
-                            f"or train/good directly in {root})")
+            raise DataError(
+                f"{root}: no category folders found (expected <root>/<category>/train/good, "
+                f"or train/good directly in {root})"
+            )
         return found
 
     def category_dir(self, category: str) -> Path:

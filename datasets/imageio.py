@@ -13,9 +13,10 @@ JPEG reduced-scale decoding (PIL's `draft`, DCT scaling) is deliberately not use
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image

@@ -41,7 +41,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         raise DataError(f"{path}: not an IDX file of the expected kind (magic number {found}, expected 0x{magic:08x})")
     ndim = raw[3]
     header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if len(raw) != header + int(np.prod(shape)):
         raise DataError(f"{path}: {len(raw) - header} data bytes for shape {shape} (truncated or corrupt file)")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
@@ -58,7 +58,9 @@ class _IDXOneClass(OneClassAdapter):
             for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
                 if (folder / name).is_file():
                     return folder / name
-        raise DataError(f"{root}: {stem}[.gz] not found (looked in {', '.join(str(f) for f in folders)}). {self.download_hint}")
+        raise DataError(
+            f"{root}: {stem}[.gz] not found (looked in {', '.join(str(f) for f in folders)}). {self.download_hint}"
+        )
 
     def check_root(self) -> None:
         for stem in FILES.values():
@@ -67,13 +69,19 @@ class _IDXOneClass(OneClassAdapter):
     def read_arrays(self) -> ClassArrays:
         root = self.root_dir()
         paths = {key: self._find(stem) for key, stem in FILES.items()}
-        arrays = {key: read_idx(path, LABELS_MAGIC if key.endswith("labels") else IMAGES_MAGIC) for key, path in paths.items()}
+        arrays = {
+            key: read_idx(path, LABELS_MAGIC if key.endswith("labels") else IMAGES_MAGIC) for key, path in paths.items()
+        }
         for part in ("train", "test"):
             images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
             if len(images) != len(labels):
-                raise DataError(f"{paths[f'{part}_images']}: {len(images)} images but {paths[f'{part}_labels']} has {len(labels)} labels")
+                raise DataError(
+                    f"{paths[f'{part}_images']}: {len(images)} images but {paths[f'{part}_labels']} has {len(labels)} labels"
+                )
             if len(labels) and labels.max() >= len(self.class_names):
-                raise DataError(f"{paths[f'{part}_labels']}: label {labels.max()} out of range 0..{len(self.class_names) - 1}")
+                raise DataError(
+                    f"{paths[f'{part}_labels']}: label {labels.max()} out of range 0..{len(self.class_names) - 1}"
+                )
 
         def ids(key: str) -> list[str]:
             name = paths[key].relative_to(root).as_posix()
@@ -97,9 +105,11 @@ class MNIST(_IDXOneClass):
     data_folder = "mnist"
     torchvision_folder = "MNIST"
     class_names = tuple(str(digit) for digit in range(10))
-    download_hint = ("Fetch them with `python -m harness data fetch mnist [--root PATH]`, or download the four IDX "
-                     "files (train-images-idx3-ubyte.gz, ...) from the MNIST page "
-                     "http://yann.lecun.com/exdb/mnist/ (or a mirror) and point --root at their folder.")
+    download_hint = (
+        "Fetch them with `python -m harness data fetch mnist [--root PATH]`, or download the four IDX "
+        "files (train-images-idx3-ubyte.gz, ...) from the MNIST page "
+        "http://yann.lecun.com/exdb/mnist/ (or a mirror) and point --root at their folder."
+    )
 
 
 class FashionMNIST(_IDXOneClass):
@@ -108,7 +118,20 @@ class FashionMNIST(_IDXOneClass):
     description = "Fashion-MNIST one-class novelty detection (10 classes, full 10,000-image test set, no masks)"
     data_folder = "fashion_mnist"
     torchvision_folder = "FashionMNIST"
-    class_names = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
-    download_hint = ("Fetch them with `python -m harness data fetch fashion_mnist [--root PATH]`, or download the "
-                     "four IDX files (train-images-idx3-ubyte.gz, ...) from "
-                     "https://github.com/zalandoresearch/fashion-mnist and point --root at their folder.")
+    class_names = (
+        "tshirt_top",
+        "trouser",
+        "pullover",
+        "dress",
+        "coat",
+        "sandal",
+        "shirt",
+        "sneaker",
+        "bag",
+        "ankle_boot",
+    )
+    download_hint = (
+        "Fetch them with `python -m harness data fetch fashion_mnist [--root PATH]`, or download the "
+        "four IDX files (train-images-idx3-ubyte.gz, ...) from "
+        "https://github.com/zalandoresearch/fashion-mnist and point --root at their folder."
+    )

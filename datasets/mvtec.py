@@ -17,14 +17,39 @@ from harness.datasets.files import FileAdapter, Item, Listing, folder_entries, i
 from harness.errors import DataError
 
 MVTEC_CATEGORIES = (
-    "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
-    "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
+    "bottle",
+    "cable",
+    "capsule",
+    "carpet",
+    "grid",
+    "hazelnut",
+    "leather",
+    "metal_nut",
+    "pill",
+    "screw",
+    "tile",
+    "toothbrush",
+    "transistor",
+    "wood",
+    "zipper",
 )
 # (training images, test images) per category of the published data set: sweep time estimates
 MVTEC_COUNTS = {
-    "bottle": (209, 83), "cable": (224, 150), "capsule": (219, 132), "carpet": (280, 117), "grid": (264, 78),
-    "hazelnut": (391, 110), "leather": (245, 124), "metal_nut": (220, 115), "pill": (267, 167), "screw": (320, 160),
-    "tile": (230, 117), "toothbrush": (60, 42), "transistor": (213, 100), "wood": (247, 79), "zipper": (240, 151),
+    "bottle": (209, 83),
+    "cable": (224, 150),
+    "capsule": (219, 132),
+    "carpet": (280, 117),
+    "grid": (264, 78),
+    "hazelnut": (391, 110),
+    "leather": (245, 124),
+    "metal_nut": (220, 115),
+    "pill": (267, 167),
+    "screw": (320, 160),
+    "tile": (230, 117),
+    "toothbrush": (60, 42),
+    "transistor": (213, 100),
+    "wood": (247, 79),
+    "zipper": (240, 151),
 }
 
 
@@ -43,8 +68,10 @@ class MVTecLayout(FileAdapter):
         root = self.root_dir()
         folder = root / category
         if not folder.is_dir():
-            raise DataError(f"{folder}: category folder not found (expected the {self.name} layout "
-                            f"<root>/{category}/train/good).{self._nesting_hint(root, category)}")
+            raise DataError(
+                f"{folder}: category folder not found (expected the {self.name} layout "
+                f"<root>/{category}/train/good).{self._nesting_hint(root, category)}"
+            )
         return folder
 
     def _nesting_hint(self, root: Path, category: str) -> str:
@@ -79,8 +106,10 @@ class MVTecAD(MVTecLayout):
     default_profile = "paper"
     data_folder = "mvtec"
     split_counts = MVTEC_COUNTS
-    download_hint = ("Download MVTec AD from https://www.mvtec.com/company/research/datasets/mvtec-ad "
-                     "and point --root at the extracted folder that holds bottle/, cable/, ...")
+    download_hint = (
+        "Download MVTec AD from https://www.mvtec.com/company/research/datasets/mvtec-ad "
+        "and point --root at the extracted folder that holds bottle/, cable/, ..."
+    )
 
     @property
     def categories(self) -> tuple[str, ...]:

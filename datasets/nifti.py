@@ -33,7 +33,9 @@ def _expected_bytes(header: bytes, path: Path) -> int:
             break
     else:
         found = f"{len(header)} bytes" if len(header) < 4 else f"header size {struct.unpack('<i', header[:4])[0]}"
-        raise DataError(f"{path}: cannot read NIfTI volume (no NIfTI-1 or NIfTI-2 header: {found}; a damaged or truncated file?)")
+        raise DataError(
+            f"{path}: cannot read NIfTI volume (no NIfTI-1 or NIfTI-2 header: {found}; a damaged or truncated file?)"
+        )
     size = struct.unpack(f"{order}i", header[:4])[0]
     if len(header) < size:
         raise DataError(f"{path}: truncated NIfTI file ({len(header)} bytes, shorter than its {size}-byte header)")
@@ -42,9 +44,9 @@ def _expected_bytes(header: bytes, path: Path) -> int:
     dim = struct.unpack_from(f"{order}{dim_format}", header, dim_at)
     vox_offset = struct.unpack_from(f"{order}{offset_format}", header, offset_at)[0]
     ndim = dim[0]
-    if not (1 <= ndim <= 7) or any(d < 1 for d in dim[1:ndim + 1]) or bitpix < 1 or bitpix % 8 or vox_offset < size:
+    if not (1 <= ndim <= 7) or any(d < 1 for d in dim[1 : ndim + 1]) or bitpix < 1 or bitpix % 8 or vox_offset < size:
         raise DataError(f"{path}: damaged NIfTI header (dim {list(dim)}, bitpix {bitpix}, vox_offset {vox_offset})")
-    return int(vox_offset) + math.prod(dim[1:ndim + 1]) * bitpix // 8
+    return int(vox_offset) + math.prod(dim[1 : ndim + 1]) * bitpix // 8
 
 
 def check_complete(path: str | Path) -> None:
@@ -53,19 +55,24 @@ def check_complete(path: str | Path) -> None:
     try:
         with open(path, "rb") as raw:
             compressed = raw.read(2) == GZIP_MAGIC
-        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:
+        with gzip.open(path, "rb") if compressed else open(path, "rb") as stream:
             header = stream.read(540)
             expected = _expected_bytes(header, path)
             total = len(header)
             while chunk := stream.read(_CHUNK):
                 total += len(chunk)
     except EOFError:
-        raise DataError(f"{path}: truncated gzip stream (the file ends before its end-of-stream marker); "
-                        "download or copy it again") from None
+        raise DataError(
+            f"{path}: truncated gzip stream (the file ends before its end-of-stream marker); download or copy it again"
+        ) from None
     except (gzip.BadGzipFile, zlib.error) as error:
-        raise DataError(f"{path}: cannot read NIfTI volume (damaged gzip stream: {error}); download or copy it again") from None
+        raise DataError(
+            f"{path}: cannot read NIfTI volume (damaged gzip stream: {error}); download or copy it again"
+        ) from None
     except OSError as error:
         raise DataError(f"{path}: cannot read NIfTI volume ({error.strerror or error})") from None
     if total < expected:
-        raise DataError(f"{path}: truncated NIfTI volume ({total} bytes{' uncompressed' if compressed else ''}, "
-                        f"its header announces {expected}); download or copy it again")
+        raise DataError(
+            f"{path}: truncated NIfTI volume ({total} bytes{' uncompressed' if compressed else ''}, "
+            f"its header announces {expected}); download or copy it again"
+        )

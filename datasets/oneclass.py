@@ -76,7 +76,9 @@ class OneClassAdapter(Adapter):
 
     def _rows(self, arrays: ClassArrays, train_index: np.ndarray, test_labels: np.ndarray) -> list[tuple]:
         rows = [("train", arrays.train_ids[i], 0) for i in train_index]
-        rows += [("test", identifier, int(label)) for identifier, label in zip(arrays.test_ids, test_labels)]
+        rows += [
+            ("test", identifier, int(label)) for identifier, label in zip(arrays.test_ids, test_labels, strict=False)
+        ]
         # the images' bytes: the sha256 of the files they were parsed from
         return rows + [("source", path.name, 0, sha) for path, sha in content_hashes(arrays.sources).items()]
 
@@ -100,11 +102,16 @@ class OneClassAdapter(Adapter):
                 images=_resized(arrays.test_images, size),
                 labels=test_labels,
                 masks=None,
-                defect_types=["good" if not anomalous else self.class_names[c] for c, anomalous in zip(arrays.test_labels, test_labels)],
+                defect_types=[
+                    "good" if not anomalous else self.class_names[c]
+                    for c, anomalous in zip(arrays.test_labels, test_labels, strict=False)
+                ],
                 paths=list(arrays.test_ids),
             )
             data = CategoryData(self.name, category, train, test, fingerprint=fingerprint)
             data.provenance["protocol"] = f"one-class: train on '{category}' training images, test on the full test set"
             return data
 
-        return cache.load_or_build(self.name, category, size, fingerprint, arrays.sources, build, self.options.get("cache"))
+        return cache.load_or_build(
+            self.name, category, size, fingerprint, arrays.sources, build, self.options.get("cache")
+        )

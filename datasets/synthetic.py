@@ -33,6 +33,7 @@ def default_synthetic_root() -> Path:
 
 # ---- normal images -------------------------------------------------------------------------------
 
+
 def _weave(rng: np.random.Generator) -> np.ndarray:
     """A woven-looking texture: two families of oriented stripes with noise, in warm tones."""
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
@@ -81,6 +82,7 @@ def _disc(rng: np.random.Generator, geometry: tuple[float, float, float]) -> np.
 
 # ---- defects: each returns the defective image and its mask --------------------------------------
 
+
 def _blob_mask(rng: np.random.Generator, centre: tuple[float, float], radius: float) -> np.ndarray:
     """An irregular blob: a union of a few overlapping ellipses."""
     mask = Image.new("L", (SIZE, SIZE), 0)
@@ -98,7 +100,9 @@ def _scratch(image: np.ndarray, rng: np.random.Generator, centre) -> tuple[np.nd
     length = rng.uniform(35, 55)
     dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
     mask = Image.new("L", (SIZE, SIZE), 0)
-    ImageDraw.Draw(mask).line([centre[0] - dx, centre[1] - dy, centre[0] + dx, centre[1] + dy], fill=255, width=int(rng.integers(4, 7)))
+    ImageDraw.Draw(mask).line(
+        [centre[0] - dx, centre[1] - dy, centre[0] + dx, centre[1] + dy], fill=255, width=int(rng.integers(4, 7))
+    )
     region = np.asarray(mask) > 0
     out = image.copy()
     out[region] = np.array([245, 245, 235]) if image.mean() < 128 else np.array([20, 20, 25])
@@ -116,7 +120,9 @@ def _stain(image: np.ndarray, rng: np.random.Generator, centre) -> tuple[np.ndar
 def _missing(image: np.ndarray, rng: np.random.Generator, centre, fill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     half = rng.uniform(8, 12, 2)
     mask = Image.new("L", (SIZE, SIZE), 0)
-    ImageDraw.Draw(mask).rectangle([centre[0] - half[0], centre[1] - half[1], centre[0] + half[0], centre[1] + half[1]], fill=255)
+    ImageDraw.Draw(mask).rectangle(
+        [centre[0] - half[0], centre[1] - half[1], centre[0] + half[0], centre[1] + half[1]], fill=255
+    )
     region = np.asarray(mask) > 0
     out = image.copy()
     out[region] = fill[region]
@@ -159,6 +165,7 @@ def _make_image(category: str, rng: np.random.Generator, defect: str | None) -> 
 
 # ---- generation on disk --------------------------------------------------------------------------
 
+
 def generate(root: Path) -> None:
     """Write the whole data set under `root` (MVTec AD layout). Deterministic: same bytes every time."""
     for c, category in enumerate(CATEGORIES):
@@ -174,7 +181,9 @@ def generate(root: Path) -> None:
                 image, mask = _make_image(category, rng, defect)
                 Image.fromarray(image).save(base / folder / f"{i:03d}.png")
                 if mask is not None:
-                    Image.fromarray(mask.astype(np.uint8) * 255).save(base / "ground_truth" / defect / f"{i:03d}_mask.png")
+                    Image.fromarray(mask.astype(np.uint8) * 255).save(
+                        base / "ground_truth" / defect / f"{i:03d}_mask.png"
+                    )
 
 
 def ensure_generated(root: Path) -> Path:
@@ -201,9 +210,13 @@ def ensure_generated(root: Path) -> Path:
 
 class SyntheticAdapter(MVTecLayout):
     name = "synthetic"
-    description = f"Built-in synthetic data ({', '.join(CATEGORIES)}; {SIZE}px, MVTec AD layout), generated on first use"
+    description = (
+        f"Built-in synthetic data ({', '.join(CATEGORIES)}; {SIZE}px, MVTec AD layout), generated on first use"
+    )
     default_profile = "demo"
-    split_counts = {category: (COUNTS["train"], COUNTS["good"] + COUNTS["defect"] * len(DEFECTS)) for category in CATEGORIES}
+    split_counts = {
+        category: (COUNTS["train"], COUNTS["good"] + COUNTS["defect"] * len(DEFECTS)) for category in CATEGORIES
+    }
 
     def __init__(self, root: str | None = None, **options) -> None:
         super().__init__(str(root) if root else str(default_synthetic_root()), **options)

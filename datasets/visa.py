@@ -26,15 +26,34 @@ from harness.datasets.files import FileAdapter, Item, Listing, images_in, mvtec_
 from harness.errors import DataError, HarnessError
 
 VISA_CATEGORIES = (
-    "candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2",
-    "pcb1", "pcb2", "pcb3", "pcb4", "pipe_fryum",
+    "candle",
+    "capsules",
+    "cashew",
+    "chewinggum",
+    "fryum",
+    "macaroni1",
+    "macaroni2",
+    "pcb1",
+    "pcb2",
+    "pcb3",
+    "pcb4",
+    "pipe_fryum",
 )
 SPLITS = ("1cls", "2cls_highshot", "2cls_fewshot")
 # (training images, test images) per category of the standard 1cls split: sweep time estimates
 VISA_1CLS_COUNTS = {
-    "candle": (900, 200), "capsules": (542, 160), "cashew": (450, 150), "chewinggum": (453, 150),
-    "fryum": (450, 150), "macaroni1": (900, 200), "macaroni2": (900, 200), "pcb1": (904, 200),
-    "pcb2": (901, 200), "pcb3": (905, 201), "pcb4": (904, 201), "pipe_fryum": (450, 150),
+    "candle": (900, 200),
+    "capsules": (542, 160),
+    "cashew": (450, 150),
+    "chewinggum": (453, 150),
+    "fryum": (450, 150),
+    "macaroni1": (900, 200),
+    "macaroni2": (900, 200),
+    "pcb1": (904, 200),
+    "pcb2": (901, 200),
+    "pcb3": (905, 201),
+    "pcb4": (904, 201),
+    "pipe_fryum": (450, 150),
 }
 CSV_HEADER = ["object", "split", "label", "image", "mask"]
 
@@ -80,8 +99,11 @@ def read_split_csv(path: Path) -> list[SplitRow]:
 
 
 # (split, label) -> how messages name the rows; every category of a split file needs all three
-REQUIRED_ROWS = {("train", "normal"): "normal training", ("test", "normal"): "normal test",
-                 ("test", "anomaly"): "anomalous test"}
+REQUIRED_ROWS = {
+    ("train", "normal"): "normal training",
+    ("test", "normal"): "normal test",
+    ("test", "anomaly"): "anomalous test",
+}
 
 
 def check_category_rows(path: Path, category: str, rows: list[SplitRow]) -> None:
@@ -92,8 +114,10 @@ def check_category_rows(path: Path, category: str, rows: list[SplitRow]) -> None
     present = {(row.split, row.label) for row in rows}
     missing = [name for kind, name in REQUIRED_ROWS.items() if kind not in present]
     if missing:
-        raise DataError(f"{path}: category '{category}' has no {' and no '.join(missing)} rows (every category needs "
-                        "normal training, normal test and anomalous test rows; is the split file complete?)")
+        raise DataError(
+            f"{path}: category '{category}' has no {' and no '.join(missing)} rows (every category needs "
+            "normal training, normal test and anomalous test rows; is the split file complete?)"
+        )
 
 
 class VisA(FileAdapter):
@@ -103,10 +127,12 @@ class VisA(FileAdapter):
     data_folder = "visa"
     split_counts = VISA_1CLS_COUNTS
     option_defaults = {"cache": None, "split": "1cls", "layout": "auto"}
-    download_hint = ("Fetch it with `python -m harness data fetch visa [--root PATH]`, or download "
-                     "VisA_20220922.tar from https://github.com/amazon-science/spot-diff "
-                     "(https://amazon-visual-anomaly.s3.us-west-2.amazonaws.com/VisA_20220922.tar), extract it "
-                     "and point --root at the folder that holds split_csv/, candle/, ...")
+    download_hint = (
+        "Fetch it with `python -m harness data fetch visa [--root PATH]`, or download "
+        "VisA_20220922.tar from https://github.com/amazon-science/spot-diff "
+        "(https://amazon-visual-anomaly.s3.us-west-2.amazonaws.com/VisA_20220922.tar), extract it "
+        "and point --root at the folder that holds split_csv/, candle/, ..."
+    )
 
     def __init__(self, root: str | Path | None = None, **options) -> None:
         super().__init__(root, **options)
@@ -140,8 +166,10 @@ class VisA(FileAdapter):
     def _split_rows(self, path: Path) -> list[SplitRow]:
         if path not in self._parsed:  # one parse per adapter, shared by all categories
             if not path.is_file():
-                raise DataError(f"{path}: split file not found; it ships with VisA_20220922.tar as split_csv/{self.split}.csv "
-                                f"(also in https://github.com/amazon-science/spot-diff/tree/main/split_csv)")
+                raise DataError(
+                    f"{path}: split file not found; it ships with VisA_20220922.tar as split_csv/{self.split}.csv "
+                    f"(also in https://github.com/amazon-science/spot-diff/tree/main/split_csv)"
+                )
             self._parsed[path] = read_split_csv(path)
         return self._parsed[path]
 
@@ -165,7 +193,9 @@ class VisA(FileAdapter):
         train, test, seen, excluded = [], [], {}, 0
         for row in rows:
             if row.image in seen:
-                raise DataError(f"{csv_path} line {row.line}: {row.image} is listed twice (first on line {seen[row.image]})")
+                raise DataError(
+                    f"{csv_path} line {row.line}: {row.image} is listed twice (first on line {seen[row.image]})"
+                )
             seen[row.image] = row.line
             image = root / row.image
             if not image.is_file():
@@ -200,8 +230,10 @@ class VisA(FileAdapter):
             if (candidate / "train" / "good").is_dir():
                 return candidate
         looked = ", ".join(str(c / "train" / "good") for c in candidates)
-        raise DataError(f"{root}: no VisA data for '{category}': neither the raw layout ({self.split_csv()} with "
-                        f"{root / category / 'Data'}) nor the converted layout (looked for {looked}). {self.download_hint}")
+        raise DataError(
+            f"{root}: no VisA data for '{category}': neither the raw layout ({self.split_csv()} with "
+            f"{root / category / 'Data'}) nor the converted layout (looked for {looked}). {self.download_hint}"
+        )
 
     def _converted_listing(self, category: str) -> Listing:
         folder = self._converted_dir(category)

@@ -65,66 +65,118 @@ def _add_run_parser(commands) -> None:
     from harness.paths import cache_dir
 
     run = commands.add_parser(
-        "run", help="train and evaluate one model per category",
+        "run",
+        help="train and evaluate one model per category",
         description="Train and evaluate one model per category of a data set, store every job's record and "
-                    "predictions in a run folder, and print a per-category table. With no arguments: the built-in "
-                    f"synthetic data set (generated on first use under {cache_dir() / 'synthetic'}; set HARNESS_CACHE "
-                    "or pass --root to put it elsewhere) with the 'demo' profile on CPU. Rerunning the same command "
-                    "resumes: finished jobs are skipped. Options may come from a sweep file (--sweep); flags given "
-                    "on the command line override it.",
-        formatter_class=_HelpFormatter)
-    run.add_argument("--sweep", metavar="FILE.toml", help="read the options from a TOML sweep file (keys = these "
-                     "flags' long names; method settings in a [settings] table, adapter options in [data_options])")
+        "predictions in a run folder, and print a per-category table. With no arguments: the built-in "
+        f"synthetic data set (generated on first use under {cache_dir() / 'synthetic'}; set HARNESS_CACHE "
+        "or pass --root to put it elsewhere) with the 'demo' profile on CPU. Rerunning the same command "
+        "resumes: finished jobs are skipped. Options may come from a sweep file (--sweep); flags given "
+        "on the command line override it.",
+        formatter_class=_HelpFormatter,
+    )
+    run.add_argument(
+        "--sweep",
+        metavar="FILE.toml",
+        help="read the options from a TOML sweep file (keys = these "
+        "flags' long names; method settings in a [settings] table, adapter options in [data_options])",
+    )
     run.add_argument("--dataset", help="data set name (see `python -m harness list`; default: synthetic)")
     run.add_argument("--root", help="folder of the data set on disk (default: $HARNESS_DATA/<dataset>)")
-    run.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                     help="adapter option, repeatable (e.g. split=2cls_highshot for visa, cache=true)")
+    run.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="adapter option, repeatable (e.g. split=2cls_highshot for visa, cache=true)",
+    )
     run.add_argument("--categories", help="comma-separated categories, or 'all' (default: all)")
-    run.add_argument("--protocol", choices=["single", "unified"],
-                     help="single: one model per category (the RD4AD paper's); unified: one model per seed trained on "
-                          "the training images of all selected categories together, evaluated per category (the "
-                          "multi-class setting of UniAD and ADer). Default: the profile's (single; unified for ader-rd)")
+    run.add_argument(
+        "--protocol",
+        choices=["single", "unified"],
+        help="single: one model per category (the RD4AD paper's); unified: one model per seed trained on "
+        "the training images of all selected categories together, evaluated per category (the "
+        "multi-class setting of UniAD and ADer). Default: the profile's (single; unified for ader-rd)",
+    )
     run.add_argument("--method", help="method name (default: the profile's method)")
     run.add_argument("--profile", help="settings profile (default: the data set's default profile)")
     run.add_argument("--backbone", help="teacher backbone: resnet18, resnet34, resnet50, wide_resnet50_2")
-    run.add_argument("--weights", help="teacher weights: imagenet (torchvision cache; downloaded there once when "
-                     "missing, unless --offline), none (random), or a file path")
+    run.add_argument(
+        "--weights",
+        help="teacher weights: imagenet (torchvision cache; downloaded there once when "
+        "missing, unless --offline), none (random), or a file path",
+    )
     run.add_argument("--checkpoint", help="evaluate this checkpoint (official RD format) instead of training")
     run.add_argument("--image-size", type=_positive_int, help="input side in pixels")
     run.add_argument("--epochs", type=_positive_int, help="training epochs")
     run.add_argument("--batch-size", type=_positive_int, help="training batch size")
     run.add_argument("--seeds", type=_int_list, help="comma-separated seeds, one job per seed")
     run.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
-                     help="autocast precision (CPU: bf16 where it has AVX512-BF16 or AMX; fp16 runs fp32)")
+    run.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast precision (CPU: bf16 where it has AVX512-BF16 or AMX; fp16 runs fp32)",
+    )
     run.add_argument("--deterministic", action="store_true", default=None, help="use deterministic algorithms")
     run.add_argument("--metrics", help="comma-separated metric names (default: image_auroc,pixel_auroc,au_pro)")
-    run.add_argument("--backend", choices=["serial", "local", "dask"],
-                     help="serial: one job at a time in this process (default); local: a pool of processes, "
-                          "--jobs at a time on CPU or one per GPU; dask: a dask.distributed cluster")
-    run.add_argument("--jobs", type=_positive_int, metavar="N",
-                     help="local: processes at a time on the CPU (default: half the cores); dask: workers of the "
-                          "local cluster")
-    run.add_argument("--gpus", type=_int_list, metavar="0,1,...",
-                     help="CUDA devices for local or dask: one job per GPU at a time, each process pinned to its "
-                          "GPU (default with CUDA: all)")
-    run.add_argument("--job-timeout", type=_positive_seconds, metavar="SECONDS",
-                     help="kill a job still running after this many seconds and mark it failed (serial then "
-                          "runs each job in a child process)")
-    run.add_argument("--dask-address", metavar="HOST:PORT",
-                     help="scheduler of an existing dask.distributed cluster (default: start a local cluster)")
-    run.add_argument("--eval-every", type=_positive_int, metavar="K",
-                     help="also score the test set every K epochs and log it (never used to pick a model: the last "
-                          "epoch is reported, as in the paper)")
-    run.add_argument("--save-checkpoints", action="store_true", default=None,
-                     help="keep each trained model as jobs/<job-id>/checkpoint.pth in the official RD format")
-    run.add_argument("--portable", action="store_true", default=None,
-                     help="CPU numerics that give the same bits on any x86-64 CPU (same package versions and thread "
-                          "count; one thread unless OMP_NUM_THREADS is set): slower, for drift baselines that travel. "
-                          "Restarts the command once with the environment it needs")
+    run.add_argument(
+        "--backend",
+        choices=["serial", "local", "dask"],
+        help="serial: one job at a time in this process (default); local: a pool of processes, "
+        "--jobs at a time on CPU or one per GPU; dask: a dask.distributed cluster",
+    )
+    run.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="local: processes at a time on the CPU (default: half the cores); dask: workers of the local cluster",
+    )
+    run.add_argument(
+        "--gpus",
+        type=_int_list,
+        metavar="0,1,...",
+        help="CUDA devices for local or dask: one job per GPU at a time, each process pinned to its "
+        "GPU (default with CUDA: all)",
+    )
+    run.add_argument(
+        "--job-timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="kill a job still running after this many seconds and mark it failed (serial then "
+        "runs each job in a child process)",
+    )
+    run.add_argument(
+        "--dask-address",
+        metavar="HOST:PORT",
+        help="scheduler of an existing dask.distributed cluster (default: start a local cluster)",
+    )
+    run.add_argument(
+        "--eval-every",
+        type=_positive_int,
+        metavar="K",
+        help="also score the test set every K epochs and log it (never used to pick a model: the last "
+        "epoch is reported, as in the paper)",
+    )
+    run.add_argument(
+        "--save-checkpoints",
+        action="store_true",
+        default=None,
+        help="keep each trained model as jobs/<job-id>/checkpoint.pth in the official RD format",
+    )
+    run.add_argument(
+        "--portable",
+        action="store_true",
+        default=None,
+        help="CPU numerics that give the same bits on any x86-64 CPU (same package versions and thread "
+        "count; one thread unless OMP_NUM_THREADS is set): slower, for drift baselines that travel. "
+        "Restarts the command once with the environment it needs",
+    )
     run.add_argument("--rerun", action="store_true", default=None, help="run jobs again even when their record exists")
-    run.add_argument("--offline", action="store_true", help="never download (as HARNESS_OFFLINE=1): missing ImageNet "
-                     "weights are an error instead")
+    run.add_argument(
+        "--offline",
+        action="store_true",
+        help="never download (as HARNESS_OFFLINE=1): missing ImageNet weights are an error instead",
+    )
     run.add_argument("--out", help="run folder (default: results/runs/<dataset>-<method>-<profile>-<hash>)")
     run.set_defaults(handler=command_run)
 
@@ -175,8 +227,10 @@ def command_run(args: argparse.Namespace) -> int:
 
         if not numerics.process_is_portable():
             if not getattr(args, "can_restart", False):
-                raise HarnessError("--portable needs a process started in portable mode: run it from the command line "
-                                   f"(`python -m harness run --portable`) or set {numerics.missing_environment()}")
+                raise HarnessError(
+                    "--portable needs a process started in portable mode: run it from the command line "
+                    f"(`python -m harness run --portable`) or set {numerics.missing_environment()}"
+                )
             numerics.restart_portable(args.command_line)  # does not return
     sweep = options.sweep()
     resolved = sweep.resolve()
@@ -186,13 +240,24 @@ def command_run(args: argparse.Namespace) -> int:
     preflight(resolved.jobs[0], data=not options.dask_address)
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
     with store.locked():  # one `run` per run folder at a time; another one stops here with one line
-        store.prepare({"sweep": vars(sweep) | {"categories": list(resolved.categories)}, "profile": resolved.profile,
-                       "method": resolved.method, "seeds": list(resolved.seeds), "jobs": [j.job_id for j in resolved.jobs],
-                       "protocol": resolved.protocol, "records": resolved.record_ids,
-                       "data_fingerprints": resolved.data_fingerprints, "execution": vars(options.execution())})
-        print(f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
-              f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
-              f"protocol {resolved.protocol}; backend {options.backend}")
+        store.prepare(
+            {
+                "sweep": vars(sweep) | {"categories": list(resolved.categories)},
+                "profile": resolved.profile,
+                "method": resolved.method,
+                "seeds": list(resolved.seeds),
+                "jobs": [j.job_id for j in resolved.jobs],
+                "protocol": resolved.protocol,
+                "records": resolved.record_ids,
+                "data_fingerprints": resolved.data_fingerprints,
+                "execution": vars(options.execution()),
+            }
+        )
+        print(
+            f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
+            f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
+            f"protocol {resolved.protocol}; backend {options.backend}"
+        )
         try:
             outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
         except SweepInterrupted as interrupted:
@@ -218,19 +283,23 @@ def _add_report_parser(commands) -> None:
     from harness.report.options import add_report_arguments
 
     report = commands.add_parser(
-        "report", help="tables (Markdown, LaTeX, CSV, HTML) and plots of runs, beside published numbers",
+        "report",
+        help="tables (Markdown, LaTeX, CSV, HTML) and plots of runs, beside published numbers",
         description="Per-category tables of one or more run folders (mean and sample std over seeds), side by side "
-                    "with other runs and published references, with notes on definitions and protocol. Reads the "
-                    "store only. Prints the Markdown; writes report.md/.tex/.csv (.html, plots/) to --out.")
+        "with other runs and published references, with notes on definitions and protocol. Reads the "
+        "store only. Prints the Markdown; writes report.md/.tex/.csv (.html, plots/) to --out.",
+    )
     add_report_arguments(report)
     report.set_defaults(handler=command_report)
 
 
 def _add_rescore_parser(commands) -> None:
     rescore = commands.add_parser(
-        "rescore", help="recompute metrics from stored predictions, without training",
+        "rescore",
+        help="recompute metrics from stored predictions, without training",
         description="Recompute metrics of every finished job of a run from its predictions.npz and update the "
-                    "records and results.csv. Without --metrics: the metrics each record already has.")
+        "records and results.csv. Without --metrics: the metrics each record already has.",
+    )
     rescore.add_argument("run", help="run folder")
     rescore.add_argument("--metrics", help="comma-separated metric names to compute (added to the records)")
     rescore.set_defaults(handler=command_rescore)
@@ -271,23 +340,42 @@ def command_list(args: argparse.Namespace) -> int:
             categories = "(read from --root)"
         rows.append([name, adapter.default_profile, adapter.description, categories])
     print("Data sets")
-    print(tabulate(rows, headers=["name", "default profile", "description", "categories"], tablefmt="simple",
-                   maxcolwidths=[None, None, 40, 50]))
+    print(
+        tabulate(
+            rows,
+            headers=["name", "default profile", "description", "categories"],
+            tablefmt="simple",
+            maxcolwidths=[None, None, 40, 50],
+        )
+    )
     print("\nMethods")
-    print(tabulate([[name, _first_line(methods.get(name))] for name in methods.names()],
-                   headers=["name", "description"], tablefmt="simple"))
+    print(
+        tabulate(
+            [[name, _first_line(methods.get(name))] for name in methods.names()],
+            headers=["name", "description"],
+            tablefmt="simple",
+        )
+    )
     print("\nProfiles")
-    print(tabulate([[p.name, p.method, p.description] for p in profiles.PROFILES.values()],
-                   headers=["name", "method", "description"], tablefmt="simple", maxcolwidths=[None, None, 80]))
+    print(
+        tabulate(
+            [[p.name, p.method, p.description] for p in profiles.PROFILES.values()],
+            headers=["name", "method", "description"],
+            tablefmt="simple",
+            maxcolwidths=[None, None, 80],
+        )
+    )
     return EXIT_OK
 
 
 def _add_check_parser(commands) -> None:
     check = commands.add_parser(
-        "check", help="fail when a run's metrics drift from a baseline",
+        "check",
+        help="fail when a run's metrics drift from a baseline",
         description="Compare every (category, metric) of a run with a baseline file. Exit 0 when all are within "
-                    "tolerance, 1 on drift in either direction (an improvement is drift too unless "
-                    "--allow-improvement), 2 on bad input. With --update, write or refresh the baseline instead.")
+        "tolerance, 1 on drift in either direction (an improvement is drift too unless "
+        "--allow-improvement), 2 on bad input. With --update, write or refresh the baseline instead.",
+    )
     check.add_argument("run", help="run folder (results/runs/<run>)")
     check.add_argument("--baseline", required=True, help="baseline JSON file, e.g. results/baselines/ci-synthetic.json")
     check.add_argument("--atol", type=float, help="absolute tolerance (overrides the baseline's)")
@@ -313,11 +401,13 @@ def _add_bench_parser(commands) -> None:
     from harness.bench.command import add_arguments
 
     bench = commands.add_parser(
-        "bench", help="measure training, inference, data and metric throughput; estimate a sweep's duration",
+        "bench",
+        help="measure training, inference, data and metric throughput; estimate a sweep's duration",
         description="Measure on this machine: RD training images/s (teacher on the fly and from cached features), "
-                    "inference images/s (anomaly map and blur included), peak memory, image decode+resize images/s "
-                    "of a data set, and the metric times against one argsort. With --dataset, estimate how long a "
-                    "sweep of that data set and profile takes. Prints tables and writes JSON.")
+        "inference images/s (anomaly map and blur included), peak memory, image decode+resize images/s "
+        "of a data set, and the metric times against one argsort. With --dataset, estimate how long a "
+        "sweep of that data set and profile takes. Prints tables and writes JSON.",
+    )
     add_arguments(bench, _positive_int)
     bench.set_defaults(handler=command_bench)
 
@@ -329,28 +419,45 @@ def _add_data_parser(commands) -> None:
         return fetch.command_fetch(args) if args.data_command == "fetch" else fetch.command_list(args)
 
     data = commands.add_parser(
-        "data", help="download data sets (data fetch) and show which are present (data list)",
+        "data",
+        help="download data sets (data fetch) and show which are present (data list)",
         description="Download a data set into the folder its adapter reads, with its published checksums, or show "
-                    "the state of every data set under $HARNESS_DATA.")
+        "the state of every data set under $HARNESS_DATA.",
+    )
     actions = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     fetch = actions.add_parser(
-        "fetch", help="download, verify and unpack a data set",
+        "fetch",
+        help="download, verify and unpack a data set",
         description="Download a data set (resuming an interrupted download), check it against its published "
-                    "checksums, unpack it into the layout the harness reads and check that layout. Data sets behind "
-                    "a licence form (mvtec, brats, brats_bmad) are not downloaded: the command says where to get them.",
-        formatter_class=_HelpFormatter)
-    fetch.add_argument("name", metavar="NAME",
-                       help="data set: visa, cifar10, mnist, fashion_mnist (comma-separated, or all)")
+        "checksums, unpack it into the layout the harness reads and check that layout. Data sets behind "
+        "a licence form (mvtec, brats, brats_bmad) are not downloaded: the command says where to get them.",
+        formatter_class=_HelpFormatter,
+    )
+    fetch.add_argument(
+        "name", metavar="NAME", help="data set: visa, cifar10, mnist, fashion_mnist (comma-separated, or all)"
+    )
     fetch.add_argument("--root", help="folder to put it in (default: $HARNESS_DATA/<name>)")
-    fetch.add_argument("--mirror", metavar="URL", help="take every file from URL/<name>/<file name> instead of its "
-                       "original address (a folder works too; default: $HARNESS_MIRROR)")
-    fetch.add_argument("--force", action="store_true", default=None,
-                       help="download again even when the data set was fetched before")
-    fetch.add_argument("--keep-archive", action="store_true", default=None,
-                       help="keep the downloaded archive after unpacking it (in ROOT/.download/)")
-    listing = actions.add_parser("list", help="show each data set's state under $HARNESS_DATA",
-                                 description="Show, for each data set, whether it is present under $HARNESS_DATA, "
-                                             "its fingerprint or file count, and how to get it.")
+    fetch.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="take every file from URL/<name>/<file name> instead of its "
+        "original address (a folder works too; default: $HARNESS_MIRROR)",
+    )
+    fetch.add_argument(
+        "--force", action="store_true", default=None, help="download again even when the data set was fetched before"
+    )
+    fetch.add_argument(
+        "--keep-archive",
+        action="store_true",
+        default=None,
+        help="keep the downloaded archive after unpacking it (in ROOT/.download/)",
+    )
+    listing = actions.add_parser(
+        "list",
+        help="show each data set's state under $HARNESS_DATA",
+        description="Show, for each data set, whether it is present under $HARNESS_DATA, "
+        "its fingerprint or file count, and how to get it.",
+    )
     listing.add_argument("--data", metavar="DIR", help="look in DIR instead of $HARNESS_DATA")
     data.set_defaults(handler=command_data)
 
@@ -359,11 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
         description="Reproduce and benchmark Reverse Distillation (RD4AD) anomaly detection: train one model per "
-                    "category, compute exact metrics, keep every result.")
+        "category, compute exact metrics, keep every result.",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run_parser(commands)
-    listing = commands.add_parser("list", help="show data sets, methods and profiles",
-                                  description="Show the data sets, methods and profiles the harness knows.")
+    listing = commands.add_parser(
+        "list",
+        help="show data sets, methods and profiles",
+        description="Show the data sets, methods and profiles the harness knows.",
+    )
     listing.set_defaults(handler=command_list)
     _add_data_parser(commands)
     _add_report_parser(commands)

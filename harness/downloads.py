@@ -106,8 +106,11 @@ def checksum_problem(path: str | os.PathLike, checksums: dict[str, str]) -> str:
     if not checksums:
         return ""
     found = file_digests(path, checksums)
-    wrong = [f"{name} is {found[name]}, expected {expected}" for name, expected in checksums.items()
-             if found[name] != expected.lower()]
+    wrong = [
+        f"{name} is {found[name]}, expected {expected}"
+        for name, expected in checksums.items()
+        if found[name] != expected.lower()
+    ]
     return "; ".join(wrong)
 
 
@@ -127,8 +130,17 @@ def _progress(total: int | None, initial: int, what: str, enabled: bool):
         size = f", {total / 2**20:,.1f} MiB" if total else ""
         resumed = f", resuming at byte {initial:,}" if initial else ""
         print(f"{what}: downloading{size}{resumed}", file=sys.stderr, flush=True)
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=what,
-                disable=not (enabled and terminal), file=sys.stderr, leave=True)
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=what,
+        disable=not (enabled and terminal),
+        file=sys.stderr,
+        leave=True,
+    )
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -179,8 +191,10 @@ def _transfer(url: str, part: Path, size: int | None, what: str, progress: bool)
                 print(f"{what}: the server does not resume downloads; starting again", file=sys.stderr)
             have, mode, total = 0, "wb", length
         if size is not None and total is not None and total != size:
-            raise DownloadError(f"cannot download {url}: the server announces {total} bytes, the published size is "
-                                f"{size} (wrong file or mirror?)")
+            raise DownloadError(
+                f"cannot download {url}: the server announces {total} bytes, the published size is "
+                f"{size} (wrong file or mirror?)"
+            )
         with open(part, mode) as out, _progress(total, have, what, progress) as bar:
             while True:
                 try:
@@ -199,8 +213,9 @@ def _transfer(url: str, part: Path, size: int | None, what: str, progress: bool)
         raise _Broken(f"received {got} bytes, more than the {total} announced; starting again")
 
 
-def _download(url: str, part: Path, size: int | None, what: str, progress: bool, attempts: int, pause: float,
-              failures: list[str]) -> bool:
+def _download(
+    url: str, part: Path, size: int | None, what: str, progress: bool, attempts: int, pause: float, failures: list[str]
+) -> bool:
     """Up to `attempts` transfers of `url` into `part`, each resuming the last; False (with the reasons
     appended to `failures`) when none completed or the server refused."""
     for attempt in range(1, attempts + 1):
@@ -218,9 +233,16 @@ def _download(url: str, part: Path, size: int | None, what: str, progress: bool,
     return False
 
 
-def fetch_file(remote: Remote, dest: str | os.PathLike, *, urls: tuple[str, ...] | None = None,
-               what: str | None = None, progress: bool = True, attempts: int = ATTEMPTS,
-               pause: float = 1.0) -> Path:
+def fetch_file(
+    remote: Remote,
+    dest: str | os.PathLike,
+    *,
+    urls: tuple[str, ...] | None = None,
+    what: str | None = None,
+    progress: bool = True,
+    attempts: int = ATTEMPTS,
+    pause: float = 1.0,
+) -> Path:
     """Download `remote` to `dest`: through `<dest>.part`, resumed across attempts and URLs, then checked
     against its checksums and size and renamed. An existing `dest` that passes the checks is kept.
 
@@ -234,8 +256,10 @@ def fetch_file(remote: Remote, dest: str | os.PathLike, *, urls: tuple[str, ...]
         print(f"{what}: {dest} does not match its checksum; downloading it again", file=sys.stderr)
         dest.unlink()
     if offline():
-        raise DownloadError(f"cannot download {remote.name}: HARNESS_OFFLINE is set (unset it to download, or put the "
-                            f"file at {dest} yourself)")
+        raise DownloadError(
+            f"cannot download {remote.name}: HARNESS_OFFLINE is set (unset it to download, or put the "
+            f"file at {dest} yourself)"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     failures: list[str] = []
@@ -244,20 +268,22 @@ def fetch_file(remote: Remote, dest: str | os.PathLike, *, urls: tuple[str, ...]
             break
     else:
         kept = part.stat().st_size if part.exists() else 0
-        keep = (f"; the {kept} bytes received are kept in {part} and the same command resumes from there"
-                if kept else "")
+        keep = f"; the {kept} bytes received are kept in {part} and the same command resumes from there" if kept else ""
         raise DownloadError(f"download of {remote.name} failed ({failures[-1]}){keep}")
     problem = checksum_problem(part, remote.checksums)
     if problem:
         part.unlink()
-        raise DownloadError(f"{remote.name} from {url}: checksum mismatch ({problem}; published by "
-                            f"{remote.source or 'the data set'}); the file was deleted: run the command again to "
-                            f"download it afresh, or check the mirror")
+        raise DownloadError(
+            f"{remote.name} from {url}: checksum mismatch ({problem}; published by "
+            f"{remote.source or 'the data set'}); the file was deleted: run the command again to "
+            f"download it afresh, or check the mirror"
+        )
     if remote.size is not None and part.stat().st_size != remote.size:
         size = part.stat().st_size
         part.unlink()
-        raise DownloadError(f"{remote.name} from {url}: {size} bytes, the published size is {remote.size}; the file "
-                            "was deleted")
+        raise DownloadError(
+            f"{remote.name} from {url}: {size} bytes, the published size is {remote.size}; the file was deleted"
+        )
     os.replace(part, dest)
     return dest
 
@@ -277,8 +303,12 @@ def extract(archive: str | os.PathLike, into: str | os.PathLike, *, what: str = 
     count = 0
     try:
         if tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tar, tqdm(desc=f"{what}: extracting", unit=" files", file=sys.stderr,
-                                                    disable=None if progress else True) as bar:  # None: terminal only
+            with (
+                tarfile.open(archive) as tar,
+                tqdm(
+                    desc=f"{what}: extracting", unit=" files", file=sys.stderr, disable=None if progress else True
+                ) as bar,
+            ):  # None: terminal only
                 for member in tar:
                     tar.extract(member, into, filter="data")
                     if member.isfile():

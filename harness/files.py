@@ -9,9 +9,10 @@ import re
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO
 
 from harness.errors import HarnessError
 from harness.paths import cache_dir
@@ -120,8 +121,10 @@ def _open_hash_cache() -> sqlite3.Connection | None:
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(folder / HASH_CACHE, timeout=60)
-        connection.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
-                           "ctime_ns INTEGER, inode INTEGER, sha256 TEXT)")
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+            "ctime_ns INTEGER, inode INTEGER, sha256 TEXT)"
+        )
         return connection
     except (OSError, sqlite3.Error):
         return None
@@ -139,9 +142,12 @@ def content_hashes(paths: Iterable[str | os.PathLike]) -> dict[Path, str]:
         try:
             names = sorted(set(absolute.values()))
             for start in range(0, len(names), 500):
-                chunk = names[start:start + 500]
-                rows = cache.execute(f"SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM hashes WHERE path IN "
-                                     f"({','.join('?' * len(chunk))})", chunk)
+                chunk = names[start : start + 500]
+                rows = cache.execute(
+                    f"SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM hashes WHERE path IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                )
                 known.update((row[0], row[1:]) for row in rows)
         except sqlite3.Error:
             known = {}
@@ -156,12 +162,14 @@ def content_hashes(paths: Iterable[str | os.PathLike]) -> dict[Path, str]:
     if missing:
         with ThreadPoolExecutor(min(_HASH_WORKERS, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
             computed = list(pool.map(lambda p: _sha256(absolute[p]), missing))
-        hashes.update(zip(missing, computed))
+        hashes.update(zip(missing, computed, strict=False))
         if cache is not None:
             try:
                 with cache:
-                    cache.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
-                                      [(absolute[p], *keys[p], h) for p, h in zip(missing, computed)])
+                    cache.executemany(
+                        "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
+                        [(absolute[p], *keys[p], h) for p, h in zip(missing, computed, strict=False)],
+                    )
             except sqlite3.Error:
                 pass
     if cache is not None:

@@ -121,9 +121,11 @@ class RunStore:
                 except BlockingIOError:
                     handle.seek(0)
                     holder = handle.read().strip() or "another process"
-                    raise HarnessError(f"{self.run_dir}: in use by another run ({holder}); wait until it ends, then run "
-                                       "the command again to do what it left (finished jobs are skipped), or give "
-                                       "another --out") from None
+                    raise HarnessError(
+                        f"{self.run_dir}: in use by another run ({holder}); wait until it ends, then run "
+                        "the command again to do what it left (finished jobs are skipped), or give "
+                        "another --out"
+                    ) from None
                 except OSError:
                     pass  # a file system without locks (some network mounts): run unlocked, as before locks existed
             handle.seek(0)
@@ -188,7 +190,9 @@ class RunStore:
         if checkpoint is not None:
             atomic_write(self.job_dir(job_id) / CHECKPOINT, lambda handle: handle.write(checkpoint))
         for record_id, _, predictions in parts:
-            atomic_write(self.job_dir(record_id) / PREDICTIONS, lambda handle, p=predictions: np.savez_compressed(handle, **p))
+            atomic_write(
+                self.job_dir(record_id) / PREDICTIONS, lambda handle, p=predictions: np.savez_compressed(handle, **p)
+            )
         for record_id, record, _ in parts:
             write_json(self.job_dir(record_id) / RECORD, record)
         (self.job_dir(job_id) / FAILURE).unlink(missing_ok=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -97,6 +98,6 @@ class ConcatenatedImages:
             raise IndexError(f"index out of range for {len(self)} images")
         which = np.searchsorted(self.offsets, index, side="right") - 1
         out = np.empty((len(index), *self.shape[1:]), dtype=self.dtype)
-        for position, (part, local) in enumerate(zip(which, index - self.offsets[which])):
+        for position, (part, local) in enumerate(zip(which, index - self.offsets[which], strict=False)):
             out[position] = self.parts[part][local]
         return out

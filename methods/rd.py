@@ -14,8 +14,8 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from harness.errors import CheckpointError, HarnessError
 from harness.methods.base import ConcatenatedImages, EpochCallback, EpochLog, Method
+from harness.methods.rd_cache import CACHE_DTYPES, CACHE_MODES, CachePlan, TeacherCache, cache_bytes, plan_cache
 from harness.methods.rd_checkpoints import (
     check_checkpoint,
     load_teacher_weights,
@@ -31,7 +32,6 @@ from harness.methods.rd_checkpoints import (
     write_checkpoint,
 )
 from harness.methods.rd_cpu import adam, cpu_can_compile, cpu_layout, cpu_precision
-from harness.methods.rd_cache import CACHE_DTYPES, CACHE_MODES, CachePlan, TeacherCache, cache_bytes, plan_cache
 from harness.methods.rd_maps import MAP_MODES, anomaly_map, gaussian_blur, image_scores, rd_loss
 from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, TeacherEncoder, count_parameters
 
@@ -49,7 +49,9 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class RDSettings:
     backbone: str = "wide_resnet50_2"  # resnet18 | resnet34 | resnet50 | wide_resnet50_2
-    weights: str = "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1 from its cache; `run` downloads it) | "none" | a file path
+    weights: str = (
+        "imagenet"  # "imagenet" (torchvision IMAGENET1K_V1 from its cache; `run` downloads it) | "none" | a file path
+    )
     image_size: int = 256
     epochs: int = 200
     batch_size: int = 16
@@ -103,11 +105,17 @@ class RDSettings:
             raise bad("betas", self.betas, "two numbers in [0, 1)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise bad("lr_schedule", self.lr_schedule, f"one of {', '.join(LR_SCHEDULES)}")
-        if isinstance(self.lr_step_at, bool) or not (isinstance(self.lr_step_at, (int, float)) and 0 < self.lr_step_at <= 1):
+        if isinstance(self.lr_step_at, bool) or not (
+            isinstance(self.lr_step_at, (int, float)) and 0 < self.lr_step_at <= 1
+        ):
             raise bad("lr_step_at", self.lr_step_at, "a fraction of the epochs in (0, 1]")
-        if isinstance(self.lr_step_factor, bool) or not (isinstance(self.lr_step_factor, (int, float)) and self.lr_step_factor > 0):
+        if isinstance(self.lr_step_factor, bool) or not (
+            isinstance(self.lr_step_factor, (int, float)) and self.lr_step_factor > 0
+        ):
             raise bad("lr_step_factor", self.lr_step_factor, "a positive number")
-        if isinstance(self.grad_clip_norm, bool) or not (isinstance(self.grad_clip_norm, (int, float)) and self.grad_clip_norm >= 0):
+        if isinstance(self.grad_clip_norm, bool) or not (
+            isinstance(self.grad_clip_norm, (int, float)) and self.grad_clip_norm >= 0
+        ):
             raise bad("grad_clip_norm", self.grad_clip_norm, "a number >= 0 (0: no clipping)")
         if self.map_mode not in MAP_MODES:
             raise bad("map_mode", self.map_mode, f"one of {', '.join(MAP_MODES)}")
@@ -122,7 +130,9 @@ class RDSettings:
         for field in ("compile", "deterministic", "tf32", "drop_last"):
             if not isinstance(getattr(self, field), bool):
                 raise bad(field, getattr(self, field), "true or false")
-        if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+        if not (
+            self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ):
             raise bad("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
@@ -159,11 +169,29 @@ class ReverseDistillation(Method):
 
     name = "rd"
     Settings = RDSettings
-    training_settings = frozenset({"epochs", "batch_size", "lr", "betas", "cache_teacher", "teacher_cache_dtype",
-                                   "lr_schedule", "lr_step_at", "lr_step_factor", "grad_clip_norm", "drop_last"})
+    training_settings = frozenset(
+        {
+            "epochs",
+            "batch_size",
+            "lr",
+            "betas",
+            "cache_teacher",
+            "teacher_cache_dtype",
+            "lr_schedule",
+            "lr_step_at",
+            "lr_step_factor",
+            "grad_clip_norm",
+            "drop_last",
+        }
+    )
     # Added with ADer's setting; at these values training is RD4AD's, as before they existed.
-    optional_settings = {"lr_schedule": "constant", "lr_step_at": 0.8, "lr_step_factor": 0.1, "grad_clip_norm": 0.0,
-                         "drop_last": False}
+    optional_settings = {
+        "lr_schedule": "constant",
+        "lr_step_at": 0.8,
+        "lr_step_factor": 0.1,
+        "grad_clip_norm": 0.0,
+        "drop_last": False,
+    }
 
     def __init__(self, settings: RDSettings | None = None) -> None:
         settings = settings if settings is not None else RDSettings()
@@ -189,8 +217,13 @@ class ReverseDistillation(Method):
         # channels_last lets cuDNN and oneDNN skip layout reorders. On the CPU only while oneDNN is on (see rd_cpu),
         # and not in deterministic mode: PyTorch's own channels_last kernels, which its predict uses, are not
         # batch-size invariant.
-        self._memory_format = (torch.channels_last if self.device.type == "cuda"
-                               else torch.contiguous_format if settings.deterministic else cpu_layout())
+        self._memory_format = (
+            torch.channels_last
+            if self.device.type == "cuda"
+            else torch.contiguous_format
+            if settings.deterministic
+            else cpu_layout()
+        )
         for module in (self.teacher, self.bottleneck, self.decoder):
             module.to(device=self.device, memory_format=self._memory_format)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
@@ -199,8 +232,9 @@ class ReverseDistillation(Method):
         # On the CPU, compiling pays off for predict only (1.1-1.3x; training steps gain nothing), needs a C++
         # compiler and stays off where it would change the bits of portable or deterministic mode.
         self.compiled = settings.compile and (self.device.type == "cuda" or cpu_can_compile(settings.deterministic))
-        self._compiled_networks = tuple(map(torch.compile, (self.teacher, self.bottleneck, self.decoder))) \
-            if self.compiled else None
+        self._compiled_networks = (
+            tuple(map(torch.compile, (self.teacher, self.bottleneck, self.decoder))) if self.compiled else None
+        )
         self.teacher_cache_plan: CachePlan | None = None  # decided by the last fit
 
     # ---------------------------------------------------------------------------------------
@@ -212,9 +246,15 @@ class ReverseDistillation(Method):
         so one job's choice does not leak into the next or into the caller."""
         det = bool(self.settings.deterministic)
         cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-        saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-                 cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled, cudnn.allow_tf32,
-                 matmul.allow_tf32)
+        saved = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+            cudnn.deterministic,
+            cudnn.benchmark,
+            torch.backends.mkldnn.enabled,
+            cudnn.allow_tf32,
+            matmul.allow_tf32,
+        )
         # warn_only: an operation without a deterministic CUDA kernel warns instead of failing the job
         torch.use_deterministic_algorithms(det, warn_only=True)
         cudnn.deterministic = det
@@ -229,8 +269,13 @@ class ReverseDistillation(Method):
             yield
         finally:
             torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-            (cudnn.deterministic, cudnn.benchmark, torch.backends.mkldnn.enabled, cudnn.allow_tf32,
-             matmul.allow_tf32) = saved[2:]
+            (
+                cudnn.deterministic,
+                cudnn.benchmark,
+                torch.backends.mkldnn.enabled,
+                cudnn.allow_tf32,
+                matmul.allow_tf32,
+            ) = saved[2:]
 
     def _networks(self) -> tuple:
         """Teacher, bottleneck and decoder as they run now: compiled on CUDA, on the CPU inside predict only."""
@@ -286,8 +331,15 @@ class ReverseDistillation(Method):
         self.teacher_cache_plan = plan
         if not plan.use:
             return None
-        return TeacherCache.build(images, lambda batch: self._teacher_features(self._to_tensor(batch)), s.batch_size,
-                                  CACHE_DTYPES[s.teacher_cache_dtype], plan.location, self.device, self._memory_format)
+        return TeacherCache.build(
+            images,
+            lambda batch: self._teacher_features(self._to_tensor(batch)),
+            s.batch_size,
+            CACHE_DTYPES[s.teacher_cache_dtype],
+            plan.location,
+            self.device,
+            self._memory_format,
+        )
 
     def learning_rate(self, epoch: int) -> float:
         """The learning rate of (1-based) `epoch`: constant, or after int(epochs * lr_step_at) epochs (at least
@@ -301,15 +353,16 @@ class ReverseDistillation(Method):
         return float(s.lr) * float(s.lr_step_factor) ** ((epoch - 1) // span)
 
     @contextlib.contextmanager
-    def trainer(self, images: np.ndarray, *, cache_teacher: str | None = None) -> Iterator["Trainer"]:
+    def trainer(self, images: np.ndarray, *, cache_teacher: str | None = None) -> Iterator[Trainer]:
         """One training run's optimizer, teacher cache and train modes; `fit` and the benchmark use it.
 
         `cache_teacher` overrides the setting for this run. Leaves the networks in eval mode.
         """
         s = self.settings
         with self._determinism():
-            optimizer = adam(list(self.bottleneck.parameters()) + list(self.decoder.parameters()), s.lr, tuple(s.betas),
-                             self.device)
+            optimizer = adam(
+                list(self.bottleneck.parameters()) + list(self.decoder.parameters()), s.lr, tuple(s.betas), self.device
+            )
             scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
             self.teacher.eval()
             self.bottleneck.train()
@@ -340,14 +393,20 @@ class ReverseDistillation(Method):
                 trainer.set_learning_rate(self.learning_rate(epoch))
                 order = torch.randperm(len(images), generator=order_rng).numpy()
                 batches = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
-                if len(batches) > 1 and ((skip_single and len(batches[-1]) == 1)
-                                         or (s.drop_last and len(batches[-1]) < s.batch_size)):
+                if len(batches) > 1 and (
+                    (skip_single and len(batches[-1]) == 1) or (s.drop_last and len(batches[-1]) < s.batch_size)
+                ):
                     batches.pop()
                 losses: list[float] = []
                 trainer.begin_epoch()
                 # disable=None: a bar on a terminal only, never escape codes in logs (the job log has a line per epoch)
-                bar = tqdm(batches, desc=f"{self.name} epoch {epoch}/{s.epochs}", leave=False,
-                           disable=None if s.progress else True, unit="batch")
+                bar = tqdm(
+                    batches,
+                    desc=f"{self.name} epoch {epoch}/{s.epochs}",
+                    leave=False,
+                    disable=None if s.progress else True,
+                    unit="batch",
+                )
                 for step, index in enumerate(bar, start=1):
                     value = trainer.step(index)
                     if not math.isfinite(value):
@@ -358,7 +417,9 @@ class ReverseDistillation(Method):
                     losses.append(value)
                     bar.set_postfix(loss=f"{value:.4f}")
                 bar.close()
-                log = EpochLog(epoch=epoch, epochs=s.epochs, loss=float(np.mean(losses)), seconds=time.perf_counter() - start)
+                log = EpochLog(
+                    epoch=epoch, epochs=s.epochs, loss=float(np.mean(losses)), seconds=time.perf_counter() - start
+                )
                 logs.append(log)
                 for callback in callbacks:
                     callback(log)
@@ -393,7 +454,9 @@ class ReverseDistillation(Method):
     def load_state_dict(self, state: dict, *, source: str = "state dict") -> None:
         """Load the official format strictly; a checkpoint of another backbone raises CheckpointError."""
         if isinstance(state, dict) and "proj" in state:
-            raise CheckpointError(f"{source} is an RD++ checkpoint (it has a 'proj' part): evaluate it with method rdpp")
+            raise CheckpointError(
+                f"{source} is an RD++ checkpoint (it has a 'proj' part): evaluate it with method rdpp"
+            )
         check_checkpoint(state, self.settings.backbone, source)
         # load_state_dict copies values and keeps each parameter's memory format.
         self.bottleneck.load_state_dict(state["bn"], strict=True)
@@ -430,26 +493,52 @@ class ReverseDistillation(Method):
             "precision": self.precision,
             "deterministic": self.settings.deterministic,
             # the floating-point switches fit and predict set on CUDA (see _determinism)
-            **({"cuda_numerics": {"cudnn_deterministic": self.settings.deterministic,
-                                  "cudnn_benchmark": not self.settings.deterministic,
-                                  "tf32": self.settings.tf32}} if self.device.type == "cuda" else {}),
+            **(
+                {
+                    "cuda_numerics": {
+                        "cudnn_deterministic": self.settings.deterministic,
+                        "cudnn_benchmark": not self.settings.deterministic,
+                        "tf32": self.settings.tf32,
+                    }
+                }
+                if self.device.type == "cuda"
+                else {}
+            ),
             "seed": self.settings.seed,
-            "optimizer": {"name": "adam", "lr": self.settings.lr, "betas": list(self.settings.betas),
-                          "lr_schedule": self.settings.lr_schedule,
-                          **({"lr_step_at": self.settings.lr_step_at, "lr_step_factor": self.settings.lr_step_factor}
-                             if self.settings.lr_schedule == "step" else {}),
-                          "grad_clip_norm": self.settings.grad_clip_norm, "drop_last": self.settings.drop_last},
+            "optimizer": {
+                "name": "adam",
+                "lr": self.settings.lr,
+                "betas": list(self.settings.betas),
+                "lr_schedule": self.settings.lr_schedule,
+                **(
+                    {"lr_step_at": self.settings.lr_step_at, "lr_step_factor": self.settings.lr_step_factor}
+                    if self.settings.lr_schedule == "step"
+                    else {}
+                ),
+                "grad_clip_norm": self.settings.grad_clip_norm,
+                "drop_last": self.settings.drop_last,
+            },
             "compiled": self.compiled,
-            **({"teacher_cache": self.teacher_cache_plan.to_dict() | {"dtype": self.settings.teacher_cache_dtype}}
-               if self.teacher_cache_plan else {}),
+            **(
+                {"teacher_cache": self.teacher_cache_plan.to_dict() | {"dtype": self.settings.teacher_cache_dtype}}
+                if self.teacher_cache_plan
+                else {}
+            ),
         }
 
 
 class Trainer:
     """Optimisation steps of one training run (made by ReverseDistillation.trainer)."""
 
-    def __init__(self, model: ReverseDistillation, images: np.ndarray, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, cache: TeacherCache | None, clip_norm: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: ReverseDistillation,
+        images: np.ndarray,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        cache: TeacherCache | None,
+        clip_norm: float = 0.0,
+    ) -> None:
         self.model, self.images, self.optimizer, self.scaler, self.cache = model, images, optimizer, scaler, cache
         self.clip_norm = clip_norm
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -71,8 +71,13 @@ class CachePlan:
     reason: str
 
     def to_dict(self) -> dict:
-        return {"used": self.use, "location": self.location, "mib": round(self.bytes / 2**20, 1),
-                "budget_mib": round(self.budget / 2**20, 1), "reason": self.reason}
+        return {
+            "used": self.use,
+            "location": self.location,
+            "mib": round(self.bytes / 2**20, 1),
+            "budget_mib": round(self.budget / 2**20, 1),
+            "reason": self.reason,
+        }
 
 
 def plan_cache(mode: str, needed: int, device: torch.device) -> CachePlan:
@@ -87,16 +92,31 @@ def plan_cache(mode: str, needed: int, device: torch.device) -> CachePlan:
         if needed <= ram or mode == "on":
             return CachePlan(True, "cpu", needed, ram, "in pinned host memory (too large for the GPU budget)")
     elif needed <= ram or mode == "on":
-        return CachePlan(True, "cpu", needed, ram, f"fits in {BUDGET_FRACTION:.0%} of available RAM" if needed <= ram
-                         else "cache_teacher=on (over the RAM budget)")
-    return CachePlan(False, "", needed, ram, f"needs {needed / 2**20:.0f} MiB, over {BUDGET_FRACTION:.0%} of free memory")
+        return CachePlan(
+            True,
+            "cpu",
+            needed,
+            ram,
+            f"fits in {BUDGET_FRACTION:.0%} of available RAM"
+            if needed <= ram
+            else "cache_teacher=on (over the RAM budget)",
+        )
+    return CachePlan(
+        False, "", needed, ram, f"needs {needed / 2**20:.0f} MiB, over {BUDGET_FRACTION:.0%} of free memory"
+    )
 
 
 class TeacherCache:
     """Per-scale tensors (N, C, H, W) of teacher features; `batch(index)` gives them on the device."""
 
-    def __init__(self, features: list[Tensor], dtype: torch.dtype, device: torch.device,
-                 memory_format: torch.memory_format, seconds: float) -> None:
+    def __init__(
+        self,
+        features: list[Tensor],
+        dtype: torch.dtype,
+        device: torch.device,
+        memory_format: torch.memory_format,
+        seconds: float,
+    ) -> None:
         self.features = features
         self.dtype = dtype  # the teacher's output dtype, restored on the way out
         self.device = device
@@ -104,9 +124,16 @@ class TeacherCache:
         self.seconds = seconds  # time to build
 
     @classmethod
-    def build(cls, images: np.ndarray, teacher: Callable[[np.ndarray], list[Tensor]], batch_size: int,
-              storage: torch.dtype, location: str, device: torch.device,
-              memory_format: torch.memory_format) -> "TeacherCache":
+    def build(
+        cls,
+        images: np.ndarray,
+        teacher: Callable[[np.ndarray], list[Tensor]],
+        batch_size: int,
+        storage: torch.dtype,
+        location: str,
+        device: torch.device,
+        memory_format: torch.memory_format,
+    ) -> TeacherCache:
         """Run `teacher` (uint8 batch -> features on `device`) over all images in batches."""
         start = time.perf_counter()
         pin = location == "cpu" and device.type == "cuda"
@@ -117,9 +144,10 @@ class TeacherCache:
             batch = teacher(images[i : i + batch_size])
             if not features:
                 dtype = batch[0].dtype
-                features = [torch.empty((len(images), *f.shape[1:]), dtype=storage, device=where, pin_memory=pin)
-                            for f in batch]
-            for stored, f in zip(features, batch):
+                features = [
+                    torch.empty((len(images), *f.shape[1:]), dtype=storage, device=where, pin_memory=pin) for f in batch
+                ]
+            for stored, f in zip(features, batch, strict=False):
                 stored[i : i + len(f)].copy_(f, non_blocking=pin)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from http.client import HTTPException
 from pathlib import Path
 
@@ -64,12 +64,16 @@ def download_imagenet_weights(backbone: str) -> Path:
     except RuntimeError as error:  # torch.hub's hash check
         if "hash" not in str(error):
             raise
-        raise CheckpointError(f"the download of {name} from {url} does not have the sha256 its name promises "
-                              f"({prefix}...): incomplete or corrupt, nothing was kept; run again, or "
-                              f"{advice}") from None
+        raise CheckpointError(
+            f"the download of {name} from {url} does not have the sha256 its name promises "
+            f"({prefix}...): incomplete or corrupt, nothing was kept; run again, or "
+            f"{advice}"
+        ) from None
     except (OSError, HTTPException, ValueError) as error:
-        raise CheckpointError(f"cannot download ImageNet weights for {backbone} from {url} ({_short_reason(error)}); "
-                              f"nothing was kept: run again, or {advice}") from None
+        raise CheckpointError(
+            f"cannot download ImageNet weights for {backbone} from {url} ({_short_reason(error)}); "
+            f"nothing was kept: run again, or {advice}"
+        ) from None
     return path
 
 
@@ -101,7 +105,9 @@ def read_tensor_file(path: str | os.PathLike, what: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for unreadable files
-        raise CheckpointError(f"cannot read {what} {path}: not a readable PyTorch tensor file ({_short_reason(error)})") from error
+        raise CheckpointError(
+            f"cannot read {what} {path}: not a readable PyTorch tensor file ({_short_reason(error)})"
+        ) from error
     if not isinstance(state, dict):
         raise CheckpointError(f"cannot read {what} {path}: expected a dict of tensors, found {type(state).__name__}")
     return state
@@ -121,8 +127,11 @@ def locate_teacher_weights(backbone: str, weights: str) -> tuple[Path | None, bo
         if not path.is_file():
             if downloads_permitted():
                 return download_imagenet_weights(backbone), True
-            why = ("downloads are off (--offline or HARNESS_OFFLINE=1)" if offline()
-                   else "only `python -m harness run` downloads it, before any job starts")
+            why = (
+                "downloads are off (--offline or HARNESS_OFFLINE=1)"
+                if offline()
+                else "only `python -m harness run` downloads it, before any job starts"
+            )
             raise CheckpointError(
                 f"ImageNet weights for {backbone} not found: expected torchvision's file {name} in {folder} "
                 f"(torch.hub.get_dir()/checkpoints; set TORCH_HOME to use another cache); {why}: copy the file "
@@ -131,7 +140,9 @@ def locate_teacher_weights(backbone: str, weights: str) -> tuple[Path | None, bo
         return path, True
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"teacher weights file not found: {path} (weights must be 'imagenet', 'none' or a file path)")
+        raise CheckpointError(
+            f"teacher weights file not found: {path} (weights must be 'imagenet', 'none' or a file path)"
+        )
     return path, False
 
 
@@ -156,7 +167,9 @@ def load_teacher_weights(teacher: nn.Module, backbone: str, weights: str) -> Tea
     if problem:
         raise CheckpointError(f"teacher weights file {path} does not fit torchvision's {backbone}: {problem}")
     teacher.load_state_dict(state, strict=True)
-    return TeacherWeights(source=weights if weights == "imagenet" else str(path), path=str(path), sha256=digest, official=official)
+    return TeacherWeights(
+        source=weights if weights == "imagenet" else str(path), path=str(path), sha256=digest, official=official
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,11 +180,14 @@ def _shapes(state: dict) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def expected_shapes(backbone: str) -> dict[str, dict[str, tuple[int, ...]]]:
     """Key -> shape of the official bottleneck and decoder state_dicts (built on the meta device)."""
     with torch.device("meta"):
-        return {"bn": _shapes(OneClassBottleneck(backbone).state_dict()), "decoder": _shapes(StudentDecoder(backbone).state_dict())}
+        return {
+            "bn": _shapes(OneClassBottleneck(backbone).state_dict()),
+            "decoder": _shapes(StudentDecoder(backbone).state_dict()),
+        }
 
 
 def _listing(keys: list[str]) -> str:
@@ -184,8 +200,11 @@ def describe_mismatch(expected: dict[str, tuple[int, ...]], state: dict) -> str:
     got = {k: tuple(v.shape) if hasattr(v, "shape") else None for k, v in state.items()}
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
-    differ = [f"{k} {list(got[k]) if got[k] is not None else type(state[k]).__name__} in file vs {list(expected[k])} in model"
-              for k in expected if k in got and got[k] != expected[k]]
+    differ = [
+        f"{k} {list(got[k]) if got[k] is not None else type(state[k]).__name__} in file vs {list(expected[k])} in model"
+        for k in expected
+        if k in got and got[k] != expected[k]
+    ]
     parts = []
     if missing:
         parts.append(f"{len(missing)} missing keys ({_listing(missing)})")
@@ -200,7 +219,10 @@ def guess_backbone(state: dict) -> str | None:
     """The backbone whose official bottleneck and decoder have exactly the state's keys and shapes."""
     for backbone in BACKBONES:
         expected = expected_shapes(backbone)
-        if all(isinstance(state.get(part), dict) and not describe_mismatch(expected[part], state[part]) for part in ("bn", "decoder")):
+        if all(
+            isinstance(state.get(part), dict) and not describe_mismatch(expected[part], state[part])
+            for part in ("bn", "decoder")
+        ):
             return backbone
     return None
 
@@ -208,11 +230,20 @@ def guess_backbone(state: dict) -> str | None:
 def check_checkpoint(state: object, backbone: str, source: str) -> None:
     """Raise CheckpointError (one line) unless `state` is an official checkpoint for `backbone`."""
     if not isinstance(state, dict) or not {"bn", "decoder"} <= set(state):
-        found = sorted(map(str, state))[:_SHOWN + 2] if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{source} is not an RD4AD checkpoint: expected a dict with keys 'bn' and 'decoder', found {found}")
+        found = sorted(map(str, state))[: _SHOWN + 2] if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"{source} is not an RD4AD checkpoint: expected a dict with keys 'bn' and 'decoder', found {found}"
+        )
     expected = expected_shapes(backbone)
-    problems = [f"{part}: {problem}" for part in ("bn", "decoder")
-                if (problem := describe_mismatch(expected[part], state[part]) if isinstance(state[part], dict) else "not a state_dict")]
+    problems = [
+        f"{part}: {problem}"
+        for part in ("bn", "decoder")
+        if (
+            problem := describe_mismatch(expected[part], state[part])
+            if isinstance(state[part], dict)
+            else "not a state_dict"
+        )
+    ]
     if problems:
         guess = guess_backbone(state)
         if guess and guess != backbone:

@@ -40,10 +40,14 @@ def cpu_precision(requested: str) -> str:
     if requested != "bf16":
         return "fp32"
     if not cpu_supports_bf16():
-        raise HarnessError("precision bf16 on the CPU needs native bfloat16 instructions (AVX512-BF16 or AMX), which "
-                           "this CPU lacks; use precision fp32")
+        raise HarnessError(
+            "precision bf16 on the CPU needs native bfloat16 instructions (AVX512-BF16 or AMX), which "
+            "this CPU lacks; use precision fp32"
+        )
     if not onednn_on():
-        raise HarnessError("precision bf16 on the CPU runs on oneDNN, which portable numerics switch off; use precision fp32")
+        raise HarnessError(
+            "precision bf16 on the CPU runs on oneDNN, which portable numerics switch off; use precision fp32"
+        )
     return "bf16"
 
 
@@ -64,8 +68,9 @@ def cpu_can_compile(deterministic: bool) -> bool:
     return onednn_on() and not deterministic and shutil.which(os.environ.get("CXX") or "g++") is not None
 
 
-def adam(params: list[torch.nn.Parameter], lr: float, betas: tuple[float, float],
-         device: torch.device) -> torch.optim.Adam:
+def adam(
+    params: list[torch.nn.Parameter], lr: float, betas: tuple[float, float], device: torch.device
+) -> torch.optim.Adam:
     """Adam; on the CPU with oneDNN on, the fused kernel (one pass per tensor instead of about six)."""
     fused = device.type == "cpu" and onednn_on()
     return torch.optim.Adam(params, lr=lr, betas=betas, **({"fused": True} if fused else {}))

@@ -16,9 +16,11 @@ MAP_MODES = ("add", "mul")
 def _check_pairs(teacher: list[Tensor], student: list[Tensor]) -> None:
     if len(teacher) != len(student) or not teacher:
         raise ValueError(f"expected equally many teacher and student scales, got {len(teacher)} and {len(student)}")
-    for i, (t, s) in enumerate(zip(teacher, student)):
+    for i, (t, s) in enumerate(zip(teacher, student, strict=False)):
         if t.shape != s.shape:
-            raise ValueError(f"scale {i}: teacher features {tuple(t.shape)} and student features {tuple(s.shape)} differ")
+            raise ValueError(
+                f"scale {i}: teacher features {tuple(t.shape)} and student features {tuple(s.shape)} differ"
+            )
 
 
 def rd_loss(teacher: list[Tensor], student: list[Tensor]) -> Tensor:
@@ -26,7 +28,7 @@ def rd_loss(teacher: list[Tensor], student: list[Tensor]) -> Tensor:
     averaged over the batch; summed over the scales. Computed in float32."""
     _check_pairs(teacher, student)
     total = teacher[0].new_zeros((), dtype=torch.float32)
-    for t, s in zip(teacher, student):
+    for t, s in zip(teacher, student, strict=False):
         # reshape, not view: features may be channels_last; cosine of the flattened vectors does not
         # depend on the order as long as both sides use the same one.
         t = t.float().reshape(t.shape[0], -1)
@@ -45,7 +47,7 @@ def anomaly_map(teacher: list[Tensor], student: list[Tensor], size: tuple[int, i
     n = teacher[0].shape[0]
     fill = 1.0 if mode == "mul" else 0.0
     combined = torch.full((n, 1, size[0], size[1]), fill, dtype=torch.float32, device=teacher[0].device)
-    for t, s in zip(teacher, student):
+    for t, s in zip(teacher, student, strict=False):
         per_scale = 1.0 - F.cosine_similarity(t.float(), s.float(), dim=1)
         per_scale = F.interpolate(per_scale.unsqueeze(1), size=size, mode="bilinear", align_corners=True)
         combined = combined * per_scale if mode == "mul" else combined + per_scale
@@ -92,4 +94,3 @@ def gaussian_blur(maps: Tensor, sigma: float = 4.0, truncate: float = 4.0) -> Te
 def image_scores(maps: Tensor) -> Tensor:
     """Image anomaly score: the maximum of each (smoothed) map, as in the official test code."""
     return maps.flatten(1).amax(dim=1)
-

@@ -80,7 +80,7 @@ class TeacherEncoder(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "TeacherEncoder":
+    def train(self, mode: bool = True) -> TeacherEncoder:
         # BatchNorm statistics of the teacher stay frozen whatever the caller asks.
         return super().train(False)
 

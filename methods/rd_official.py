@@ -48,16 +48,25 @@ class OfficialEncoder(TeacherEncoder):
 class OfficialRD:
     """Teacher, bottleneck and decoder set up as the official main.py sets them up."""
 
-    def __init__(self, backbone: str, *, lr: float = 0.005, betas: tuple[float, float] = (0.5, 0.999),
-                 sigma: float = 4.0, seed: int = 111, frozen_teacher: bool = False) -> None:
+    def __init__(
+        self,
+        backbone: str,
+        *,
+        lr: float = 0.005,
+        betas: tuple[float, float] = (0.5, 0.999),
+        sigma: float = 4.0,
+        seed: int = 111,
+        frozen_teacher: bool = False,
+    ) -> None:
         self.frozen_teacher = frozen_teacher
         with torch.random.fork_rng(devices=[]):  # seeded like the official script, without touching the caller's state
             torch.manual_seed(seed)
             self.encoder = TeacherEncoder(backbone) if frozen_teacher else OfficialEncoder(backbone)
             self.bn = OneClassBottleneck(backbone)
             self.decoder = StudentDecoder(backbone)
-        self.optimizer = torch.optim.Adam(list(self.decoder.parameters()) + list(self.bn.parameters()), lr=lr,
-                                          betas=betas)
+        self.optimizer = torch.optim.Adam(
+            list(self.decoder.parameters()) + list(self.bn.parameters()), lr=lr, betas=betas
+        )
         self.sigma = sigma
         self._mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -73,7 +82,7 @@ class OfficialRD:
         """Official loss_fucntion: per scale mean over the batch of 1 - cosine of the flattened maps, summed."""
         cos = torch.nn.CosineSimilarity()
         total = 0
-        for t, s in zip(a, b):
+        for t, s in zip(a, b, strict=False):
             total = total + torch.mean(1 - cos(t.view(t.shape[0], -1), s.view(s.shape[0], -1)))
         return total
 
@@ -95,7 +104,7 @@ class OfficialRD:
     def anomaly_map(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor], size: int) -> np.ndarray:
         """Official cal_anomaly_map, mode 'a': float64 numpy sum of the per-scale interpolated maps."""
         amap = np.zeros([size, size])
-        for ft, fs in zip(inputs, outputs):
+        for ft, fs in zip(inputs, outputs, strict=False):
             a_map = 1 - F.cosine_similarity(fs, ft)
             a_map = torch.unsqueeze(a_map, dim=1)
             a_map = F.interpolate(a_map, size=size, mode="bilinear", align_corners=True)

@@ -37,8 +37,8 @@ import torch
 from harness.errors import CheckpointError, HarnessError
 from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rd_cache import TeacherCache
-from harness.methods.rd_cpu import adam
 from harness.methods.rd_checkpoints import check_checkpoint, describe_mismatch, read_tensor_file, write_checkpoint
+from harness.methods.rd_cpu import adam
 from harness.methods.rd_maps import rd_loss
 from harness.methods.rd_networks import count_parameters
 from harness.methods.rdpp_losses import projection_loss
@@ -63,10 +63,14 @@ class RDPPSettings(RDSettings):
         super().validate()
         if not (isinstance(self.proj_lr, (int, float)) and not isinstance(self.proj_lr, bool) and self.proj_lr > 0):
             raise HarnessError(f"rdpp setting proj_lr={self.proj_lr!r} is invalid; expected a positive number")
-        if not (isinstance(self.proj_loss_weight, (int, float)) and not isinstance(self.proj_loss_weight, bool)
-                and self.proj_loss_weight >= 0):
-            raise HarnessError(f"rdpp setting proj_loss_weight={self.proj_loss_weight!r} is invalid; "
-                               "expected a number >= 0")
+        if not (
+            isinstance(self.proj_loss_weight, (int, float))
+            and not isinstance(self.proj_loss_weight, bool)
+            and self.proj_loss_weight >= 0
+        ):
+            raise HarnessError(
+                f"rdpp setting proj_loss_weight={self.proj_loss_weight!r} is invalid; expected a number >= 0"
+            )
         if not isinstance(self.ssot, bool):
             raise HarnessError(f"rdpp setting ssot={self.ssot!r} is invalid; expected true or false")
         steps = self.accumulation_steps
@@ -86,11 +90,14 @@ def check_rdpp_checkpoint(state: object, backbone: str, source: str) -> None:
         if isinstance(state, dict) and {"bn", "decoder"} <= set(state):
             raise CheckpointError(f"{source} is an RD4AD checkpoint (no 'proj' part): evaluate it with method rd")
         found = sorted(map(str, state))[:5] if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{source} is not an RD++ checkpoint: expected a dict with keys 'proj', 'bn' and "
-                              f"'decoder', found {found}")
+        raise CheckpointError(
+            f"{source} is not an RD++ checkpoint: expected a dict with keys 'proj', 'bn' and 'decoder', found {found}"
+        )
     check_checkpoint({"bn": state["bn"], "decoder": state["decoder"]}, backbone, source)
     proj = state["proj"]
-    problem = describe_mismatch(expected_projection_shapes(backbone), proj) if isinstance(proj, dict) else "not a state_dict"
+    problem = (
+        describe_mismatch(expected_projection_shapes(backbone), proj) if isinstance(proj, dict) else "not a state_dict"
+    )
     if problem:
         raise CheckpointError(f"{source} does not fit RD++ with backbone {backbone}: proj: {problem}")
 
@@ -100,7 +107,12 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
 
     name = "rdpp"
     Settings = RDPPSettings
-    training_settings = ReverseDistillation.training_settings | {"proj_lr", "proj_loss_weight", "accumulation_steps", "ssot"}
+    training_settings = ReverseDistillation.training_settings | {
+        "proj_lr",
+        "proj_loss_weight",
+        "accumulation_steps",
+        "ssot",
+    }
 
     def __init__(self, settings: RDPPSettings | None = None) -> None:
         settings = settings if settings is not None else RDPPSettings()
@@ -145,8 +157,9 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
         with self._determinism():
             betas = tuple(s.betas)
             optimizer_proj = adam(list(self.proj.parameters()), s.proj_lr, betas, self.device)
-            optimizer_distill = adam(list(self.decoder.parameters()) + list(self.bottleneck.parameters()), s.lr, betas,
-                                     self.device)
+            optimizer_distill = adam(
+                list(self.decoder.parameters()) + list(self.bottleneck.parameters()), s.lr, betas, self.device
+            )
             scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
             rng = np.random.default_rng(s.seed)
             noise = PseudoAnomalies(images.shape[1], images.shape[2], rng)
@@ -158,8 +171,9 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
             # those of the noised images change every step and are always computed.
             cache = self.build_teacher_cache(images, cache_teacher)
             self.loss_terms = []
-            trainer = RDPPTrainer(self, images, (optimizer_proj, optimizer_distill), scaler, cache, noise, rng,
-                                  float(s.grad_clip_norm))
+            trainer = RDPPTrainer(
+                self, images, (optimizer_proj, optimizer_distill), scaler, cache, noise, rng, float(s.grad_clip_norm)
+            )
             try:
                 yield trainer
             finally:
@@ -203,8 +217,12 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
     def describe(self) -> dict:
         info = super().describe()
         info["parameters"] = info["parameters"] | {"projection": count_parameters(self.proj)}
-        info["optimisers"] = {"projection_lr": self.settings.proj_lr, "distillation_lr": self.settings.lr,
-                              "betas": list(self.settings.betas), "accumulation_steps": self.settings.accumulation_steps}
+        info["optimisers"] = {
+            "projection_lr": self.settings.proj_lr,
+            "distillation_lr": self.settings.lr,
+            "betas": list(self.settings.betas),
+            "accumulation_steps": self.settings.accumulation_steps,
+        }
         info["proj_loss_weight"] = self.settings.proj_loss_weight
         if self.noise_seed is not None:
             info["simplex_noise_seed"] = self.noise_seed
@@ -216,10 +234,17 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
 class RDPPTrainer:
     """Steps of one RD++ training run (made by ReverseDistillationPlusPlus.trainer)."""
 
-    def __init__(self, model: ReverseDistillationPlusPlus, images: np.ndarray,
-                 optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer], scaler: torch.amp.GradScaler,
-                 cache: TeacherCache | None, noise: PseudoAnomalies, rng: np.random.Generator,
-                 clip_norm: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: ReverseDistillationPlusPlus,
+        images: np.ndarray,
+        optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+        scaler: torch.amp.GradScaler,
+        cache: TeacherCache | None,
+        noise: PseudoAnomalies,
+        rng: np.random.Generator,
+        clip_norm: float = 0.0,
+    ) -> None:
         self.model, self.images, self.optimizers, self.scaler = model, images, optimizers, scaler
         self.cache, self.noise, self.rng = cache, noise, rng
         self.clip_norm = clip_norm
@@ -232,7 +257,7 @@ class RDPPTrainer:
         rate follows by the same factor: proj_lr * lr / settings.lr."""
         s = self.model.settings
         factor = float(lr) / float(s.lr)
-        for optimizer, base in zip(self.optimizers, (s.proj_lr, s.lr)):
+        for optimizer, base in zip(self.optimizers, (s.proj_lr, s.lr), strict=False):
             for group in optimizer.param_groups:
                 group["lr"] = float(base) * factor
 
@@ -274,7 +299,9 @@ class RDPPTrainer:
             if self.clip_norm > 0:  # on the true gradients of all trained parameters: unscaled first
                 for optimizer in self.optimizers:
                     self.scaler.unscale_(optimizer)
-                params = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group["params"]]
+                params = [
+                    p for optimizer in self.optimizers for group in optimizer.param_groups for p in group["params"]
+                ]
                 torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
             for optimizer in self.optimizers:
                 self.scaler.step(optimizer)
@@ -286,4 +313,3 @@ class RDPPTrainer:
             self._sums[key] = self._sums[key] + logged[key] if key in self._sums else logged[key].clone()
         self._count += 1
         return value
-

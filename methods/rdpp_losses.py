@@ -26,8 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-SINKHORN = {"loss": "sinkhorn", "p": 2, "blur": 0.05, "scaling": 0.95, "diameter": 10_000_000, "truncate": 10,
-            "debias": True, "reach": None, "backend": "auto"}
+SINKHORN = {
+    "loss": "sinkhorn",
+    "p": 2,
+    "blur": 0.05,
+    "scaling": 0.95,
+    "diameter": 10_000_000,
+    "truncate": 10,
+    "debias": True,
+    "reach": None,
+    "backend": "auto",
+}
 RECONSTRUCTION_WEIGHT = 0.01
 CONTRAST_WEIGHT = 0.1
 CONTRAST_MARGIN = 0.5
@@ -59,7 +68,7 @@ def ssot_loss(projected: list[Tensor], permutation: Tensor) -> Tensor:
 def reconstruction_loss(projected_noised: list[Tensor], projected: list[Tensor]) -> Tensor:
     """Sum over scales of the mean over images and positions of 1 - cosine along the channels."""
     total = projected[0].new_zeros((), dtype=torch.float32)
-    for q, p in zip(projected_noised, projected):
+    for q, p in zip(projected_noised, projected, strict=False):
         total = total + (1.0 - F.cosine_similarity(q.float(), p.float(), dim=1)).mean()
     return total
 
@@ -67,15 +76,21 @@ def reconstruction_loss(projected_noised: list[Tensor], projected: list[Tensor])
 def contrast_loss(teacher_noised: list[Tensor], projected: list[Tensor], margin: float = CONTRAST_MARGIN) -> Tensor:
     """Sum over scales of the mean over images of max(0, cos(flat t_noised, flat p) - margin)."""
     total = projected[0].new_zeros((), dtype=torch.float32)
-    for t, p in zip(teacher_noised, projected):
+    for t, p in zip(teacher_noised, projected, strict=False):
         t, p = _flat(t), _flat(p)
         target = -torch.ones(t.shape[0], device=t.device)
         total = total + F.cosine_embedding_loss(t, p, target, margin=margin)
     return total
 
 
-def projection_loss(teacher_noised: list[Tensor], projected_noised: list[Tensor], projected: list[Tensor],
-                    permutation: Tensor, *, ssot: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+def projection_loss(
+    teacher_noised: list[Tensor],
+    projected_noised: list[Tensor],
+    projected: list[Tensor],
+    permutation: Tensor,
+    *,
+    ssot: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """The official projection loss and its three terms (detached, for logging). `ssot=False` leaves
     the SSOT term out (it is zero up to rounding in the official setting: see the module docstring)."""
     if not (len(teacher_noised) == len(projected_noised) == len(projected)):

@@ -37,8 +37,11 @@ class ScaleProjection(nn.Module):
         widths = (channels, channels // 2, channels // 4, channels // 2, channels)
         layers: list[nn.Module] = []
         for c_in, c_out in pairwise(widths):
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1),
-                       nn.InstanceNorm2d(c_out), nn.LeakyReLU()]
+            layers += [
+                nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1),
+                nn.InstanceNorm2d(c_out),
+                nn.LeakyReLU(),
+            ]
         self.proj = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -32,8 +32,13 @@ SIDE_LOW, SIDE_HIGH = 10, REFERENCE_SIZE // 8  # numpy randint(10, 32): sides 10
 FREQUENCY = 32.0  # pixels per noise unit of the first octave
 
 
-def fractal_noise(seed: int, shape: tuple[int, int, int], frequency: float = FREQUENCY, octaves: int = OCTAVES,
-                  persistence: float = PERSISTENCE) -> np.ndarray:
+def fractal_noise(
+    seed: int,
+    shape: tuple[int, int, int],
+    frequency: float = FREQUENCY,
+    octaves: int = OCTAVES,
+    persistence: float = PERSISTENCE,
+) -> np.ndarray:
     """OpenSimplex fractal noise of `shape` (channels, rows, columns), float64, as the official
     `rand_3d_octaves(shape, octaves, persistence, frequency)`."""
     import opensimplex

@@ -83,7 +83,7 @@ class FileServer:
                 drop = server.drops.get(path)
                 if drop and drop.times > 0:
                     drop.times -= 1
-                    self.wfile.write(body[:drop.after])
+                    self.wfile.write(body[: drop.after])
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -158,14 +158,16 @@ def visa_members(with_split: bool = True) -> dict[str, bytes]:
     for i in range(2):
         members[f"candle/Data/Images/Anomaly/{i:03d}.JPG"] = _jpeg(20, block=True)
         members[f"candle/Data/Masks/Anomaly/{i:03d}.png"] = _png(ids)
-    members["candle/image_anno.csv"] = (b"image,label,mask\r\n"
-                                        b"candle/Data/Images/Anomaly/000.JPG,wax missing,"
-                                        b"candle/Data/Masks/Anomaly/000.png\r\n")
+    members["candle/image_anno.csv"] = (
+        b"image,label,mask\r\ncandle/Data/Images/Anomaly/000.JPG,wax missing,candle/Data/Masks/Anomaly/000.png\r\n"
+    )
     if with_split:
         rows = [f"candle,train,normal,candle/Data/Images/Normal/{i:03d}.JPG," for i in range(3)]
         rows += ["candle,test,normal,candle/Data/Images/Normal/003.JPG,"]
-        rows += [f"candle,test,anomaly,candle/Data/Images/Anomaly/{i:03d}.JPG,candle/Data/Masks/Anomaly/{i:03d}.png"
-                 for i in range(2)]
+        rows += [
+            f"candle,test,anomaly,candle/Data/Images/Anomaly/{i:03d}.JPG,candle/Data/Masks/Anomaly/{i:03d}.png"
+            for i in range(2)
+        ]
         split = ("\r\n".join(["object,split,label,image,mask", *rows]) + "\r\n").encode()
         for name in ("1cls.csv", "2cls_fewshot.csv", "2cls_highshot.csv"):
             members[f"split_csv/{name}"] = split
@@ -188,7 +190,8 @@ def cifar_members() -> dict[str, bytes]:
     members = {f"cifar-10-batches-py/data_batch_{b}": pickle.dumps(batch(10, b), protocol=2) for b in range(1, 6)}
     members["cifar-10-batches-py/test_batch"] = pickle.dumps(batch(20, 0), protocol=2)
     members["cifar-10-batches-py/batches.meta"] = pickle.dumps(
-        {b"label_names": [n.encode() for n in CIFAR_CLASSES], b"num_vis": 3072}, protocol=2)
+        {b"label_names": [n.encode() for n in CIFAR_CLASSES], b"num_vis": 3072}, protocol=2
+    )
     members["cifar-10-batches-py/readme.html"] = b"<html></html>"
     return members
 
@@ -200,10 +203,12 @@ def idx_files() -> dict[str, bytes]:
         header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
         return gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0)
 
-    return {"train-images-idx3-ubyte.gz": idx(np.zeros((30, 28, 28)) + np.arange(30)[:, None, None], 0x803),
-            "train-labels-idx1-ubyte.gz": idx(np.arange(30) % 10, 0x801),
-            "t10k-images-idx3-ubyte.gz": idx(np.zeros((12, 28, 28)) + np.arange(12)[:, None, None], 0x803),
-            "t10k-labels-idx1-ubyte.gz": idx((np.arange(12) * 7) % 10, 0x801)}
+    return {
+        "train-images-idx3-ubyte.gz": idx(np.zeros((30, 28, 28)) + np.arange(30)[:, None, None], 0x803),
+        "train-labels-idx1-ubyte.gz": idx(np.arange(30) % 10, 0x801),
+        "t10k-images-idx3-ubyte.gz": idx(np.zeros((12, 28, 28)) + np.arange(12)[:, None, None], 0x803),
+        "t10k-labels-idx1-ubyte.gz": idx((np.arange(12) * 7) % 10, 0x801),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,16 +243,24 @@ if __name__ == "__main__":
 '''
 
 
-def harness_cli(tmp_path: Path, *args: str, env: dict | None = None, tables: dict | None = None,
-                timeout: float = 600) -> subprocess.CompletedProcess:
+def harness_cli(
+    tmp_path: Path, *args: str, env: dict | None = None, tables: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run `python -m harness ARGS` in a subprocess (through a wrapper that changes the download tables)."""
     wrapper = tmp_path / "harness_with_test_tables.py"
     wrapper.write_text(_WRAPPER)
     environment = {k: v for k, v in os.environ.items() if k not in ("HARNESS_OFFLINE", "HARNESS_MIRROR")}
     environment |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RD_TEST_TABLES": json.dumps(tables or {})}
     environment |= env or {}
-    return subprocess.run([sys.executable, str(wrapper), *args], capture_output=True, text=True, env=environment,
-                          timeout=timeout, cwd=tmp_path, check=False)
+    return subprocess.run(
+        [sys.executable, str(wrapper), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        cwd=tmp_path,
+        check=False,
+    )
 
 
 def last_line(text: str) -> str:

@@ -17,8 +17,9 @@ def stripes(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack(images)
 
 
-def stripes_with_squares(n_train: int, n_test: int, n_anomalous: int, size: int,
-                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def stripes_with_squares(
+    n_train: int, n_test: int, n_anomalous: int, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Normal training stripes, and test stripes whose first `n_anomalous` images get a bright 16 px square
     at a random place: anomalies a briefly trained model separates."""
     train, test = stripes(n_train, size, rng), stripes(n_test, size, rng)

@@ -41,7 +41,7 @@ def make_category(root: Path, name: str, tone: tuple[int, int, int], seed: int) 
         image = _texture(rng, tone)
         mask = np.zeros((SIZE, SIZE), np.uint8)
         cy, cx = rng.integers(12, SIZE - 12, 2)
-        mask[cy - 8:cy + 8, cx - 8:cx + 8] = 255
+        mask[cy - 8 : cy + 8, cx - 8 : cx + 8] = 255
         image[mask > 0] = (20, 200, 40)
         Image.fromarray(image).save(folder / "test" / "blob" / f"{i:03d}.png")
         Image.fromarray(mask).save(folder / "ground_truth" / "blob" / f"{i:03d}_mask.png")
@@ -77,15 +77,29 @@ def one_thread():
         torch.set_num_threads(saved)
 
 
-def harness(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
-                          env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")} | (env or {}), timeout=timeout)
+def harness(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")} | (env or {}),
+        timeout=timeout,
+    )
 
 
 def start_harness(*args: str, cwd: Path | None = None, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=popen.pop("stdout", subprocess.PIPE),
-                            stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")}, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        stdout=popen.pop("stdout", subprocess.PIPE),
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")},
+        **popen,
+    )
 
 
 def run_in_process(*args: str) -> int:

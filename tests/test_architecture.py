@@ -24,8 +24,15 @@ ALLOWED = {
     "harness.sweep": {"harness.metrics", "harness.store", "harness.datasets", "harness.methods"},
     "harness.report": {"harness.metrics", "harness.store", "harness.datasets"},
     "harness.bench": {"harness.metrics", "harness.datasets", "harness.methods", "harness.sweep"},
-    "harness.cli": {"harness.metrics", "harness.store", "harness.datasets", "harness.methods", "harness.sweep",
-                    "harness.report", "harness.bench"},
+    "harness.cli": {
+        "harness.metrics",
+        "harness.store",
+        "harness.datasets",
+        "harness.methods",
+        "harness.sweep",
+        "harness.report",
+        "harness.bench",
+    },
     "harness.__main__": {"harness.cli"},
 }
 NEVER_TORCH = ("harness.metrics", "harness.report", "harness.store")  # they read arrays and files only
@@ -48,7 +55,7 @@ def _imports(path: Path, module: str, is_package: bool) -> list[tuple[int, str]]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module
@@ -86,7 +93,11 @@ def test_the_rule_catches_a_backward_import(tmp_path):
     source = tmp_path / "module.py"
     source.write_text("from ..report import tables\nimport harness.cli\nfrom harness import sweep\n")
     assert [name for _, name in _imports(source, "harness.sweep.module", False)] == [
-        "harness.report", "harness.cli", "harness", "harness.sweep"]
+        "harness.report",
+        "harness.cli",
+        "harness",
+        "harness.sweep",
+    ]
 
 
 def test_a_checkout_runs_its_own_datasets_and_methods(tmp_path):
@@ -95,9 +106,11 @@ def test_a_checkout_runs_its_own_datasets_and_methods(tmp_path):
     for name in ("harness", "datasets", "methods"):
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy)
-    probe = ("import harness, harness.datasets, harness.methods, harness.datasets.mvtec;"
-             "print(harness.__file__); print(harness.datasets.__file__); print(harness.methods.__file__);"
-             "print(harness.datasets.mvtec.__file__)")
+    probe = (
+        "import harness, harness.datasets, harness.methods, harness.datasets.mvtec;"
+        "print(harness.__file__); print(harness.datasets.__file__); print(harness.methods.__file__);"
+        "print(harness.datasets.mvtec.__file__)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", probe], cwd=copy, env=env, capture_output=True, text=True, check=True)
     paths = [Path(line) for line in out.stdout.split()]

@@ -42,7 +42,9 @@ def test_dask_local_cluster_writes_the_same_records_as_serial(tmp_path, referenc
 def test_local_process_pool_writes_the_same_records_as_serial(tmp_path, reference):
     data, serial_run = reference
     out = tmp_path / "run"
-    assert run_in_process("run", *FAST, "--root", str(data), "--backend", "local", "--jobs", "2", "--out", str(out)) == 0
+    assert (
+        run_in_process("run", *FAST, "--root", str(data), "--backend", "local", "--jobs", "2", "--out", str(out)) == 0
+    )
     _same_records(out, serial_run)
     found = records(out)
     assert {r["provenance"]["backend"] for r in found.values()} == {"local"}
@@ -55,8 +57,20 @@ def test_job_timeout_kills_the_job_and_marks_it_failed(tmp_path, reference, caps
     out = tmp_path / "run"
     started = time.monotonic()
     # 300 epochs would take minutes; the job gets 2 s
-    code = run_in_process("run", *FAST, "--epochs", "300", "--root", str(data), "--categories", "amber",
-                          "--job-timeout", "2", "--out", str(out))
+    code = run_in_process(
+        "run",
+        *FAST,
+        "--epochs",
+        "300",
+        "--root",
+        str(data),
+        "--categories",
+        "amber",
+        "--job-timeout",
+        "2",
+        "--out",
+        str(out),
+    )
     assert code == 1
     assert time.monotonic() - started < 90
     job = next((out / "jobs").iterdir())

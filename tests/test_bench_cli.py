@@ -28,9 +28,26 @@ def restore_threads():
 
 def test_bench_all_end_to_end_with_the_sweep_estimate(tmp_path):
     path = tmp_path / "out.json"
-    result = subprocess.run([sys.executable, "-m", "harness", "bench", "all", *TINY, *SMALL_METRICS, "--dataset",
-                             "synthetic", "--json", str(path)], capture_output=True, text=True, cwd=tmp_path,
-                            env=os.environ.copy(), timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "bench",
+            "all",
+            *TINY,
+            *SMALL_METRICS,
+            "--dataset",
+            "synthetic",
+            "--json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(path.read_text())
     assert out["command"] == "all" and out["setup"]["backbone"] == "resnet18" and out["setup"]["image_size"] == 32
@@ -42,26 +59,42 @@ def test_bench_all_end_to_end_with_the_sweep_estimate(tmp_path):
     assert cached["teacher_images_per_s"] > 0 and cached["cache_mib"] > 0 and "cache_mib" not in uncached
     assert out["train"]["cache_speedup"] == pytest.approx(cached["images_per_s"] / uncached["images_per_s"])
     assert out["infer"]["images"] == 8 and out["infer"]["images_per_s"] > 0 and out["infer"]["peak_rss_mib"] > 0
-    assert out["data"]["dataset"] == "synthetic" and out["data"]["images"] == N_SYNTHETIC and out["data"]["images_per_s"] > 0
+    assert (
+        out["data"]["dataset"] == "synthetic"
+        and out["data"]["images"] == N_SYNTHETIC
+        and out["data"]["images_per_s"] > 0
+    )
     assert out["metrics"]["pixels"] == 8 * 32 * 32 and out["metrics"]["ratio"] > 0
     estimate = out["estimate"]
     assert estimate["dataset"] == "synthetic" and estimate["profile"] == "demo" and estimate["epochs"] == 30
     assert set(estimate["categories"]) == set(CATEGORIES) and estimate["n_train"] == 3 * COUNTS["train"]
     assert estimate["not_included"] == [] and all(estimate["totals"][k] > 0 for k in ("train_s", "infer_s", "load_s"))
     assert len(out["machine"]["load_average"]) == 3 and out["machine"]["torch"] == torch.__version__
-    for text in ("train, teacher on the fly", "cached teacher features", "cache speed-up", "inference (map + blur)",
-                 "data benchmark: synthetic", "np.argsort", "sweep estimate: synthetic", f"JSON: {path}"):
+    for text in (
+        "train, teacher on the fly",
+        "cached teacher features",
+        "cache speed-up",
+        "inference (map + blur)",
+        "data benchmark: synthetic",
+        "np.argsort",
+        "sweep estimate: synthetic",
+        f"JSON: {path}",
+    ):
         assert text in result.stdout
 
 
-@pytest.mark.parametrize("command, extra, sections", [
-    ("train", TINY, {"train"}),
-    ("infer", TINY, {"infer"}),
-    ("data", ["--image-size", "32"], {"data"}),
-    ("metrics", SMALL_METRICS, {"metrics"}),
-])
+@pytest.mark.parametrize(
+    "command, extra, sections",
+    [
+        ("train", TINY, {"train"}),
+        ("infer", TINY, {"infer"}),
+        ("data", ["--image-size", "32"], {"data"}),
+        ("metrics", SMALL_METRICS, {"metrics"}),
+    ],
+)
 def test_each_command_measures_its_section_only_and_writes_under_results_bench(
-        command, extra, sections, tmp_path, monkeypatch, capsys, restore_threads):
+    command, extra, sections, tmp_path, monkeypatch, capsys, restore_threads
+):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["bench", command, *extra]) == 0
     written = list((tmp_path / "results" / "bench").glob(f"bench-{command}-*.json"))
@@ -70,16 +103,20 @@ def test_each_command_measures_its_section_only_and_writes_under_results_bench(
     assert {"train", "infer", "data", "metrics", "estimate"} & set(out) == sections
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--backbone", "vgg16"], "rd setting backbone='vgg16' is invalid"),
-    (["infer", "--image-size", "48"], "rd setting image_size=48 is invalid"),
-    (["estimate"], "bench estimate needs --dataset"),
-    (["estimate", "--dataset", "imagenet"], "unknown data set 'imagenet'"),
-    (["data", "--category", "bottle"], "unknown category 'bottle'"),
-    (["data", "--dataset", "mvtec", "--root", "/nonexistent/mvtec"], "data set root folder not found"),
-    (["metrics", "--json", "/proc/forbidden/bench.json"], "cannot write the JSON file"),
-    (["train", "--profile", "fastest"], "unknown profile 'fastest'"),
-] + ([] if torch.cuda.is_available() else [(["train", "--device", "cuda"], "CUDA is not available")]))
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--backbone", "vgg16"], "rd setting backbone='vgg16' is invalid"),
+        (["infer", "--image-size", "48"], "rd setting image_size=48 is invalid"),
+        (["estimate"], "bench estimate needs --dataset"),
+        (["estimate", "--dataset", "imagenet"], "unknown data set 'imagenet'"),
+        (["data", "--category", "bottle"], "unknown category 'bottle'"),
+        (["data", "--dataset", "mvtec", "--root", "/nonexistent/mvtec"], "data set root folder not found"),
+        (["metrics", "--json", "/proc/forbidden/bench.json"], "cannot write the JSON file"),
+        (["train", "--profile", "fastest"], "unknown profile 'fastest'"),
+    ]
+    + ([] if torch.cuda.is_available() else [(["train", "--device", "cuda"], "CUDA is not available")]),
+)
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert cli.main(["bench", *args]) == 2
     err = capsys.readouterr().err

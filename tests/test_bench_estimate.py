@@ -31,15 +31,17 @@ def test_counts_from_the_files_under_root():
 def test_estimate_is_epochs_times_images_over_the_rate():
     train = {"uncached": {"images_per_s": 2.0}, "cached": {"images_per_s": 4.0, "teacher_images_per_s": 10.0}}
     counts = {"a": (100, 20), "b": (50, 10)}
-    cached = estimate_sweep(counts, epochs=10, seeds=2, cache_used=True, train=train,
-                            infer={"images_per_s": 5.0}, data=None)
+    cached = estimate_sweep(
+        counts, epochs=10, seeds=2, cache_used=True, train=train, infer={"images_per_s": 5.0}, data=None
+    )
     a = cached["categories"]["a"]
     assert a["train_s"] == 2 * 10 * 100 / 4.0 and a["cache_s"] == 2 * 100 / 10.0 and a["infer_s"] == 2 * 20 / 5.0
     assert a["total_s"] == a["train_s"] + a["cache_s"] + a["infer_s"]
     assert cached["totals"]["total_s"] == pytest.approx(sum(c["total_s"] for c in cached["categories"].values()))
     assert cached["not_included"] == ["data loading"]
-    plain = estimate_sweep(counts, epochs=10, seeds=1, cache_used=False, train=train, infer=None,
-                           data={"images_per_s": 100.0})
+    plain = estimate_sweep(
+        counts, epochs=10, seeds=1, cache_used=False, train=train, infer=None, data={"images_per_s": 100.0}
+    )
     assert plain["categories"]["b"] == {"train_s": 250.0, "load_s": 0.6, "total_s": 250.6}
     text = format_estimate(plain, "sweep estimate: test")
     assert "teacher on the fly" in text and "longest category: a" in text and "inference" in text.splitlines()[-1]
@@ -48,9 +50,26 @@ def test_estimate_is_epochs_times_images_over_the_rate():
 def test_model_table_names_both_training_paths_and_the_ratio():
     run = {"images_per_s": 8.0, "step_s": 2.0, "peak_rss_mib": 900.0, "rss_scope": "phase", "finite_losses": True}
     cached = run | {"images_per_s": 10.0, "teacher_images_per_s": 40.0, "cache_build_s": 0.5, "cache_mib": 3.0}
-    setup = {"backbone": "resnet18", "image_size": 128, "batch_size": 16, "device": "cpu", "precision": "fp32",
-             "compiled": False, "torch_threads": 1}
-    text = format_model_table(setup, {"uncached": run, "cached": cached, "cache_speedup": 1.25},
-                              {"images_per_s": 30.0, "seconds": 1.0, "steps": 2, "peak_rss_mib": 800.0})
-    for expected in ("rd resnet18 128 px, batch 16", "8.00 img/s", "10.00 img/s", "x1.250", "40.00 img/s", "30.00 img/s"):
+    setup = {
+        "backbone": "resnet18",
+        "image_size": 128,
+        "batch_size": 16,
+        "device": "cpu",
+        "precision": "fp32",
+        "compiled": False,
+        "torch_threads": 1,
+    }
+    text = format_model_table(
+        setup,
+        {"uncached": run, "cached": cached, "cache_speedup": 1.25},
+        {"images_per_s": 30.0, "seconds": 1.0, "steps": 2, "peak_rss_mib": 800.0},
+    )
+    for expected in (
+        "rd resnet18 128 px, batch 16",
+        "8.00 img/s",
+        "10.00 img/s",
+        "x1.250",
+        "40.00 img/s",
+        "30.00 img/s",
+    ):
         assert expected in text

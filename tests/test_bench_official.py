@@ -6,21 +6,20 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from harness import cli
-from harness.methods.rd_official import OfficialRD
 from harness.bench.phases import INFER_PHASES, TRAIN_PHASES
 from harness.methods.rd import RDSettings, ReverseDistillation
-
+from harness.methods.rd_official import OfficialRD
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 
 
 def test_official_step_and_test_loop_match_the_project_on_equal_weights():
     images = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
-    model = ReverseDistillation(RDSettings(backbone="resnet18", weights="none", image_size=64, batch_size=4,
-                                           progress=False, seed=3))
+    model = ReverseDistillation(
+        RDSettings(backbone="resnet18", weights="none", image_size=64, batch_size=4, progress=False, seed=3)
+    )
     official = OfficialRD("resnet18", seed=3)
     # the official teacher has trainable parameters and a layer4 that the project never builds
     assert all(p.requires_grad for p in official.encoder.parameters()) and hasattr(official.encoder, "layer4")
@@ -47,26 +46,66 @@ def test_official_step_and_test_loop_match_the_project_on_equal_weights():
 
 def test_bench_official_prints_the_ratios_and_writes_them(tmp_path, capsys):
     path = tmp_path / "versus.json"
-    argv = ["bench", "official", "--backbone", "resnet18", "--image-size", "32", "--batch-size", "4", "--steps", "1",
-            "--threads", "1", "--json", str(path)]
+    argv = [
+        "bench",
+        "official",
+        "--backbone",
+        "resnet18",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--steps",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        str(path),
+    ]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "side by side with the official code: resnet18 32 px, batch 4" in out and "inference (map + blur)" in out
     result = json.loads(path.read_text())["versus_official"]
     train, infer = result["train"], result["infer"]
-    assert set(train["images_per_s"]) == {"official", "official_frozen_teacher", "project_teacher_on_the_fly",
-                                          "project_cached_teacher"}
+    assert set(train["images_per_s"]) == {
+        "official",
+        "official_frozen_teacher",
+        "project_teacher_on_the_fly",
+        "project_cached_teacher",
+    }
     for section in (train, infer):
         official = section["images_per_s"]["official"]
-        assert all(section["ratio"][name] == pytest.approx(rate / official)
-                   for name, rate in section["images_per_s"].items() if name.startswith("project"))
+        assert all(
+            section["ratio"][name] == pytest.approx(rate / official)
+            for name, rate in section["images_per_s"].items()
+            if name.startswith("project")
+        )
     assert cli.main(argv[:2] + ["--method", "rdpp"]) == 2
 
 
 def test_bench_phases_times_every_phase_of_a_step_and_of_predict(tmp_path, capsys):
     path = tmp_path / "phases.json"
-    assert cli.main(["bench", "phases", "--backbone", "resnet18", "--image-size", "32", "--batch-size", "4", "--steps",
-                     "1", "--threads", "1", "--json", str(path)]) == 0
+    assert (
+        cli.main(
+            [
+                "bench",
+                "phases",
+                "--backbone",
+                "resnet18",
+                "--image-size",
+                "32",
+                "--batch-size",
+                "4",
+                "--steps",
+                "1",
+                "--threads",
+                "1",
+                "--json",
+                str(path),
+            ]
+        )
+        == 0
+    )
     result = json.loads(path.read_text())["phases"]
     assert list(result["train_s"]) == list(TRAIN_PHASES) and list(result["infer_s"]) == list(INFER_PHASES)
     assert all(s > 0 for s in [*result["train_s"].values(), *result["infer_s"].values()])

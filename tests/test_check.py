@@ -8,7 +8,6 @@ import pytest
 
 from harness.store import write_json
 
-
 SETTINGS = {"backbone": "resnet18", "image_size": 64, "epochs": 10, "device": "cpu"}
 MACHINE = {"cpu_model": "AMD EPYC", "cpu_capability": "DEFAULT", "numerics": "portable", "torch_threads": 1}
 
@@ -16,12 +15,20 @@ MACHINE = {"cpu_model": "AMD EPYC", "cpu_capability": "DEFAULT", "numerics": "po
 def write_run(folder, values: dict[tuple[str, int], dict[str, float]], settings=None, machine=None):
     for (category, seed), metrics in values.items():
         job = folder / "jobs" / f"{category}-s{seed}"
-        write_json(job / "record.json", {
-            "job_id": job.name, "dataset": "synthetic", "category": category, "method": "rd", "profile": "demo",
-            "seed": seed, "metrics": {m: {"value": v, "definition": f"def of {m}"} for m, v in metrics.items()},
-            "settings": (settings or SETTINGS) | {"seed": seed},
-            "provenance": {"machine": machine or MACHINE, "torch_threads": (machine or MACHINE)["torch_threads"]},
-        })
+        write_json(
+            job / "record.json",
+            {
+                "job_id": job.name,
+                "dataset": "synthetic",
+                "category": category,
+                "method": "rd",
+                "profile": "demo",
+                "seed": seed,
+                "metrics": {m: {"value": v, "definition": f"def of {m}"} for m, v in metrics.items()},
+                "settings": (settings or SETTINGS) | {"seed": seed},
+                "provenance": {"machine": machine or MACHINE, "torch_threads": (machine or MACHINE)["torch_threads"]},
+            },
+        )
     return folder
 
 
@@ -31,11 +38,14 @@ def check(*args):
 
 @pytest.fixture
 def run(tmp_path):
-    return write_run(tmp_path / "run", {
-        ("disc", 0): {"image_auroc": 0.90, "au_pro": 0.80},
-        ("disc", 1): {"image_auroc": 0.94, "au_pro": 0.84},  # two seeds: the baseline holds their mean
-        ("weave", 0): {"image_auroc": 1.00, "au_pro": 0.95},
-    })
+    return write_run(
+        tmp_path / "run",
+        {
+            ("disc", 0): {"image_auroc": 0.90, "au_pro": 0.80},
+            ("disc", 1): {"image_auroc": 0.94, "au_pro": 0.84},  # two seeds: the baseline holds their mean
+            ("weave", 0): {"image_auroc": 1.00, "au_pro": 0.95},
+        },
+    )
 
 
 def test_run_equal_to_its_baseline_passes(run, tmp_path):
@@ -43,7 +53,7 @@ def test_run_equal_to_its_baseline_passes(run, tmp_path):
     assert check(run, "--baseline", baseline, "--update").returncode == 0
     data = json.loads(baseline.read_text())
     assert data["values"]["disc"]["image_auroc"]["mean"] == pytest.approx(0.92)
-    assert data["values"]["disc"]["image_auroc"]["std"] == pytest.approx(0.04 / 2 ** 0.5, abs=1e-6)
+    assert data["values"]["disc"]["image_auroc"]["std"] == pytest.approx(0.04 / 2**0.5, abs=1e-6)
     assert data["values"]["disc"]["image_auroc"]["n"] == 2 and data["values"]["weave"]["au_pro"]["n"] == 1
     assert data["seeds"] == {"disc": [0, 1], "weave": [0]} and data["settings"]["epochs"] == 10
     assert data["definitions"]["au_pro"] == "def of au_pro"
@@ -97,12 +107,16 @@ def test_missing_categories_and_bad_input_exit_2(run, tmp_path):
 def seeded_run(folder, means: dict[str, float], spread: float, seeds=(0, 1, 2), **kwargs):
     """Three seeds per category spread symmetrically around `means` (sample std = spread)."""
     offsets = {0: -spread, 1: 0.0, 2: spread}
-    return write_run(folder, {(c, s): {"image_auroc": m + offsets[s]} for c, m in means.items() for s in seeds}, **kwargs)
+    return write_run(
+        folder, {(c, s): {"image_auroc": m + offsets[s]} for c, m in means.items() for s in seeds}, **kwargs
+    )
 
 
 def test_a_shift_within_the_seed_spread_is_not_drift_beyond_it_is(tmp_path):
     baseline = tmp_path / "baseline.json"
-    assert check(seeded_run(tmp_path / "base", {"disc": 0.90}, 0.02), "--baseline", baseline, "--update").returncode == 0
+    assert (
+        check(seeded_run(tmp_path / "base", {"disc": 0.90}, 0.02), "--baseline", baseline, "--update").returncode == 0
+    )
     # k=3, s=0.02, n=3 and 3: allowed = 3 * 0.02 * sqrt(2/3) = 0.049
     near = check(seeded_run(tmp_path / "near", {"disc": 0.94}, 0.02), "--baseline", baseline)
     assert near.returncode == 0, near.stdout + near.stderr
@@ -113,9 +127,18 @@ def test_a_shift_within_the_seed_spread_is_not_drift_beyond_it_is(tmp_path):
 
 def test_schema_1_baselines_are_still_read(run, tmp_path):
     baseline = tmp_path / "old.json"
-    baseline.write_text(json.dumps({"schema": 1, "tolerance": {"atol": 0.005, "rtol": 0.0},
-                                    "values": {"disc": {"image_auroc": 0.92, "au_pro": 0.82},
-                                               "weave": {"image_auroc": 1.0, "au_pro": 0.95}}}))
+    baseline.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "tolerance": {"atol": 0.005, "rtol": 0.0},
+                "values": {
+                    "disc": {"image_auroc": 0.92, "au_pro": 0.82},
+                    "weave": {"image_auroc": 1.0, "au_pro": 0.95},
+                },
+            }
+        )
+    )
     assert check(run, "--baseline", baseline).returncode == 0
 
 
@@ -133,8 +156,13 @@ def test_missing_seeds_are_named_not_reported_as_drift(tmp_path):
 def test_differing_settings_and_extra_categories_are_named(tmp_path):
     baseline = tmp_path / "baseline.json"
     check(seeded_run(tmp_path / "base", {"disc": 0.90}, 0.01), "--baseline", baseline, "--update")
-    other = seeded_run(tmp_path / "other", {"disc": 0.90, "tiles": 0.8}, 0.01,
-                       settings=SETTINGS | {"epochs": 5, "device": "cuda"}, machine=MACHINE | {"numerics": "native"})
+    other = seeded_run(
+        tmp_path / "other",
+        {"disc": 0.90, "tiles": 0.8},
+        0.01,
+        settings=SETTINGS | {"epochs": 5, "device": "cuda"},
+        machine=MACHINE | {"numerics": "native"},
+    )
     result = check(other, "--baseline", baseline)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -153,4 +181,6 @@ def test_a_baseline_from_another_machine_kind_is_shown(tmp_path):
     intel = MACHINE | {"cpu_model": "Intel(R) Xeon(R) Platinum 8480+", "cpu_capability": "AVX512"}
     moved = check(seeded_run(tmp_path / "moved", {"disc": 0.90}, 0.01, machine=intel), "--baseline", baseline)
     assert moved.returncode == 0
-    assert "machines differ: baseline made on AMD EPYC" in moved.stdout and "this run on Intel(R) Xeon(R)" in moved.stdout
+    assert (
+        "machines differ: baseline made on AMD EPYC" in moved.stdout and "this run on Intel(R) Xeon(R)" in moved.stdout
+    )

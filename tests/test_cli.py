@@ -12,8 +12,14 @@ from harness.datasets.synthetic import COUNTS, DEFECTS
 
 
 def harness(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          cwd=cwd, env=os.environ.copy(), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=os.environ.copy(),
+        timeout=600,
+    )
 
 
 def test_tiny_run_end_to_end(tmp_path):
@@ -47,12 +53,15 @@ def test_tiny_run_end_to_end(tmp_path):
     assert again.returncode == 0 and "already done, skipped" in again.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "--dataset", "imagenet"], "unknown data set 'imagenet'"),
-    (["run", "--categories", "bottle"], "unknown category 'bottle'"),
-    (["run", "--profile", "fastest"], "unknown profile 'fastest'"),
-    (["run", "--out", "/proc/forbidden/run"], "cannot write the output folder"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--dataset", "imagenet"], "unknown data set 'imagenet'"),
+        (["run", "--categories", "bottle"], "unknown category 'bottle'"),
+        (["run", "--profile", "fastest"], "unknown profile 'fastest'"),
+        (["run", "--out", "/proc/forbidden/run"], "cannot write the output folder"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message):
     result = harness(*args)
     assert result.returncode == 2
@@ -68,8 +77,13 @@ def test_usage_errors_exit_2():
 
 def test_a_reader_that_goes_away_ends_the_command_quietly():
     # `python -m harness list | head -1`: the reader has closed the pipe before anything is written.
-    process = subprocess.Popen([sys.executable, "-m", "harness", "list"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 141, stderr

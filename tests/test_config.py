@@ -5,8 +5,7 @@ from harness.sweep.plan import Sweep
 
 
 def test_profile_then_overrides_resolve_into_jobs():
-    resolved = Sweep(dataset="synthetic", categories=("disc", "weave"), seeds=(1, 2),
-                     overrides={"epochs": 3}).resolve()
+    resolved = Sweep(dataset="synthetic", categories=("disc", "weave"), seeds=(1, 2), overrides={"epochs": 3}).resolve()
     assert resolved.profile == "demo" and resolved.method == "rd"
     assert [(j.category, j.seed) for j in resolved.jobs] == [("disc", 1), ("disc", 2), ("weave", 1), ("weave", 2)]
     job = resolved.jobs[0]
@@ -30,15 +29,18 @@ def test_same_sweep_same_run_name():
     assert Sweep(categories=("disc",)).resolve().name != Sweep(categories=("tiles",)).resolve().name
 
 
-@pytest.mark.parametrize("sweep, message", [
-    (Sweep(dataset="nope"), "unknown data set 'nope'"),
-    (Sweep(categories=("bottle",)), "unknown category 'bottle'"),
-    (Sweep(profile="fast"), "unknown profile 'fast'"),
-    (Sweep(method="patchcore"), "unknown method 'patchcore'"),
-    (Sweep(overrides={"learning_speed": 1}), "no setting"),
-    (Sweep(metrics=("accuracy",)), "unknown metric 'accuracy'"),
-    (Sweep(checkpoint="/nonexistent.pth"), "checkpoint file not found"),
-])
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        (Sweep(dataset="nope"), "unknown data set 'nope'"),
+        (Sweep(categories=("bottle",)), "unknown category 'bottle'"),
+        (Sweep(profile="fast"), "unknown profile 'fast'"),
+        (Sweep(method="patchcore"), "unknown method 'patchcore'"),
+        (Sweep(overrides={"learning_speed": 1}), "no setting"),
+        (Sweep(metrics=("accuracy",)), "unknown metric 'accuracy'"),
+        (Sweep(checkpoint="/nonexistent.pth"), "checkpoint file not found"),
+    ],
+)
 def test_bad_sweeps_fail_before_running(sweep, message):
     with pytest.raises(HarnessError, match=message):
         sweep.resolve()

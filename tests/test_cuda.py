@@ -57,10 +57,18 @@ def requires_cuda(test):
 
 
 def tiny(device: str, **overrides) -> RDSettings:
-    settings = dict(backbone="resnet18", weights="none", image_size=64, epochs=1, batch_size=4, predict_batch_size=4,
-                    progress=False, seed=3, device=device)
+    settings = dict(
+        backbone="resnet18",
+        weights="none",
+        image_size=64,
+        epochs=1,
+        batch_size=4,
+        predict_batch_size=4,
+        progress=False,
+        seed=3,
+        device=device,
+    )
     return RDSettings(**(settings | overrides))
-
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +87,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: se
 def numeric_flags():
     """Restores torch's global floating-point and determinism switches after the test."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark,
-             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    saved = (
+        cudnn.allow_tf32,
+        matmul.allow_tf32,
+        cudnn.deterministic,
+        cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     yield
     cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved[:4]
     torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
@@ -139,8 +153,20 @@ def test_a_gpu_index_beyond_the_count_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(HarnessError) as error:
         resolve_device(f"cuda:{count}")
     assert f"only {count} CUDA device(s) exist" in str(error.value) and "\n" not in str(error.value)
-    code = cli.main(["bench", "train", "--device", f"cuda:{count}", "--backbone", "resnet18", "--image-size", "64",
-                     "--json", str(tmp_path / "bench.json")])
+    code = cli.main(
+        [
+            "bench",
+            "train",
+            "--device",
+            f"cuda:{count}",
+            "--backbone",
+            "resnet18",
+            "--image-size",
+            "64",
+            "--json",
+            str(tmp_path / "bench.json"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"cuda:{count}" in err[0] and not (tmp_path / "bench.json").exists()
 
@@ -149,11 +175,14 @@ def test_a_gpu_index_beyond_the_count_is_a_one_line_error(tmp_path, capsys):
 # training and inference
 
 
-@pytest.mark.parametrize("device, precision", [
-    ("cpu", "fp32"),
-    pytest.param("cuda", "fp32", marks=CUDA_MARKS),
-    pytest.param("cuda", "bf16", marks=CUDA_MARKS),
-])
+@pytest.mark.parametrize(
+    "device, precision",
+    [
+        ("cpu", "fp32"),
+        pytest.param("cuda", "fp32", marks=CUDA_MARKS),
+        pytest.param("cuda", "bf16", marks=CUDA_MARKS),
+    ],
+)
 def test_tiny_fit_and_predict(device, precision, images):
     train, test = images
     model = ReverseDistillation(tiny(device, precision=precision))
@@ -246,11 +275,14 @@ def test_compiled_model_predicts_like_the_eager_one(images):
 # the teacher cache and the copies to the device
 
 
-@pytest.mark.parametrize("device, where", [
-    ("cpu", "cpu"),
-    pytest.param("cuda", "cuda", marks=CUDA_MARKS),
-    pytest.param("cuda", "pinned", marks=CUDA_MARKS),  # on the host, pinned, copied without blocking
-])
+@pytest.mark.parametrize(
+    "device, where",
+    [
+        ("cpu", "cpu"),
+        pytest.param("cuda", "cuda", marks=CUDA_MARKS),
+        pytest.param("cuda", "pinned", marks=CUDA_MARKS),  # on the host, pinned, copied without blocking
+    ],
+)
 def test_teacher_cache_gives_the_losses_of_the_teacher_run_every_step(device, where, images, monkeypatch):
     train, _ = images
     settings = dict(epochs=2, deterministic=True)
@@ -275,7 +307,7 @@ def test_pinned_non_blocking_copies_deliver_every_batch(device):
     moved = [model._to_tensor(batch) for batch in batches]  # queued; nothing waits in between
     if device == "cuda":
         torch.cuda.synchronize()
-    for batch, tensor in zip(batches, moved):
+    for batch, tensor in zip(batches, moved, strict=False):
         assert tensor.device.type == device
         torch.testing.assert_close(tensor.cpu(), reference._to_tensor(batch), rtol=0, atol=1e-6)
 
@@ -309,11 +341,18 @@ def test_numeric_switches_during_fit_follow_the_settings(device, tf32, images, m
     torch.use_deterministic_algorithms(not deterministic)
 
     def switches():
-        return (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark,
-                torch.are_deterministic_algorithms_enabled())
+        return (
+            cudnn.allow_tf32,
+            matmul.allow_tf32,
+            cudnn.deterministic,
+            cudnn.benchmark,
+            torch.are_deterministic_algorithms_enabled(),
+        )
 
     model, seen = fit_recording(tiny(device, tf32=tf32, deterministic=deterministic), train, monkeypatch, switches)
-    assert {flags for _, flags in seen} == {(tf32, tf32, deterministic, device == "cuda" and not deterministic, deterministic)}
+    assert {flags for _, flags in seen} == {
+        (tf32, tf32, deterministic, device == "cuda" and not deterministic, deterministic)
+    }
     assert switches() == (not tf32, not tf32, not deterministic, deterministic, not deterministic)  # restored
     numerics = model.describe().get("cuda_numerics")
     if device == "cuda":
@@ -330,7 +369,9 @@ def test_numeric_switches_during_fit_follow_the_settings(device, tf32, images, m
 def test_local_backend_pins_the_gpu_in_the_child(tmp_path):
     data = make_dataset(tmp_path / "data", categories=("amber",))
     out = tmp_path / "run"
-    assert run_in_process("run", *FAST, "--root", str(data), "--backend", "local", "--gpus", "0", "--out", str(out)) == 0
+    assert (
+        run_in_process("run", *FAST, "--root", str(data), "--backend", "local", "--gpus", "0", "--out", str(out)) == 0
+    )
     [record] = records(out).values()
     provenance = record["provenance"]
     assert provenance["backend"] == "local" and provenance["gpu"] == 0 and provenance["pid"] != os.getpid()
@@ -378,8 +419,11 @@ def test_dask_gpu_cluster_gives_each_worker_one_gpu(monkeypatch):
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr("harness.sweep.backends.available_gpus", lambda: 4)  # the GPUs the spec names exist
-    fake = SimpleNamespace(Nanny="Nanny", Scheduler="Scheduler",
-                           SpecCluster=lambda workers, scheduler, silence_logs: SimpleNamespace(workers=workers))
+    fake = SimpleNamespace(
+        Nanny="Nanny",
+        Scheduler="Scheduler",
+        SpecCluster=lambda workers, scheduler, silence_logs: SimpleNamespace(workers=workers),
+    )
     spec = cluster._gpu_cluster(fake, (0, 3), threads=8).workers
     assert set(spec) == {"gpu0", "gpu3"}
     for gpu in (0, 3):

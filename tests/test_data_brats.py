@@ -78,10 +78,16 @@ def test_load_splits_subjects_and_labels_slices(root):
     data = BraTS(root).load("brain", 8)
     assert (len(data.train), len(data.valid), len(data.test)) == (3 * 30, 40, 40)
     assert data.train.labels.sum() == 0 and data.valid.labels.sum() == 10 and data.test.labels.sum() == 10
-    subjects = {name: {p.rsplit("/", 1)[0] for p in split.paths} for name, split in
-                (("train", data.train), ("valid", data.valid), ("test", data.test))}
+    subjects = {
+        name: {p.rsplit("/", 1)[0] for p in split.paths}
+        for name, split in (("train", data.train), ("valid", data.valid), ("test", data.test))
+    }
     assert len(subjects["train"]) == 3 and len(subjects["valid"]) == 1 and len(subjects["test"]) == 1
-    assert not (subjects["train"] & subjects["valid"] or subjects["train"] & subjects["test"] or subjects["valid"] & subjects["test"])
+    assert not (
+        subjects["train"] & subjects["valid"]
+        or subjects["train"] & subjects["test"]
+        or subjects["valid"] & subjects["test"]
+    )
     assert data.test.images.shape == (40, 8, 8, 3) and data.test.masks.shape == (40, 8, 8)
     anomalous = data.test.labels == 1
     # axis order: the tumour is in the first 4 of 16 x rows, i.e. the first 2 of 8 image rows
@@ -124,7 +130,10 @@ def test_edited_manifest_is_refused(root):
 def test_flair_seg_shape_mismatch_names_both_files(root):
     stem = root / "BraTS2021_00001" / "BraTS2021_00001"
     medpy_save(np.zeros((X, Y, Z - 1), dtype=np.uint8), f"{stem}_seg.nii.gz")
-    with pytest.raises(DataError, match=r"BraTS2021_00001_flair\.nii\.gz has shape \(16, 12, 100\) but .*BraTS2021_00001_seg\.nii\.gz has shape \(16, 12, 99\)"):
+    with pytest.raises(
+        DataError,
+        match=r"BraTS2021_00001_flair\.nii\.gz has shape \(16, 12, 100\) but .*BraTS2021_00001_seg\.nii\.gz has shape \(16, 12, 99\)",
+    ):
         BraTS(root).load("brain", 8)
 
 
@@ -152,12 +161,15 @@ def _cut(path: Path, keep: float) -> None:
     path.write_bytes(data[: int(len(data) * keep)])
 
 
-@pytest.mark.parametrize("name, damage", [
-    ("BraTS2021_00001/BraTS2021_00001_seg.nii.gz", "cut"),  # the gzip stream ends early
-    ("BraTS2021_00001/BraTS2021_00001_flair.nii.gz", "cut"),
-    ("BraTS2021_00001/BraTS2021_00001_seg.nii.gz", "short"),  # a complete gzip stream of too few voxels
-    ("BraTS20_Training_001/BraTS20_Training_001_flair.nii", "cut"),  # uncompressed, too few bytes
-])
+@pytest.mark.parametrize(
+    "name, damage",
+    [
+        ("BraTS2021_00001/BraTS2021_00001_seg.nii.gz", "cut"),  # the gzip stream ends early
+        ("BraTS2021_00001/BraTS2021_00001_flair.nii.gz", "cut"),
+        ("BraTS2021_00001/BraTS2021_00001_seg.nii.gz", "short"),  # a complete gzip stream of too few voxels
+        ("BraTS20_Training_001/BraTS20_Training_001_flair.nii", "cut"),  # uncompressed, too few bytes
+    ],
+)
 def test_truncated_volume_is_an_error_naming_the_file(root, name, damage):
     import gzip
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_files import save
 
 import harness.datasets.files as files
 from harness.datasets import cache
 from harness.datasets.mvtec import MVTecAD
-from image_files import save
-
 
 pytestmark = pytest.mark.usefixtures("isolated_data_env")
 

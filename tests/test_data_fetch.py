@@ -32,9 +32,14 @@ pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
 def visa_tables(archive: bytes, members: dict[str, bytes]) -> dict:
-    return {"sources": {"visa": {"files": {"VisA_20220922.tar": {"sha256": sha256(archive)}},
-                                 "members": {f"split_csv/{n}": {"sha256": sha256(members[f"split_csv/{n}"])}
-                                             for n in fetch.VISA_SPLITS}}}}
+    return {
+        "sources": {
+            "visa": {
+                "files": {"VisA_20220922.tar": {"sha256": sha256(archive)}},
+                "members": {f"split_csv/{n}": {"sha256": sha256(members[f"split_csv/{n}"])} for n in fetch.VISA_SPLITS},
+            }
+        }
+    }
 
 
 def cifar_tables(archive: bytes, members: dict[str, bytes]) -> dict:
@@ -47,19 +52,30 @@ def test_visa_fetch_unpacks_the_raw_layout_the_adapter_reads(tmp_path):
     archive = tar_bytes(members)
     data = tmp_path / "data"
     with FileServer({"/visa/VisA_20220922.tar": archive}) as server:
-        result = harness_cli(tmp_path, "data", "fetch", "visa", "--mirror", server.url,
-                             tables=visa_tables(archive, members), env={"HARNESS_DATA": str(data)})
+        result = harness_cli(
+            tmp_path,
+            "data",
+            "fetch",
+            "visa",
+            "--mirror",
+            server.url,
+            tables=visa_tables(archive, members),
+            env={"HARNESS_DATA": str(data)},
+        )
         assert result.returncode == 0, result.stderr
         assert server.gets("/visa/VisA_20220922.tar") == [None]
     root = data / "visa"
-    assert f"visa: ready in {root} (12 files; 6 images and 2 masks listed in split_csv/1cls.csv are present)" \
+    assert (
+        f"visa: ready in {root} (12 files; 6 images and 2 masks listed in split_csv/1cls.csv are present)"
         in result.stdout
+    )
     assert (root / ".rd-harness-fetch.json").is_file() and not (root / ".download").exists()  # archive removed
     loaded = create("visa", root).load("candle", 32)
     assert len(loaded.train) == 3 and loaded.test.labels.tolist() == [0, 1, 1] and loaded.test.masks.any()
 
-    listing = harness_cli(tmp_path, "data", "list", env={"HARNESS_DATA": str(data)},
-                          tables=visa_tables(archive, members))
+    listing = harness_cli(
+        tmp_path, "data", "list", env={"HARNESS_DATA": str(data)}, tables=visa_tables(archive, members)
+    )
     assert listing.returncode == 0, listing.stderr
     visa = next(line for line in listing.stdout.splitlines() if line.startswith("visa"))
     assert "present" in visa and "fetched" in visa and f"12 files, sha256 {sha256(archive)[:12]}" in visa
@@ -114,12 +130,15 @@ def test_run_without_data_names_the_fetch_command(tmp_path):
         assert "python -m harness data fetch cifar10" in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["data", "fetch", "mvtec"], "cannot fetch mvtec: MVTec AD is downloaded from https://www.mvtec.com"),
-    (["data", "fetch", "brats"], "cannot fetch brats: BraTS needs a registration"),
-    (["data", "fetch", "visa"], "no folder to fetch visa into: pass --root PATH, or set HARNESS_DATA"),
-    (["data", "fetch", "imagenet"], "unknown data set 'imagenet'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "fetch", "mvtec"], "cannot fetch mvtec: MVTec AD is downloaded from https://www.mvtec.com"),
+        (["data", "fetch", "brats"], "cannot fetch brats: BraTS needs a registration"),
+        (["data", "fetch", "visa"], "no folder to fetch visa into: pass --root PATH, or set HARNESS_DATA"),
+        (["data", "fetch", "imagenet"], "unknown data set 'imagenet'"),
+    ],
+)
 def test_fetch_refusals_are_one_line_and_exit_2(tmp_path, args, message):
     result = harness_cli(tmp_path, *args)
     assert result.returncode == 2 and message in result.stderr
@@ -127,8 +146,15 @@ def test_fetch_refusals_are_one_line_and_exit_2(tmp_path, args, message):
 
 
 def test_offline_forbids_data_fetch(tmp_path):
-    result = harness_cli(tmp_path, "data", "fetch", "cifar10", "--root", str(tmp_path / "c"),
-                         env={"HARNESS_OFFLINE": "1", "HARNESS_MIRROR": "http://127.0.0.1:9"})
+    result = harness_cli(
+        tmp_path,
+        "data",
+        "fetch",
+        "cifar10",
+        "--root",
+        str(tmp_path / "c"),
+        env={"HARNESS_OFFLINE": "1", "HARNESS_MIRROR": "http://127.0.0.1:9"},
+    )
     assert result.returncode == 2 and "HARNESS_OFFLINE is set" in result.stderr and not (tmp_path / "c").exists()
 
 
@@ -157,8 +183,9 @@ def _with_test_checksums(monkeypatch, name: str, files: dict[str, bytes], member
     remotes = tuple(dataclasses.replace(r, checksums={"md5": md5(files[r.name])}, size=None) for r in source.files)
     pins = {k: {"sha256": sha256(members[k])} for k in source.members} if members else {}
     supplements = {k: dataclasses.replace(r, checksums=pins[k]) for k, r in source.supplements.items()}
-    monkeypatch.setitem(fetch.SOURCES, name, dataclasses.replace(source, files=remotes, members=pins,
-                                                                 supplements=supplements))
+    monkeypatch.setitem(
+        fetch.SOURCES, name, dataclasses.replace(source, files=remotes, members=pins, supplements=supplements)
+    )
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
@@ -192,8 +219,11 @@ def test_a_bad_member_of_a_verified_archive_is_caught(tmp_path, monkeypatch):
     archive = tar_bytes(members, "gz")
     _with_test_checksums(monkeypatch, "cifar10", {"cifar-10-python.tar.gz": archive})
     source = fetch.SOURCES["cifar10"]
-    monkeypatch.setitem(fetch.SOURCES, "cifar10", dataclasses.replace(source, members={
-        "cifar-10-batches-py/test_batch": {"md5": "0" * 32}}))
+    monkeypatch.setitem(
+        fetch.SOURCES,
+        "cifar10",
+        dataclasses.replace(source, members={"cifar-10-batches-py/test_batch": {"md5": "0" * 32}}),
+    )
     mismatch = r"test_batch: checksum mismatch \(md5 is .*, expected 0{32}\)"
     with FileServer({"/cifar10/cifar-10-python.tar.gz": archive}) as server, pytest.raises(DataError, match=mismatch):
         fetch.fetch("cifar10", tmp_path / "c", mirror=server.url, progress=False)

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_files import save
 
 from harness.datasets import create
 from harness.datasets.folder import FolderDataset
 from harness.errors import DataError
-from image_files import save
-
 
 pytestmark = pytest.mark.usefixtures("isolated_data_env")
 

@@ -74,5 +74,5 @@ def test_visa_adapter_images_equal_the_official_pipeline(tmp_path):
     (root / "split_csv" / "1cls.csv").write_bytes(text.encode())
     data = VisA(root).load("candle", 256)
     for split in (data.train, data.test):
-        for pixels, relative in zip(split.images, split.paths):
+        for pixels, relative in zip(split.images, split.paths, strict=False):
             assert torch.equal(as_tensor(pixels), official(root / relative, 256)), relative

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_files import save
 
 from harness.datasets import create
 from harness.datasets.mvtec import MVTecAD
 from harness.errors import DataError, HarnessError
-from image_files import save
 
 SIDE = 24  # fixture images are SIDE x SIDE; loaded at 12 px, so one fixture pixel pair = one output pixel
 SIZE = 12
@@ -54,7 +54,11 @@ def test_load_counts_labels_paths(mvtec):
     assert data.train.images.shape == (3, SIZE, SIZE, 3) and data.train.images.dtype == np.uint8
     assert data.train.masks is None and data.train.labels.tolist() == [0, 0, 0]
     assert data.train.paths == [f"bottle/train/good/{i:03d}.png" for i in range(3)]
-    assert data.test.paths == ["bottle/test/broken_large/000.png", "bottle/test/broken_large/001.png", "bottle/test/good/000.png"]
+    assert data.test.paths == [
+        "bottle/test/broken_large/000.png",
+        "bottle/test/broken_large/001.png",
+        "bottle/test/good/000.png",
+    ]
     assert data.test.labels.tolist() == [1, 1, 0]
     assert data.test.defect_types == ["broken_large", "broken_large", "good"]
     assert data.test.masks.dtype == bool and data.test.masks.shape == (3, SIZE, SIZE)
@@ -67,7 +71,7 @@ def test_masks_are_paired_by_name_and_aligned(mvtec):
     for index, stem in enumerate(BLOCKS):
         rows, cols = BLOCKS[stem]
         expected = np.zeros((SIZE, SIZE), dtype=bool)
-        expected[rows.start // 2: rows.stop // 2, cols.start // 2: cols.stop // 2] = True
+        expected[rows.start // 2 : rows.stop // 2, cols.start // 2 : cols.stop // 2] = True
         assert np.array_equal(data.test.masks[index], expected), stem
         bright = data.test.images[index].mean(axis=-1) > 135
         assert np.array_equal(bright, expected), stem
@@ -123,7 +127,9 @@ def test_masks_of_a_defect_without_test_images_are_extra(mvtec):
 
 
 def test_mask_size_differing_from_its_image(mvtec):
-    save(mvtec / "bottle" / "ground_truth" / "broken_large" / "000_mask.png", np.zeros((SIDE, SIDE + 2), dtype=np.uint8))
+    save(
+        mvtec / "bottle" / "ground_truth" / "broken_large" / "000_mask.png", np.zeros((SIDE, SIDE + 2), dtype=np.uint8)
+    )
     with pytest.raises(DataError, match=r"000_mask\.png: mask is 26x24 but its image is 24x24"):
         MVTecAD(mvtec).load("bottle", SIZE)
 
@@ -134,8 +140,13 @@ def test_unreadable_image(mvtec):
         MVTecAD(mvtec).load("bottle", SIZE)
 
 
-UNREADABLE = ["bottle/train/good", "bottle/test", "bottle/test/broken_large", "bottle/ground_truth",
-              "bottle/ground_truth/broken_large"]
+UNREADABLE = [
+    "bottle/train/good",
+    "bottle/test",
+    "bottle/test/broken_large",
+    "bottle/ground_truth",
+    "bottle/ground_truth/broken_large",
+]
 
 
 @pytest.mark.parametrize("relative", UNREADABLE)
@@ -146,7 +157,10 @@ def test_unreadable_folder_is_a_data_error_naming_it(mvtec, relative):
         if os.access(folder, os.R_OK):
             pytest.skip("chmod 000 does not stop this user (root) from reading: see the simulated variant below")
         # the folder, or a path in it that cannot be looked at for want of permission on the folder
-        with pytest.raises(DataError, match=rf"^{re.escape(str(folder))}(/[\w.]+)?: cannot (list the folder|read) \(Permission denied\)"):
+        with pytest.raises(
+            DataError,
+            match=rf"^{re.escape(str(folder))}(/[\w.]+)?: cannot (list the folder|read) \(Permission denied\)",
+        ):
             MVTecAD(mvtec).load("bottle", SIZE)
     finally:
         folder.chmod(0o755)
@@ -190,7 +204,9 @@ def test_missing_root_gives_a_download_hint(tmp_path):
 def test_missing_category_folder_points_at_the_nested_root(tmp_path, mvtec):
     outer = tmp_path / "download"
     make_category(outer / "mvtec_anomaly_detection", "cable")
-    with pytest.raises(DataError, match=r"download/cable: category folder not found.*point --root at .*mvtec_anomaly_detection"):
+    with pytest.raises(
+        DataError, match=r"download/cable: category folder not found.*point --root at .*mvtec_anomaly_detection"
+    ):
         MVTecAD(outer).load("cable", SIZE)
     with pytest.raises(DataError, match=r"mvtec/cable: category folder not found"):
         MVTecAD(mvtec).load("cable", SIZE)

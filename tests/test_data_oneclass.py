@@ -16,7 +16,6 @@ from harness.datasets.cifar import CIFAR10, CIFAR10_CLASSES
 from harness.datasets.mnist import MNIST, FashionMNIST
 from harness.errors import DataError
 
-
 pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
 
@@ -43,8 +42,15 @@ def make_cifar(root: Path, bytes_keys: bool = True) -> Path:
 
     for b in range(1, 6):
         data, labels = cifar_batch(10, b)
-        dump(f"data_batch_{b}", {"batch_label": key(f"training batch {b} of 5"), "labels": labels, "data": data,
-                                 "filenames": [key(f"img_{b}_{i}.png") for i in range(10)]})
+        dump(
+            f"data_batch_{b}",
+            {
+                "batch_label": key(f"training batch {b} of 5"),
+                "labels": labels,
+                "data": data,
+                "filenames": [key(f"img_{b}_{i}.png") for i in range(10)],
+            },
+        )
     data, labels = cifar_batch(20, 0)
     dump("test_batch", {"batch_label": key("testing batch 1 of 1"), "labels": labels, "data": data})
     dump("batches.meta", {"num_cases_per_batch": 10, "label_names": [key(n) for n in CIFAR10_CLASSES], "num_vis": 3072})
@@ -60,7 +66,10 @@ def test_cifar_one_class_split(tmp_path, bytes_keys):
     assert len(data.test) == 20 and data.test.masks is None  # the whole test batch
     assert data.test.labels.tolist() == [int(i % 10 != 3) for i in range(20)]
     assert data.test.defect_types[:4] == ["airplane", "automobile", "bird", "good"]
-    assert data.train.paths[0] == "cifar-10-batches-py/data_batch_1#2" and data.test.paths[3] == "cifar-10-batches-py/test_batch#3"
+    assert (
+        data.train.paths[0] == "cifar-10-batches-py/data_batch_1#2"
+        and data.test.paths[3] == "cifar-10-batches-py/test_batch#3"
+    )
     image = data.test.images[13]  # test image 13 has label 3
     assert image.shape == (32, 32, 3)
     assert image[0, 1].tolist() == [1, 13, 60] and image[2, 5].tolist() == [69, 13, 60]  # planes, row-major
@@ -90,7 +99,9 @@ def test_cifar_bad_files(tmp_path):
     with pytest.raises(DataError, match=r"data_batch_4: cannot read CIFAR-10 pickle.*refusing"):
         CIFAR10(root).load("cat", 32)
     assert not marker.exists()
-    (folder / "data_batch_4").write_bytes(pickle.dumps({b"data": np.zeros((10, 1024), np.uint8), b"labels": [0] * 10}, protocol=2))
+    (folder / "data_batch_4").write_bytes(
+        pickle.dumps({b"data": np.zeros((10, 1024), np.uint8), b"labels": [0] * 10}, protocol=2)
+    )
     with pytest.raises(DataError, match=r"data_batch_4: data is uint8 \(10, 1024\), expected uint8 N x 3072"):
         CIFAR10(root).load("cat", 32)
     with pytest.raises(DataError, match=r"no CIFAR-10 batches.*cs\.toronto\.edu"):
@@ -103,17 +114,23 @@ def test_cifar_bad_files(tmp_path):
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    return struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape) + array.astype(np.uint8).tobytes()
+    return (
+        struct.pack(">I", magic)
+        + b"".join(struct.pack(">I", d) for d in array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 def make_idx(folder: Path, compress: bool, dotted: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     train_labels = np.arange(30) % 10  # 3 training images per class
     test_labels = (np.arange(12) * 7) % 10
-    parts = {"train-images-idx3-ubyte": (np.arange(30)[:, None, None] + np.zeros((30, 28, 28)), 0x803),
-             "train-labels-idx1-ubyte": (train_labels, 0x801),
-             "t10k-images-idx3-ubyte": (100 + np.arange(12)[:, None, None] + np.zeros((12, 28, 28)), 0x803),
-             "t10k-labels-idx1-ubyte": (test_labels, 0x801)}
+    parts = {
+        "train-images-idx3-ubyte": (np.arange(30)[:, None, None] + np.zeros((30, 28, 28)), 0x803),
+        "train-labels-idx1-ubyte": (train_labels, 0x801),
+        "t10k-images-idx3-ubyte": (100 + np.arange(12)[:, None, None] + np.zeros((12, 28, 28)), 0x803),
+        "t10k-labels-idx1-ubyte": (test_labels, 0x801),
+    }
     for name, (array, magic) in parts.items():
         content = idx_bytes(array, magic)
         name = name.replace("-idx", ".idx") if dotted else name
@@ -159,7 +176,9 @@ def test_mnist_bad_files(tmp_path):
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: 9 data bytes for shape \(12,\)"):
         MNIST(folder).load("1", 28)
     labels.write_bytes(idx_bytes(np.zeros(11), 0x801))
-    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte: 12 images but .*t10k-labels-idx1-ubyte has 11 labels"):
+    with pytest.raises(
+        DataError, match=r"t10k-images-idx3-ubyte: 12 images but .*t10k-labels-idx1-ubyte has 11 labels"
+    ):
         MNIST(folder).load("1", 28)
     labels.unlink()
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found.*yann\.lecun\.com"):

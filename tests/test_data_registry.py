@@ -9,8 +9,16 @@ import pytest
 import harness.datasets as datasets
 from harness.errors import HarnessError
 
-PROFILES = {"mvtec": "paper", "visa": "paper", "brats": "paper", "brats_bmad": "paper", "folder": "paper",
-            "cifar10": "novelty", "mnist": "novelty", "fashion_mnist": "novelty"}
+PROFILES = {
+    "mvtec": "paper",
+    "visa": "paper",
+    "brats": "paper",
+    "brats_bmad": "paper",
+    "folder": "paper",
+    "cifar10": "novelty",
+    "mnist": "novelty",
+    "fashion_mnist": "novelty",
+}
 FIXED = {"mvtec": 15, "visa": 12, "brats": 1, "brats_bmad": 1, "cifar10": 10, "mnist": 10, "fashion_mnist": 10}
 
 

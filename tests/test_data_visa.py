@@ -33,7 +33,7 @@ def class_id_mask(path: Path, mode: str) -> None:
     """Left third class 1, right third class 2, middle background: the raw VisA encoding."""
     ids = np.zeros((H, W), dtype=np.uint8)
     ids[:, : W // 3] = 1
-    ids[:, 2 * W // 3:] = 2
+    ids[:, 2 * W // 3 :] = 2
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode == "P":
         image = Image.frombytes("P", (W, H), ids.tobytes())
@@ -61,18 +61,26 @@ def make_raw(root: Path) -> Path:
     class_id_mask(root / "candle" / "Data" / "Masks" / "Anomaly" / "001.png", "P")
     rows = [f"candle,train,normal,candle/Data/Images/Normal/{i:03d}.JPG," for i in (2, 0, 1)]
     rows += ["candle,test,normal,candle/Data/Images/Normal/003.JPG,"]
-    rows += [f"candle,test,anomaly,candle/Data/Images/Anomaly/{i:03d}.JPG,candle/Data/Masks/Anomaly/{i:03d}.png" for i in (0, 1)]
+    rows += [
+        f"candle,test,anomaly,candle/Data/Images/Anomaly/{i:03d}.JPG,candle/Data/Masks/Anomaly/{i:03d}.png"
+        for i in (0, 1)
+    ]
     write_csv(root / "split_csv" / "1cls.csv", rows)
     anno = root / "candle" / "image_anno.csv"
-    anno.write_text("image,label,mask\ncandle/Data/Images/Anomaly/000.JPG,\"wax missing,spot\",candle/Data/Masks/Anomaly/000.png\n")
+    anno.write_text(
+        'image,label,mask\ncandle/Data/Images/Anomaly/000.JPG,"wax missing,spot",candle/Data/Masks/Anomaly/000.png\n'
+    )
     return root
 
 
 def test_raw_layout_through_the_split_csv(tmp_path):
     data = VisA(make_raw(tmp_path / "visa")).load("candle", SIZE)
     assert data.train.paths == [f"candle/Data/Images/Normal/{i:03d}.JPG" for i in (2, 0, 1)]
-    assert data.test.paths == ["candle/Data/Images/Normal/003.JPG", "candle/Data/Images/Anomaly/000.JPG",
-                               "candle/Data/Images/Anomaly/001.JPG"]
+    assert data.test.paths == [
+        "candle/Data/Images/Normal/003.JPG",
+        "candle/Data/Images/Anomaly/000.JPG",
+        "candle/Data/Images/Anomaly/001.JPG",
+    ]
     assert data.test.labels.tolist() == [0, 1, 1]
     assert data.test.defect_types == ["good", "wax missing,spot", "anomaly"]
     assert data.test.images.shape == (3, SIZE, SIZE, 3)
@@ -94,10 +102,12 @@ def test_class_id_masks_are_binarised_with_nonzero_in_any_png_mode(tmp_path):
 
 def test_anomalous_training_rows_of_2cls_splits_are_left_out(tmp_path):
     root = make_raw(tmp_path / "visa")
-    rows = ["candle,train,normal,candle/Data/Images/Normal/000.JPG,",
-            "candle,train,anomaly,candle/Data/Images/Anomaly/000.JPG,candle/Data/Masks/Anomaly/000.png",
-            "candle,test,normal,candle/Data/Images/Normal/001.JPG,",
-            "candle,test,anomaly,candle/Data/Images/Anomaly/001.JPG,candle/Data/Masks/Anomaly/001.png"]
+    rows = [
+        "candle,train,normal,candle/Data/Images/Normal/000.JPG,",
+        "candle,train,anomaly,candle/Data/Images/Anomaly/000.JPG,candle/Data/Masks/Anomaly/000.png",
+        "candle,test,normal,candle/Data/Images/Normal/001.JPG,",
+        "candle,test,anomaly,candle/Data/Images/Anomaly/001.JPG,candle/Data/Masks/Anomaly/001.png",
+    ]
     write_csv(root / "split_csv" / "2cls_highshot.csv", rows)
     data = create("visa", str(root), split="2cls_highshot").load("candle", SIZE)
     assert data.train.paths == ["candle/Data/Images/Normal/000.JPG"] and data.train.labels.tolist() == [0]
@@ -111,7 +121,9 @@ def test_anomalous_training_rows_of_2cls_splits_are_left_out(tmp_path):
 def test_row_pointing_to_a_missing_file_names_the_row_and_the_csv(tmp_path):
     root = make_raw(tmp_path / "visa")
     (root / "candle" / "Data" / "Images" / "Normal" / "001.JPG").unlink()
-    with pytest.raises(DataError, match=r"split_csv/1cls\.csv line 4: image candle/Data/Images/Normal/001\.JPG not found"):
+    with pytest.raises(
+        DataError, match=r"split_csv/1cls\.csv line 4: image candle/Data/Images/Normal/001\.JPG not found"
+    ):
         VisA(root).fingerprint("candle")
     make_raw(root)
     (root / "candle" / "Data" / "Masks" / "Anomaly" / "001.png").unlink()
@@ -128,9 +140,14 @@ def test_missing_split_csv_and_bad_rows(tmp_path):
         VisA(root).load("candle", SIZE)
 
 
-@pytest.mark.parametrize("split, label, missing", [
-    ("train", "normal", "normal training"), ("test", "normal", "normal test"), ("test", "anomaly", "anomalous test"),
-])
+@pytest.mark.parametrize(
+    "split, label, missing",
+    [
+        ("train", "normal", "normal training"),
+        ("test", "normal", "normal test"),
+        ("test", "anomaly", "anomalous test"),
+    ],
+)
 def test_split_file_lacking_rows_of_a_category_names_the_file_and_category(tmp_path, split, label, missing):
     root = make_raw(tmp_path / "visa")
     path = root / "split_csv" / "1cls.csv"
@@ -186,16 +203,28 @@ def test_neither_layout_is_an_error_with_a_hint(tmp_path):
 def test_real_1cls_split_file_gives_the_published_counts():
     rows = read_split_csv(REAL_SPLITS / "1cls.csv")
     counts = Counter((r.object, r.split, r.label) for r in rows)
-    expected = {"candle": (900, 100, 100), "capsules": (542, 60, 100), "cashew": (450, 50, 100),
-                "chewinggum": (453, 50, 100), "fryum": (450, 50, 100), "macaroni1": (900, 100, 100),
-                "macaroni2": (900, 100, 100), "pcb1": (904, 100, 100), "pcb2": (901, 100, 100),
-                "pcb3": (905, 101, 100), "pcb4": (904, 101, 100), "pipe_fryum": (450, 50, 100)}
+    expected = {
+        "candle": (900, 100, 100),
+        "capsules": (542, 60, 100),
+        "cashew": (450, 50, 100),
+        "chewinggum": (453, 50, 100),
+        "fryum": (450, 50, 100),
+        "macaroni1": (900, 100, 100),
+        "macaroni2": (900, 100, 100),
+        "pcb1": (904, 100, 100),
+        "pcb2": (901, 100, 100),
+        "pcb3": (905, 101, 100),
+        "pcb4": (904, 101, 100),
+        "pipe_fryum": (450, 50, 100),
+    }
     assert tuple(sorted(expected)) == tuple(sorted(VISA_CATEGORIES))
     for category, (train, test_normal, test_anomaly) in expected.items():
         assert counts[(category, "train", "normal")] == train, category
         assert counts[(category, "test", "normal")] == test_normal, category
         assert counts[(category, "test", "anomaly")] == test_anomaly, category
-    assert sum(counts.values()) == 8659 + 962 + 1200 and counts.keys() <= {(c, s, l) for c in expected for s in ("train", "test") for l in ("normal", "anomaly")}
+    assert sum(counts.values()) == 8659 + 962 + 1200 and counts.keys() <= {
+        (c, s, l) for c in expected for s in ("train", "test") for l in ("normal", "anomaly")
+    }
     anomalous = [r for r in rows if r.label == "anomaly"]
     assert all(r.image.endswith(".JPG") and r.mask.endswith(".png") for r in anomalous)
     assert all(r.mask == "" and "\r" not in r.image for r in rows if r.label == "normal")

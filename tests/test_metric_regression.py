@@ -19,8 +19,9 @@ def test_pinned_metric_values():
     pinned = json.loads((FIXTURES / "metric_regression.json").read_text())
     predictions = load_predictions(FIXTURES / "metric_regression.npz")
     assert set(pinned["values"]) == set(METRICS), "a metric was added or removed: pin its value"
-    results = evaluate(predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"],
-                       names=tuple(METRICS))
+    results = evaluate(
+        predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"], names=tuple(METRICS)
+    )
     for name, expected in pinned["values"].items():
         assert results[name].value == pytest.approx(expected, abs=1e-12), name
         assert results[name].definition == pinned["definitions"][name], name

@@ -35,6 +35,7 @@ def small_set(seed=0):
 
 # --- validation -----------------------------------------------------------------------------
 
+
 def test_shape_mismatch_names_both_shapes():
     _, _, maps, masks = small_set()
     with pytest.raises(ValueError, match=r"same shape.*maps \(4, 12, 12\) and masks \(4, 1, 12, 12\)"):
@@ -61,7 +62,9 @@ def test_non_finite_scores_are_rejected(bad, word):
 def test_masks_that_are_not_binary_say_what_was_found():
     _, _, maps, masks = small_set()
     resized = masks.astype(np.float32) * 0.5 + masks * 0.25
-    with pytest.raises(ValueError, match=r"masks must be binary: bool, \{0, 1\} or \{0, 255\}; found values \[0\.0, 0\.75\]"):
+    with pytest.raises(
+        ValueError, match=r"masks must be binary: bool, \{0, 1\} or \{0, 255\}; found values \[0\.0, 0\.75\]"
+    ):
         au_pro(maps, resized)
     mixed = masks.astype(np.uint8)
     mixed[0, 0, 0] = 255
@@ -101,6 +104,7 @@ def test_undefined_direct_calls_raise_undefined_metric_error():
 
 
 # --- evaluate ---------------------------------------------------------------------------------
+
 
 def test_evaluate_equals_the_direct_functions_and_records_definitions():
     scores, labels, maps, masks = small_set()
@@ -172,12 +176,15 @@ def test_public_api_keeps_its_shape():
 
 # --- torch and purity ----------------------------------------------------------------------
 
+
 def test_torch_tensors_are_accepted():
     torch = pytest.importorskip("torch")
     scores, labels, maps, masks = small_set()
     as_tensors = dict(
-        scores=torch.tensor(scores, requires_grad=True), labels=torch.from_numpy(labels),
-        maps=torch.from_numpy(maps).requires_grad_(), masks=torch.from_numpy(masks.astype(np.uint8)),
+        scores=torch.tensor(scores, requires_grad=True),
+        labels=torch.from_numpy(labels),
+        maps=torch.from_numpy(maps).requires_grad_(),
+        masks=torch.from_numpy(masks.astype(np.uint8)),
     )
     expected = evaluate(scores, labels, maps, masks, names=tuple(METRICS))
     got = evaluate(**as_tensors, names=tuple(METRICS))
@@ -197,7 +204,17 @@ def test_metrics_package_is_pure():
                 roots = [] if node.level else [node.module.split(".")[0]]
             else:
                 continue
-            assert set(roots) <= {"__future__", "dataclasses", "typing", "math", "sys", "warnings", "collections", "numpy", "scipy"}, (path.name, roots)
+            assert set(roots) <= {
+                "__future__",
+                "dataclasses",
+                "typing",
+                "math",
+                "sys",
+                "warnings",
+                "collections",
+                "numpy",
+                "scipy",
+            }, (path.name, roots)
         assert len(path.read_text().splitlines()) <= 400, path.name
     code = "import sys, harness.metrics; print(sorted({'torch', 'sklearn', 'pandas'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

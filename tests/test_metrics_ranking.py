@@ -112,8 +112,11 @@ def test_integer_maps_beyond_float64_precision_are_ranked_exactly(dtype):
     rng = np.random.default_rng(12)
     masks = rng.random((3, 6, 7)) < 0.3
     masks[0, 0, 0], masks[0, 0, 1] = True, False
-    maps = (np.full(masks.shape, 2**60, dtype=np.uint64) + masks.astype(np.uint64) * 2
-            + rng.integers(0, 2, masks.shape).astype(np.uint64)).astype(dtype)
+    maps = (
+        np.full(masks.shape, 2**60, dtype=np.uint64)
+        + masks.astype(np.uint64) * 2
+        + rng.integers(0, 2, masks.shape).astype(np.uint64)
+    ).astype(dtype)
     assert len(np.unique(maps.astype(np.float64))) < len(np.unique(maps))
     flat_masks, flat_maps = masks.ravel(), maps.ravel()
     assert roc_auc_score(flat_masks, flat_maps) == 1.0  # positives (2**60 + 2, + 3) above every negative

@@ -14,7 +14,7 @@ from harness.metrics import MetricWarning, UndefinedMetricError, au_pro, pro_rd4
 def rd4ad_transcription(maps, masks, labels):
     """The official per-image compute_pro, binarising the map 200 times, averaged over anomalous images."""
     areas = []
-    for amap, mask, label in zip(maps, masks.astype(bool), labels):
+    for amap, mask, label in zip(maps, masks.astype(bool), labels, strict=False):
         if label == 0:
             continue
         amap = np.asarray(amap, dtype=np.float64)  # the official map is float64 (cal_anomaly_map)

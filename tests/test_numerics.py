@@ -18,19 +18,46 @@ import torch
 
 from harness.errors import HarnessError
 from harness.sweep import numerics
+
 from sweep_fixtures import make_dataset
 
-TINY = ["--dataset", "folder", "--profile", "demo", "--categories", "amber", "--image-size", "64", "--epochs", "2",
-        "--batch-size", "6", "--seeds", "0", "--device", "cpu"]
+TINY = [
+    "--dataset",
+    "folder",
+    "--profile",
+    "demo",
+    "--categories",
+    "amber",
+    "--image-size",
+    "64",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "6",
+    "--seeds",
+    "0",
+    "--device",
+    "cpu",
+]
 NATIVE_BEST = torch.backends.cpu.get_cpu_capability()
 MACHINES = {
     "as is": {},
     "AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "no vector ISA": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                      "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+    "no vector ISA": {
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+    },
 }
-CAP_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OMP_NUM_THREADS",
-                 "LD_PRELOAD", numerics.MARKER)
+CAP_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "MKL_CBWR",
+    "OMP_NUM_THREADS",
+    "LD_PRELOAD",
+    numerics.MARKER,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +68,13 @@ def data(tmp_path_factory):
 def run(data, out, machine: dict, *extra: str) -> dict:
     """One tiny job through the command line on an emulated machine; its record."""
     env = {k: v for k, v in os.environ.items() if k not in CAP_VARIABLES} | machine | {"OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "harness", "run", *TINY, "--root", str(data), "--out", str(out),
-                             *extra], capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", *TINY, "--root", str(data), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (record,) = [json.loads(p.read_text()) for p in out.glob("jobs/*/record.json")]
     return record
@@ -50,8 +82,10 @@ def run(data, out, machine: dict, *extra: str) -> dict:
 
 def bits(record: dict) -> tuple:
     """Everything training and scoring produced: the loss of every epoch and every metric, exactly."""
-    return (tuple(entry["loss"] for entry in record["history"]),
-            tuple(sorted((name, metric["value"]) for name, metric in record["metrics"].items())))
+    return (
+        tuple(entry["loss"] for entry in record["history"]),
+        tuple(sorted((name, metric["value"]) for name, metric in record["metrics"].items())),
+    )
 
 
 def intel_mkl(folder) -> dict:
@@ -74,7 +108,9 @@ def portable(data, tmp_path_factory):
     intel = intel_mkl(out)
     if intel:
         machines["Intel MKL, AVX2"] = intel | MACHINES["AVX2"]
-    return {name: run(data, out / f"run-{i}", machine, "--portable") for i, (name, machine) in enumerate(machines.items())}
+    return {
+        name: run(data, out / f"run-{i}", machine, "--portable") for i, (name, machine) in enumerate(machines.items())
+    }
 
 
 @pytest.mark.skipif(NATIVE_BEST == "DEFAULT", reason="this CPU has no vector ISA for ATen: nothing to emulate")
@@ -120,8 +156,11 @@ def test_run_portable_in_process_says_how_to_start_it(monkeypatch, tmp_path):
 
 
 def test_portable_is_a_cpu_mode(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "harness", "run", "--portable", "--device", "cuda", "--out",
-                             str(tmp_path / "run")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--portable", "--device", "cuda", "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "--portable is a CPU mode" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "run").exists()
 

@@ -25,7 +25,9 @@ def test_every_plot_is_written_as_png_and_pdf_with_truetype_fonts(tmp_path):
     run = plot_run(tmp_path, size=16)
     result = plots.make_plots(build_report([run]), tmp_path / "plots")
     assert result.notes == []
-    assert sorted(p.name for p in result.files) == sorted(f"{stem}.{fmt}" for stem in EXPECTED for fmt in ("png", "pdf"))
+    assert sorted(p.name for p in result.files) == sorted(
+        f"{stem}.{fmt}" for stem in EXPECTED for fmt in ("png", "pdf")
+    )
     for path in result.files:
         assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n" if path.suffix == ".png" else b"%PDF-"), path
         assert path.stat().st_size > 5000, path
@@ -65,17 +67,22 @@ def test_pro_curve_integrates_to_au_pro():
 def test_gallery_rows_best_and_worst():
     scores = np.array([0.9, 0.1, 0.8, 0.3, 0.7, 0.2, 0.6])
     labels = np.array([1, 0, 1, 1, 0, 0, 1], dtype=bool)
-    assert plots._pick(scores, labels) == [("anomalous, highest scores (best)", [0, 2]),
-                                           ("anomalous, lowest scores (worst)", [3, 6]),
-                                           ("normal, highest scores (worst)", [4, 5, 1])]
+    assert plots._pick(scores, labels) == [
+        ("anomalous, highest scores (best)", [0, 2]),
+        ("anomalous, lowest scores (worst)", [3, 6]),
+        ("normal, highest scores (worst)", [4, 5, 1]),
+    ]
 
 
 def test_cli_report_with_plots_never_imports_torch(tmp_path):
     run = plot_run(tmp_path, categories=("disc",), seeds=(0,), size=16)
-    code = ("import sys; from harness.cli import main; code = main(['report', sys.argv[1], '--plots', '--format', 'md']);"
-            "assert 'torch' not in sys.modules, 'report imported torch'; raise SystemExit(code)")
-    result = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, timeout=120,
-                            env=os.environ.copy())
+    code = (
+        "import sys; from harness.cli import main; code = main(['report', sys.argv[1], '--plots', '--format', 'md']);"
+        "assert 'torch' not in sys.modules, 'report imported torch'; raise SystemExit(code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(run)], capture_output=True, text=True, timeout=120, env=os.environ.copy()
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("**RD† on synthetic data: I-AUROC, P-AUROC and AU-PRO per category (%).**")
     assert len(list((run / "report" / "plots").glob("*.pdf"))) == 4
@@ -140,11 +147,16 @@ def test_panels_share_one_value_axis_colours_follow_the_run_and_no_caps(tmp_path
         assert max(ticks) == 100 and ax.get_xlim()[1] < 102  # no tick above 100 %
         for container in ax.containers:
             assert len(container.lines[1]) == 0  # error bars without caps: none of zero height
-        colours = {tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
-                   for line in ax.get_lines()}
+        colours = {
+            tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+            for line in ax.get_lines()
+        }
         assert colours <= {tuple(c) for c in plots.PALETTE[:3]}
     assert {text.get_text() for text in figure.legends[0].get_texts()} == {
-        "RD", "Official re-run (published)", "anomalib RD (published)"}
+        "RD",
+        "Official re-run (published)",
+        "anomalib RD (published)",
+    }
 
 
 def test_loss_colours_stay_with_the_run_in_every_panel(tmp_path):
@@ -165,8 +177,14 @@ def test_mean_over_fewer_categories_is_flagged(tmp_path):
         figure = plots._per_category(report, "column")
     ax = figure.axes[0]
     assert ax.get_yticklabels()[-1].get_text() == "Mean*"
-    mean_marker = [line for line in ax.get_lines() if list(line.get_ydata()) and line.get_ydata()[0] < 3.5 - 0.1
-                   and line.get_ydata()[0] > 2.5 and line.get_color() == plots.PALETTE[0]]
+    mean_marker = [
+        line
+        for line in ax.get_lines()
+        if list(line.get_ydata())
+        and line.get_ydata()[0] < 3.5 - 0.1
+        and line.get_ydata()[0] > 2.5
+        and line.get_color() == plots.PALETTE[0]
+    ]
     assert mean_marker and mean_marker[0].get_markerfacecolor() == "white"  # an open marker
     assert "open marker: mean over fewer categories" in figure.get_supxlabel()
 

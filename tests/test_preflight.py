@@ -23,7 +23,9 @@ QUICK = ["--backbone", "resnet18", "--weights", "none", "--image-size", "64", "-
 
 def harness(*args: str) -> subprocess.CompletedProcess:
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def bad_root(tmp_path: Path, kind: str) -> Path:
@@ -52,10 +54,15 @@ def test_synthetic_root_that_is_a_file(tmp_path, capsys):
     assert f"{root}: not a folder" in capsys.readouterr().err and not out.exists()
 
 
-@pytest.mark.parametrize("dataset, layout", [
-    ("cifar10", "no CIFAR-10 batches"), ("mnist", "train-images-idx3-ubyte[.gz] not found"),
-    ("brats_bmad", "no BMAD Brain layout"), ("brats", "found 0 BraTS subjects"),
-])
+@pytest.mark.parametrize(
+    "dataset, layout",
+    [
+        ("cifar10", "no CIFAR-10 batches"),
+        ("mnist", "train-images-idx3-ubyte[.gz] not found"),
+        ("brats_bmad", "no BMAD Brain layout"),
+        ("brats", "found 0 BraTS subjects"),
+    ],
+)
 def test_root_of_another_data_set_is_caught_up_front(dataset, layout, tmp_path, capsys):
     """Data sets whose layout is the same for every category are checked as a whole before any job."""
     root, out = tmp_path / "empty", tmp_path / "run"
@@ -74,14 +81,27 @@ def test_bad_root_end_to_end(tmp_path):
 
 
 def official_checkpoint(path: Path, backbone: str) -> Path:
-    torch.save({"bn": OneClassBottleneck(backbone).state_dict(), "decoder": StudentDecoder(backbone).state_dict()}, path)
+    torch.save(
+        {"bn": OneClassBottleneck(backbone).state_dict(), "decoder": StudentDecoder(backbone).state_dict()}, path
+    )
     return path
 
 
 def test_checkpoint_of_another_backbone_is_one_line_exit_2(tmp_path):
     checkpoint, out = official_checkpoint(tmp_path / "rd18.pth", "resnet18"), tmp_path / "run"
-    result = harness("run", "--categories", "disc,weave", "--checkpoint", str(checkpoint), "--out", str(out),
-                     "--backbone", "resnet34", "--image-size", "64")
+    result = harness(
+        "run",
+        "--categories",
+        "disc,weave",
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(out),
+        "--backbone",
+        "resnet34",
+        "--image-size",
+        "64",
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "RD checkpoint for backbone resnet18, not resnet34" in result.stderr and str(checkpoint) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
@@ -89,8 +109,12 @@ def test_checkpoint_of_another_backbone_is_one_line_exit_2(tmp_path):
 
 def test_checkpoint_jobs_claim_no_training_and_ignore_training_settings(tmp_path):
     checkpoint = official_checkpoint(tmp_path / "rd18.pth", "resnet18")
-    jobs = [Sweep(categories=("disc",), checkpoint=str(checkpoint), overrides={"epochs": epochs, "batch_size": 4})
-            .resolve().jobs[0] for epochs in (1, 200)]
+    jobs = [
+        Sweep(categories=("disc",), checkpoint=str(checkpoint), overrides={"epochs": epochs, "batch_size": 4})
+        .resolve()
+        .jobs[0]
+        for epochs in (1, 200)
+    ]
     assert jobs[0].job_id == jobs[1].job_id  # nothing is trained: the training settings change nothing
     assert not {"epochs", "batch_size", "lr", "betas"} & set(jobs[0].settings)
     assert jobs[0].settings["image_size"] == 64 and jobs[0].settings["backbone"] == "resnet18"
@@ -105,5 +129,8 @@ def test_checkpoint_run_records_a_loaded_model(tmp_path):
     (record_path,) = out.glob("jobs/*/record.json")
     record = json.loads(record_path.read_text())
     assert "epochs" not in record["settings"] and record["history"] == []
-    assert record["model"] == {"trained": False, "checkpoint": str(checkpoint),
-                               "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()}
+    assert record["model"] == {
+        "trained": False,
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+    }

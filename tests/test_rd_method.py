@@ -28,7 +28,6 @@ def tiny(**overrides) -> RDSettings:
     return RDSettings(**settings)
 
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 
 
@@ -70,7 +69,7 @@ def test_loss_is_global_flattened_cosine_summed_over_scales():
     teacher = [torch.randn(s, generator=gen) for s in shapes]
     student = [t + torch.randn(t.shape, generator=gen) for t in teacher]
     expected = 0.0
-    for t, s in zip(teacher, student):
+    for t, s in zip(teacher, student, strict=False):
         a, b = t.reshape(3, -1).double().numpy(), s.reshape(3, -1).double().numpy()
         cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         expected += np.mean(1 - cos)
@@ -93,7 +92,7 @@ def test_anomaly_map_per_position_cosine_upsampled_with_aligned_corners():
     teacher = [torch.randn(2, c, h, h, generator=gen) for c, h in ((4, 8), (8, 4), (16, 2))]
     student = [torch.randn(t.shape, generator=gen) for t in teacher]
     per_scale = []
-    for t, s in zip(teacher, student):
+    for t, s in zip(teacher, student, strict=False):
         a, b = t.double().numpy(), s.double().numpy()
         per_scale.append(1 - (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
     upsampled = [bilinear_aligned(p, 30) for p in per_scale]
@@ -115,9 +114,19 @@ def test_registry_and_settings():
     assert get("rd") is ReverseDistillation and ReverseDistillation.Settings is RDSettings
     defaults = RDSettings()
     assert (defaults.backbone, defaults.weights, defaults.image_size, defaults.epochs, defaults.batch_size) == (
-        "wide_resnet50_2", "imagenet", 256, 200, 16)
+        "wide_resnet50_2",
+        "imagenet",
+        256,
+        200,
+        16,
+    )
     assert (defaults.lr, tuple(defaults.betas), defaults.seed, defaults.sigma, defaults.map_mode) == (
-        0.005, (0.5, 0.999), 111, 4.0, "add")
+        0.005,
+        (0.5, 0.999),
+        111,
+        4.0,
+        "add",
+    )
     with pytest.raises(HarnessError, match="backbone"):
         ReverseDistillation(tiny(backbone="vgg16"))
     with pytest.raises(HarnessError, match="precision"):

@@ -11,13 +11,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from harness.methods.rd_networks import (
-    BACKBONES,
-    OneClassBottleneck,
-    StudentDecoder,
-    TeacherEncoder,
-    count_parameters,
-)
+from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, TeacherEncoder, count_parameters
 
 KEYS_DIR = Path(__file__).resolve().parent / "fixtures" / "rd4ad_checkpoint_keys"  # see its README.md
 
@@ -39,7 +33,9 @@ OFFICIAL_BACKBONES = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
 
 def test_every_backbone_has_official_key_lists():
     assert tuple(BACKBONES) == OFFICIAL_BACKBONES
-    assert sorted(p.name for p in KEYS_DIR.glob("*.tsv")) == sorted(f"{b}_{part}.tsv" for b in OFFICIAL_BACKBONES for part in ("bn", "decoder"))
+    assert sorted(p.name for p in KEYS_DIR.glob("*.tsv")) == sorted(
+        f"{b}_{part}.tsv" for b in OFFICIAL_BACKBONES for part in ("bn", "decoder")
+    )
 
 
 @pytest.mark.parametrize("backbone", OFFICIAL_BACKBONES)
@@ -71,7 +67,9 @@ def test_parameter_counts(backbone):
     # the same counts follow from the key lists (parameters: everything but BatchNorm buffers)
     for part, count in (("bn", bottleneck), ("decoder", decoder)):
         buffers = ("running_mean", "running_var", "num_batches_tracked")
-        assert sum(math.prod(shape) for key, shape in official_keys(backbone, part) if not key.endswith(buffers)) == count
+        assert (
+            sum(math.prod(shape) for key, shape in official_keys(backbone, part) if not key.endswith(buffers)) == count
+        )
 
 
 def test_resnet34_has_resnet18_fusion_three_embedding_blocks_and_its_own_decoder():

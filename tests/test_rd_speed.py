@@ -113,7 +113,9 @@ def test_compile_on_the_cpu_is_for_predict_only_and_off_without_a_compiler(monke
     assert model.compiled is False and model.describe()["compiled"] is False
 
 
-@pytest.mark.parametrize("field, value", [("cache_teacher", "always"), ("teacher_cache_dtype", "int8"), ("compile", "yes")])
+@pytest.mark.parametrize(
+    "field, value", [("cache_teacher", "always"), ("teacher_cache_dtype", "int8"), ("compile", "yes")]
+)
 def test_bad_speed_settings_name_the_field(field, value):
     with pytest.raises(HarnessError, match=field):
         ReverseDistillation(tiny(**{field: value}))
@@ -121,7 +123,10 @@ def test_bad_speed_settings_name_the_field(field, value):
 
 def test_execution_only_settings_keep_job_ids():
     base = Sweep(categories=("disc",)).resolve().jobs[0].job_id
-    assert Sweep(categories=("disc",), overrides={"cache_teacher": "off", "compile": True}).resolve().jobs[0].job_id == base
+    assert (
+        Sweep(categories=("disc",), overrides={"cache_teacher": "off", "compile": True}).resolve().jobs[0].job_id
+        == base
+    )
     assert Sweep(categories=("disc",), overrides={"teacher_cache_dtype": "fp16"}).resolve().jobs[0].job_id != base
 
 

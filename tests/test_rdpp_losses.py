@@ -21,7 +21,14 @@ from harness.methods.simplex import AMPLITUDE, PseudoAnomalies, fractal_noise
 
 def test_sinkhorn_has_the_official_parameters():
     loss = sinkhorn_divergence()
-    assert (loss.loss, loss.p, loss.blur, loss.scaling, loss.debias, loss.reach) == ("sinkhorn", 2, 0.05, 0.95, True, None)
+    assert (loss.loss, loss.p, loss.blur, loss.scaling, loss.debias, loss.reach) == (
+        "sinkhorn",
+        2,
+        0.05,
+        0.95,
+        True,
+        None,
+    )
     assert SINKHORN["diameter"] == 10_000_000 and SINKHORN["truncate"] == 10
 
 
@@ -84,11 +91,16 @@ def test_projection_loss_combines_the_terms_as_the_official_code():
 
 # ---- simplex noise -------------------------------------------------------------------------------
 
+
 def test_fractal_noise_matches_the_official_generator():
     # values of the official dataset/noise.py, Simplex_CLASS().newSeed(111); rand_3d_octaves((3, 31, 31), 6, 0.6)
     field = fractal_noise(111, (3, 31, 31))
-    for index, value in {(0, 5, 7): 0.46203295975129643, (1, 17, 3): -0.26523766858195724,
-                         (2, 30, 30): -0.6732604322140737, (2, 12, 25): 0.002685730445531479}.items():
+    for index, value in {
+        (0, 5, 7): 0.46203295975129643,
+        (1, 17, 3): -0.26523766858195724,
+        (2, 30, 30): -0.6732604322140737,
+        (2, 12, 25): 0.002685730445531479,
+    }.items():
         assert field[index] == pytest.approx(value, abs=1e-12), index
     assert fractal_noise(111, (3, 8, 8), frequency=8)[2, 7, 7] == pytest.approx(-0.49921330481893567, abs=1e-12)
     # every patch starts at coordinate 0, so the noise of an h x w patch is the top-left crop of one field
@@ -102,8 +114,8 @@ def test_rectangles_follow_the_official_ranges_at_256_px():
     hs, ws = [b[2] for b in boxes], [b[3] for b in boxes]
     assert min(hs) == 10 and max(hs) == 31 and min(ws) == 10 and max(ws) == 31
     # top-left corner from randint(1, 256 - h): the box never touches row or column 0 nor 255
-    assert all(1 <= top and top + h <= 255 for top, _, h, _ in boxes)
-    assert all(1 <= left and left + w <= 255 for _, left, _, w in boxes)
+    assert all(top >= 1 and top + h <= 255 for top, _, h, _ in boxes)
+    assert all(left >= 1 and left + w <= 255 for _, left, _, w in boxes)
     small = PseudoAnomalies(64, 64, np.random.default_rng(0))  # scaled with the image
     assert small.rows == (3, 8)
 

@@ -16,8 +16,14 @@ from harness.sweep.plan import Sweep
 
 
 def tiny(**overrides) -> RDPPSettings:
-    settings = {"backbone": "resnet18", "weights": "none", "image_size": 64, "epochs": 6, "batch_size": 4,
-                "progress": False}
+    settings = {
+        "backbone": "resnet18",
+        "weights": "none",
+        "image_size": 64,
+        "epochs": 6,
+        "batch_size": 4,
+        "progress": False,
+    }
     settings.update(overrides)
     return RDPPSettings(**settings)
 
@@ -38,11 +44,27 @@ def test_registry_and_official_defaults():
     assert get("rdpp") is ReverseDistillationPlusPlus
     s = RDPPSettings()
     assert (s.backbone, s.image_size, s.batch_size, s.lr, s.proj_lr, tuple(s.betas)) == (
-        "wide_resnet50_2", 256, 16, 0.005, 0.001, (0.5, 0.999))
+        "wide_resnet50_2",
+        256,
+        16,
+        0.005,
+        0.001,
+        (0.5, 0.999),
+    )
     assert (s.proj_loss_weight, s.accumulation_steps, s.ssot, s.map_mode, s.sigma) == (0.2, 2, True, "add", 4.0)
-    assert {"proj_lr", "proj_loss_weight", "accumulation_steps", "ssot", "epochs"} <= ReverseDistillationPlusPlus.training_settings
-    for bad, message in (({"proj_lr": 0}, "proj_lr"), ({"accumulation_steps": 0}, "accumulation_steps"),
-                         ({"ssot": "yes"}, "ssot"), ({"backbone": "vgg16"}, "backbone")):
+    assert {
+        "proj_lr",
+        "proj_loss_weight",
+        "accumulation_steps",
+        "ssot",
+        "epochs",
+    } <= ReverseDistillationPlusPlus.training_settings
+    for bad, message in (
+        ({"proj_lr": 0}, "proj_lr"),
+        ({"accumulation_steps": 0}, "accumulation_steps"),
+        ({"ssot": "yes"}, "ssot"),
+        ({"backbone": "vgg16"}, "backbone"),
+    ):
         with pytest.raises(HarnessError, match=message):
             ReverseDistillationPlusPlus(tiny(**bad))
 
@@ -138,7 +160,9 @@ def test_profiles_give_per_category_epochs_and_flags_still_win():
     epochs = {job.category: job.settings["epochs"] for job in resolved.jobs}
     assert resolved.method == "rdpp" and epochs["carpet"] == epochs["leather"] == 10
     assert epochs["grid"] == epochs["tile"] == 260 and epochs["wood"] == 100 and epochs["capsule"] == 300
-    assert all(job.settings["backbone"] == "wide_resnet50_2" and job.settings["proj_lr"] == 0.001 for job in resolved.jobs)
+    assert all(
+        job.settings["backbone"] == "wide_resnet50_2" and job.settings["proj_lr"] == 0.001 for job in resolved.jobs
+    )
     assert len({job.job_id for job in resolved.jobs}) == 15
     forced = Sweep(dataset="mvtec", profile="rdpp-paper", root="/nonexistent", overrides={"epochs": 3}).resolve()
     assert {job.settings["epochs"] for job in forced.jobs} == {3}
@@ -160,8 +184,12 @@ def test_sweep_estimate_uses_the_per_category_epochs():
     train = {"uncached": {"images_per_s": 2.0}}
     counts = {"carpet": (100, 10), "zipper": (100, 10), "other": (100, 10)}
     epochs = {c: o["epochs"] for c, o in profiles.get("rdpp-paper").category_settings.items() if c in counts}
-    result = estimate_sweep(counts, epochs=200, seeds=1, cache_used=False, train=train, infer=None, data=None,
-                            category_epochs=epochs)
+    result = estimate_sweep(
+        counts, epochs=200, seeds=1, cache_used=False, train=train, infer=None, data=None, category_epochs=epochs
+    )
     assert {c: v["train_s"] for c, v in result["categories"].items()} == {
-        "carpet": 10 * 100 / 2.0, "zipper": 300 * 100 / 2.0, "other": 200 * 100 / 2.0}
+        "carpet": 10 * 100 / 2.0,
+        "zipper": 300 * 100 / 2.0,
+        "other": 200 * 100 / 2.0,
+    }
     assert "300 images x 10-300 epochs per category" in format_estimate(result, "sweep estimate: test")

@@ -22,7 +22,9 @@ BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 def key_list(path: Path) -> list[tuple[str, list[int]]]:
     lines = path.read_text().splitlines()
     assert lines[0].split("\t") == ["key", "shape"]
-    return [(key, list(ast.literal_eval(shape))) for key, shape in (line.split("\t") for line in lines[1:] if line.strip())]
+    return [
+        (key, list(ast.literal_eval(shape))) for key, shape in (line.split("\t") for line in lines[1:] if line.strip())
+    ]
 
 
 def on_meta(cls, backbone: str) -> nn.Module:
@@ -32,14 +34,20 @@ def on_meta(cls, backbone: str) -> nn.Module:
 
 def test_fixture_lists_are_the_official_wide_resnet_checkpoint():
     assert sorted(p.name for p in KEYS_DIR.glob("*.tsv")) == [
-        "wide_resnet50_2_bn.tsv", "wide_resnet50_2_decoder.tsv", "wide_resnet50_2_proj.tsv"]
+        "wide_resnet50_2_bn.tsv",
+        "wide_resnet50_2_decoder.tsv",
+        "wide_resnet50_2_proj.tsv",
+    ]
     # RD++ reuses RD's bottleneck and decoder unchanged: its lists are RD4AD's
     for part in ("bn", "decoder"):
         assert key_list(KEYS_DIR / f"wide_resnet50_2_{part}.tsv") == key_list(
-            FIXTURES / "rd4ad_checkpoint_keys" / f"wide_resnet50_2_{part}.tsv")
+            FIXTURES / "rd4ad_checkpoint_keys" / f"wide_resnet50_2_{part}.tsv"
+        )
 
 
-@pytest.mark.parametrize("part, cls", [("proj", MultiProjection), ("bn", OneClassBottleneck), ("decoder", StudentDecoder)])
+@pytest.mark.parametrize(
+    "part, cls", [("proj", MultiProjection), ("bn", OneClassBottleneck), ("decoder", StudentDecoder)]
+)
 def test_state_dict_keys_shapes_and_order_equal_official(part, cls):
     expected = key_list(KEYS_DIR / f"wide_resnet50_2_{part}.tsv")
     got = [(key, list(value.shape)) for key, value in on_meta(cls, "wide_resnet50_2").state_dict().items()]
@@ -50,7 +58,9 @@ def test_projection_key_list_by_hand():
     # per scale c: four 3x3 convs with bias, c -> c/2 -> c/4 -> c/2 -> c, at indices 0, 3, 6, 9
     expected = []
     for name, c in (("proj_a", 256), ("proj_b", 512), ("proj_c", 1024)):
-        for index, (c_in, c_out) in zip((0, 3, 6, 9), ((c, c // 2), (c // 2, c // 4), (c // 4, c // 2), (c // 2, c))):
+        for index, (c_in, c_out) in zip(
+            (0, 3, 6, 9), ((c, c // 2), (c // 2, c // 4), (c // 4, c // 2), (c // 2, c)), strict=False
+        ):
             expected += [(f"{name}.proj.{index}.weight", [c_out, c_in, 3, 3]), (f"{name}.proj.{index}.bias", [c_out])]
     assert key_list(KEYS_DIR / "wide_resnet50_2_proj.tsv") == expected
     assert {k: list(v) for k, v in expected_projection_shapes("wide_resnet50_2").items()} == dict(expected)
@@ -61,8 +71,10 @@ def projection_parameters(c: int) -> int:
     return 9 * (c * c // 2 + c * c // 8 + c * c // 8 + c * c // 2) + (c // 2 + c // 4 + c // 2 + c)
 
 
-@pytest.mark.parametrize("backbone, total", [
-    ("wide_resnet50_2", 15_486_912), ("resnet50", 15_486_912), ("resnet18", 968_688), ("resnet34", 968_688)])
+@pytest.mark.parametrize(
+    "backbone, total",
+    [("wide_resnet50_2", 15_486_912), ("resnet50", 15_486_912), ("resnet18", 968_688), ("resnet34", 968_688)],
+)
 def test_projection_parameter_counts(backbone, total):
     proj = on_meta(MultiProjection, backbone)
     assert count_parameters(proj) == total == sum(projection_parameters(c) for c in projection_channels(backbone))

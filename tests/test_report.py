@@ -19,8 +19,11 @@ from harness.report.order import MVTEC_OBJECTS, MVTEC_TEXTURES, arrange
 from report_fixtures import dataset_run, golden_run, random_teacher_run, write_record
 
 GOLDEN = Path(__file__).parent / "golden"
-LAYOUT_GOLDEN = {"compact": "report_three_compact.tex", "wide": "report_three_wide.tex",
-                 "transposed": "report_three_transposed.tex"}
+LAYOUT_GOLDEN = {
+    "compact": "report_three_compact.tex",
+    "wide": "report_three_wide.tex",
+    "transposed": "report_three_transposed.tex",
+}
 
 
 @pytest.fixture
@@ -41,8 +44,13 @@ def check_golden(name: str, text: str) -> None:
 
 def three_sides(runs):
     """Two runs and a reference: the case the layouts are made for."""
-    return build_report([runs[0]], vs=[Path(runs[1]), "rd4ad_rerun_official"], names=["RD (ours)", "RD (12 ep.)"],
-                        caption="RD on MVTec AD: ours, a short run and the official code", label="tab:rd-mvtec")
+    return build_report(
+        [runs[0]],
+        vs=[Path(runs[1]), "rd4ad_rerun_official"],
+        names=["RD (ours)", "RD (12 ep.)"],
+        caption="RD on MVTec AD: ours, a short run and the official code",
+        label="tab:rd-mvtec",
+    )
 
 
 def test_markdown_golden_two_seeds_vs_reference(runs):
@@ -51,8 +59,9 @@ def test_markdown_golden_two_seeds_vs_reference(runs):
 
 
 def test_latex_golden_two_seeds_vs_reference(runs):
-    report = build_report([runs[0]], vs="rd4ad_rerun_official", caption="RD on MVTec AD: ours vs the official code",
-                          label="tab:rd-mvtec")
+    report = build_report(
+        [runs[0]], vs="rd4ad_rerun_official", caption="RD on MVTec AD: ours vs the official code", label="tab:rd-mvtec"
+    )
     check_golden("report_vs_reference.tex", tables.latex(report))
 
 
@@ -116,10 +125,14 @@ def test_bold_marks_the_best_run_only(runs):
 def test_names_headers_caption_and_unique_labels(runs):
     default = build_report([runs[0]], vs=[Path(runs[1]), "rd4ad_rerun_official"])
     assert [s.tag for s in default.sides] == ["RD (paper)", "RD (demo)†", "Official re-run"]  # told apart by profile
-    assert default.caption == ("RD (paper) vs. RD (demo)† and Official re-run on MVTec AD: "
-                               "I-AUROC, P-AUROC and AU-PRO per category (%).")
-    named = build_report([runs[0]], vs=[Path(runs[1]), "rd4ad_rerun_official"],
-                         names=["quick-run=Short", "rd4ad_rerun_official=Official", "Ours"])
+    assert default.caption == (
+        "RD (paper) vs. RD (demo)† and Official re-run on MVTec AD: I-AUROC, P-AUROC and AU-PRO per category (%)."
+    )
+    named = build_report(
+        [runs[0]],
+        vs=[Path(runs[1]), "rd4ad_rerun_official"],
+        names=["quick-run=Short", "rd4ad_rerun_official=Official", "Ours"],
+    )
     assert [s.tag for s in named.sides] == ["Ours", "Short†", "Official"]
     text = latex.render(named, "wide").text
     assert r"\multicolumn{3}{c}{Ours}" in text and r"Short$^\dagger$" in text and "{A}" not in text
@@ -138,7 +151,8 @@ def test_categories_in_the_papers_order_with_group_means(tmp_path):
     textures = [report.cell(c, "image_auroc", a).mean for c in MVTEC_TEXTURES]
     assert report.cell("mean_textures", "image_auroc", a).mean == pytest.approx(sum(textures) / 5)
     assert report.cell("mean_objects", "pixel_auroc", b).mean == pytest.approx(
-        sum([.987, .972, .987, .989, .973, .981, .996, .991, .923, .982]) / 10)
+        sum([0.987, 0.972, 0.987, 0.989, 0.973, 0.981, 0.996, 0.991, 0.923, 0.982]) / 10
+    )
     text = latex.render(report, "compact").text
     order = [line.split(" &")[0] for line in text.splitlines() if " & " in line and "multicolumn" not in line]
     assert order[:6] == ["Carpet", "Grid", "Leather", "Tile", "Wood", "Tex. mean"] and order[-1] == "Mean"
@@ -154,8 +168,10 @@ def test_mean_over_fewer_categories_is_marked(tmp_path):
     assert not report.fewer_categories("mean", "image_auroc", report.sides[1])
     text = latex.render(report, "compact").text
     assert r"Mean\textsuperscript{*} &" in text
-    assert "Means over different numbers of categories, not directly comparable: RD 3, RD4AD paper 15 (as published)." \
+    assert (
+        "Means over different numbers of categories, not directly comparable: RD 3, RD4AD paper 15 (as published)."
         in text
+    )
     assert re.search(r"\| Mean\\\* +\|", tables.markdown(report))
 
 
@@ -193,8 +209,10 @@ def test_run_vs_run_flags_random_teacher_and_settings(runs):
     text = tables.markdown(report)
     assert "- RD (demo)†: this harness, run quick-run" in text
     assert "† randomly initialised teacher: not comparable to published numbers." in text
-    assert "Settings differ between runs: backbone (RD (paper) wide_resnet50_2, RD (demo)† resnet18); " \
-           "weights (RD (paper) imagenet, RD (demo)† none); epochs (RD (paper) 200, RD (demo)† 12)." in text
+    assert (
+        "Settings differ between runs: backbone (RD (paper) wide_resnet50_2, RD (demo)† resnet18); "
+        "weights (RD (paper) imagenet, RD (demo)† none); epochs (RD (paper) 200, RD (demo)† 12)." in text
+    )
     assert "n/a = no anomalous pixel in the test set: RD (demo)† Metal nut P-AUROC." in text
     assert "Mean P-AUROC of RD (demo)† over the 1 of its 2 categories where it is defined." in text
     assert "| bottle     |       **99.9** ± 0.1 |                 90.0 |                      +9.9 |" in text
@@ -220,8 +238,12 @@ def test_std_shown_where_it_fits(runs):
 
 
 def test_layout_that_cannot_fit_warns(tmp_path):
-    runs = [dataset_run(tmp_path / f"r{i}", "mvtec", MVTEC_TEXTURES + MVTEC_OBJECTS, seeds=(0,), offset=i / 100,
-                        epochs=10 + i) for i in range(5)]
+    runs = [
+        dataset_run(
+            tmp_path / f"r{i}", "mvtec", MVTEC_TEXTURES + MVTEC_OBJECTS, seeds=(0,), offset=i / 100, epochs=10 + i
+        )
+        for i in range(5)
+    ]
     rendered = latex.render(build_report(runs[:1], vs=runs[1:]), "compact")
     assert not rendered.fit.fits and "more than the 3.25 in asked for" in rendered.fit.warnings[0]
 

@@ -12,8 +12,14 @@ from report_fixtures import golden_run
 
 
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
-                          env=os.environ.copy(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=os.environ.copy(),
+        timeout=120,
+    )
 
 
 def test_report_prints_markdown_and_writes_files(tmp_path):
@@ -35,9 +41,30 @@ def test_report_flags_for_a_paper(tmp_path):
     """Several --vs, --name, a layout and its width, notes and std, in one table."""
     golden_run(tmp_path / "demo-run")
     golden_run(tmp_path / "other-run")
-    result = harness("report", "demo-run", "--vs", "other-run", "--vs", "rd4ad_rerun_official", "--vs", "anomalib_rd",
-                     "--name", "Ours", "--name", "other-run=Again", "--layout", "wide", "--notes", "none", "--no-std",
-                     "--format", "latex,md", "--out", "paper", cwd=tmp_path)
+    result = harness(
+        "report",
+        "demo-run",
+        "--vs",
+        "other-run",
+        "--vs",
+        "rd4ad_rerun_official",
+        "--vs",
+        "anomalib_rd",
+        "--name",
+        "Ours",
+        "--name",
+        "other-run=Again",
+        "--layout",
+        "wide",
+        "--notes",
+        "none",
+        "--no-std",
+        "--format",
+        "latex,md",
+        "--out",
+        "paper",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "paper" / "report.tex").read_text()
     assert r"\begin{table*}" in text and r"\smallskip" not in text and r"\pm" not in text.split("tabular")[1]
@@ -47,8 +74,23 @@ def test_report_flags_for_a_paper(tmp_path):
     assert "**Ours vs. Again, Official re-run and anomalib RD on MVTec AD" in result.stdout
     assert "Notes:" not in result.stdout
 
-    too_wide = harness("report", "demo-run", "--vs", "other-run", "--vs", "rd4ad_rerun_official", "--vs", "anomalib_rd",
-                       "--format", "latex", "--width", "2", "--out", "narrow", cwd=tmp_path)
+    too_wide = harness(
+        "report",
+        "demo-run",
+        "--vs",
+        "other-run",
+        "--vs",
+        "rd4ad_rerun_official",
+        "--vs",
+        "anomalib_rd",
+        "--format",
+        "latex",
+        "--width",
+        "2",
+        "--out",
+        "narrow",
+        cwd=tmp_path,
+    )
     assert too_wide.returncode == 0 and "warning: the compact table is about" in too_wide.stderr
 
 
@@ -62,20 +104,43 @@ def _no_metrics(run: Path) -> None:
     next(run.glob("jobs/bottle-s0-*/record.json")).write_text('{"dataset": "mvtec", "category": "bottle"}')
 
 
-@pytest.mark.parametrize("prepare, args, message", [
-    (lambda run: (run / "jobs" / "x").mkdir(parents=True), ["report", "run"], "run: no finished jobs"),
-    (golden_run, ["report", "run", "--vs", "rd5ad_paper"], "unknown reference 'rd5ad_paper'; known references: "),
-    (golden_run, ["report", "run", "--metrics", "image_auroc,pixel_aucroc"], "unknown metric 'pixel_aucroc'; known metrics: "),
-    (golden_run, ["report", "run", "--vs", "novelty"], "reference 'novelty' has no numbers for data set 'mvtec'"),
-    (_corrupt, ["report", "run"], "record.json: not a valid JSON record"),
-    (_no_metrics, ["report", "run"], "record.json: corrupt record ('metrics' missing or not an object)"),
-    (golden_run, ["report", "run", "--format", "md,docx"], "unknown format 'docx'"),
-    (golden_run, ["report", "run", "--vs", "rd4ad_paper", "--name", "a", "--name", "b", "--name", "c"],
-     "3 --name given for 2 runs and references"),
-    (golden_run, ["report", "run", "--vs", "rd4ad_paper", "--name", "no/such=X"],
-     "--name no/such=X: 'no/such' is none of the runs or references compared"),
-], ids=["no-finished-jobs", "unknown-reference", "unknown-metric", "reference-other-dataset", "corrupt-json",
-        "corrupt-record", "unknown-format", "too-many-names", "unknown-name-target"])
+@pytest.mark.parametrize(
+    "prepare, args, message",
+    [
+        (lambda run: (run / "jobs" / "x").mkdir(parents=True), ["report", "run"], "run: no finished jobs"),
+        (golden_run, ["report", "run", "--vs", "rd5ad_paper"], "unknown reference 'rd5ad_paper'; known references: "),
+        (
+            golden_run,
+            ["report", "run", "--metrics", "image_auroc,pixel_aucroc"],
+            "unknown metric 'pixel_aucroc'; known metrics: ",
+        ),
+        (golden_run, ["report", "run", "--vs", "novelty"], "reference 'novelty' has no numbers for data set 'mvtec'"),
+        (_corrupt, ["report", "run"], "record.json: not a valid JSON record"),
+        (_no_metrics, ["report", "run"], "record.json: corrupt record ('metrics' missing or not an object)"),
+        (golden_run, ["report", "run", "--format", "md,docx"], "unknown format 'docx'"),
+        (
+            golden_run,
+            ["report", "run", "--vs", "rd4ad_paper", "--name", "a", "--name", "b", "--name", "c"],
+            "3 --name given for 2 runs and references",
+        ),
+        (
+            golden_run,
+            ["report", "run", "--vs", "rd4ad_paper", "--name", "no/such=X"],
+            "--name no/such=X: 'no/such' is none of the runs or references compared",
+        ),
+    ],
+    ids=[
+        "no-finished-jobs",
+        "unknown-reference",
+        "unknown-metric",
+        "reference-other-dataset",
+        "corrupt-json",
+        "corrupt-record",
+        "unknown-format",
+        "too-many-names",
+        "unknown-name-target",
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, prepare, args, message):
     prepare(tmp_path / "run")
     result = harness(*args, cwd=tmp_path)

@@ -17,8 +17,14 @@ from harness.cli import main
 
 from report_fixtures import plot_run
 
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-                 if (path := shutil.which(name))), None)
+CHROMIUM = next(
+    (
+        path
+        for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+        if (path := shutil.which(name))
+    ),
+    None,
+)
 FIGURES = 6  # per-category, curves x 2, gallery x 2, loss
 
 
@@ -26,8 +32,12 @@ FIGURES = 6  # per-category, curves x 2, gallery x 2, loss
 def page(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("html")
     run = plot_run(tmp, size=16)
-    assert main(["report", str(run), "--format", "html", "--caption", "RD <on> synthetic & more", "--out",
-                 str(tmp / "out")]) == 0
+    assert (
+        main(
+            ["report", str(run), "--format", "html", "--caption", "RD <on> synthetic & more", "--out", str(tmp / "out")]
+        )
+        == 0
+    )
     return tmp / "out" / "report.html"
 
 
@@ -48,10 +58,25 @@ def test_html_is_one_self_contained_file(page):
 def test_html_renders_in_headless_chromium(page, tmp_path):
     shot = tmp_path / "shot.png"
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}",
-         page.as_uri()], capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     ink = (pixels < 240).any(axis=2).mean()

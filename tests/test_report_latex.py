@@ -21,8 +21,11 @@ from harness.report.order import MVTEC_OBJECTS, MVTEC_TEXTURES, VISA
 from report_fixtures import dataset_run
 
 ENGINE = shutil.which("pdflatex")
-HAS_SIUNITX = bool(ENGINE and shutil.which("kpsewhich") and subprocess.run(
-    ["kpsewhich", "siunitx.sty"], capture_output=True, text=True).stdout.strip())
+HAS_SIUNITX = bool(
+    ENGINE
+    and shutil.which("kpsewhich")
+    and subprocess.run(["kpsewhich", "siunitx.sty"], capture_output=True, text=True).stdout.strip()
+)
 needs_tex = pytest.mark.skipif(not (ENGINE and HAS_SIUNITX), reason="pdflatex with siunitx not installed")
 
 ARTICLE = r"""\documentclass{article}
@@ -53,8 +56,14 @@ def compile_tex(source: str, folder: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "doc.tex").write_text(source)
     env = os.environ | {"TEXMFVAR": str(folder / "texmf-var")}  # nothing written outside the test folder
-    result = subprocess.run([ENGINE, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
-                            cwd=folder, capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [ENGINE, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     log = (folder / "doc.log").read_text(errors="replace")
     assert result.returncode == 0, log[-3000:]
     return log
@@ -69,8 +78,10 @@ def reports(tmp_path: Path, case: str):
     dataset, categories, reference = CASES[case]
     dataset_run(tmp_path / "ours", dataset, categories, seeds=(0, 1))
     dataset_run(tmp_path / "short", dataset, categories, seeds=(0,), offset=0.03, epochs=50)
-    return (build_report([tmp_path / "ours"], vs=reference),
-            build_report([tmp_path / "ours"], vs=[tmp_path / "short", reference], names=["RD", "R&D_50%"]))
+    return (
+        build_report([tmp_path / "ours"], vs=reference),
+        build_report([tmp_path / "ours"], vs=[tmp_path / "short", reference], names=["RD", "R&D_50%"]),
+    )
 
 
 def tables(report, layout, width=None) -> str:
@@ -90,8 +101,10 @@ def test_every_layout_compiles_without_overfull_boxes(tmp_path, case):
     pair, three = reports(tmp_path, case)
     article = compile_tex(ARTICLE % (tables(pair, "compact") + tables(three, "compact", 3.5)), tmp_path / "article")
     assert overfull(article) == []
-    cvpr = compile_tex(TWO_COLUMN % (CVPR | {"tables": tables(pair, "compact") + tables(three, "wide")
-                                                       + tables(three, "transposed")}), tmp_path / "cvpr")
+    cvpr = compile_tex(
+        TWO_COLUMN % (CVPR | {"tables": tables(pair, "compact") + tables(three, "wide") + tables(three, "transposed")}),
+        tmp_path / "cvpr",
+    )
     assert "COLUMNWIDTH=234.8775pt" in cvpr  # 3.25 in
     assert overfull(cvpr) == []
     ieee = compile_tex(TWO_COLUMN % (IEEE | {"tables": tables(three, "compact", 3.5)}), tmp_path / "ieee")
@@ -108,11 +121,13 @@ def test_estimated_widths_match_tex(tmp_path):
     for report in reports(tmp_path, "mvtec"):
         for layout in latex.LAYOUTS:
             text = latex.render(report, layout, "none").text
-            tabular = text[text.index(r"\begin{tabular}"):text.rindex(r"\end{tabular}") + len(r"\end{tabular}")]
+            tabular = text[text.index(r"\begin{tabular}") : text.rindex(r"\end{tabular}") + len(r"\end{tabular}")]
             fit = latex.plan(report, layout)
             name = f"{layout}{len(boxes)}"
-            box = (rf"\setbox0\hbox{{\{fit.size}\setlength{{\tabcolsep}}{{{fit.tabcolsep:g}pt}}"
-                   rf"{latex.SISETUP}{tabular}}}\typeout{{WIDTH {name}=\the\wd0}}")
+            box = (
+                rf"\setbox0\hbox{{\{fit.size}\setlength{{\tabcolsep}}{{{fit.tabcolsep:g}pt}}"
+                rf"{latex.SISETUP}{tabular}}}\typeout{{WIDTH {name}=\the\wd0}}"
+            )
             boxes.append((name, fit.width, box))
     log = compile_tex(ARTICLE % "\n".join(box for *_, box in boxes), tmp_path / "measure")
     for name, estimate, _ in boxes:

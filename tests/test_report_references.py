@@ -9,8 +9,15 @@ from harness.report import references
 
 
 def test_every_shipped_reference_loads_with_fractions():
-    assert set(references.names()) >= {"rd4ad_paper", "rd4ad_rerun_official", "anomalib_rd", "bmad_brats",
-                                       "rdpp_paper", "ader_visa_multiclass", "novelty"}
+    assert set(references.names()) >= {
+        "rd4ad_paper",
+        "rd4ad_rerun_official",
+        "anomalib_rd",
+        "bmad_brats",
+        "rdpp_paper",
+        "ader_visa_multiclass",
+        "novelty",
+    }
     for name in references.names():
         reference = references.load(name)
         assert reference.rows, name
@@ -25,10 +32,13 @@ def test_paper_means_and_its_pro_variant():
     assert ("mean", "au_pro") not in rows
 
 
-@pytest.mark.parametrize("name, metrics", [
-    ("rd4ad_rerun_official", ("image_auroc", "pixel_auroc", "pro_rd4ad")),
-    ("anomalib_rd", ("image_auroc", "pixel_auroc", "image_f1_max")),
-])
+@pytest.mark.parametrize(
+    "name, metrics",
+    [
+        ("rd4ad_rerun_official", ("image_auroc", "pixel_auroc", "pro_rd4ad")),
+        ("anomalib_rd", ("image_auroc", "pixel_auroc", "image_f1_max")),
+    ],
+)
 def test_per_category_tables_are_complete_and_agree_with_their_means(name, metrics):
     """A typo in a transcribed value shows up as a mean that no longer matches the published one."""
     rows = references.load(name).for_dataset("mvtec")

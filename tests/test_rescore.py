@@ -62,9 +62,12 @@ def test_missing_predictions_fail_before_any_record_is_rewritten(run, capsys):
     assert read_json(path)["metrics"]["image_auroc"]["value"] == 0.5
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--metrics", "pixel_aucroc"], "unknown metric 'pixel_aucroc'; known metrics: image_auroc"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--metrics", "pixel_aucroc"], "unknown metric 'pixel_aucroc'; known metrics: image_auroc"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(run, capsys, args, message):
     assert main(["rescore", str(run), *args]) == 2
     err = capsys.readouterr().err
@@ -73,7 +76,10 @@ def test_bad_input_is_one_line_and_exit_2(run, capsys, args, message):
 
 def test_a_folder_without_finished_jobs_is_one_line(tmp_path, capsys):
     assert main(["rescore", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == f"error: {tmp_path}: no finished jobs (no jobs/*/record.json); is this a run folder of `python -m harness run`?\n"
+    assert (
+        capsys.readouterr().err
+        == f"error: {tmp_path}: no finished jobs (no jobs/*/record.json); is this a run folder of `python -m harness run`?\n"
+    )
 
 
 def test_a_trained_job_rescores_to_exactly_its_recorded_values(tmp_path):
@@ -89,8 +95,9 @@ def test_a_trained_job_rescores_to_exactly_its_recorded_values(tmp_path):
     rescored = read_json(next(out.glob("jobs/*/record.json")))
     assert "rescored" not in rescored  # nothing changed, so the record was not rewritten
     predictions = load_predictions(next(out.glob("jobs/*/predictions.npz")))
-    values = evaluate(predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"],
-                      names=tuple(METRICS))
+    values = evaluate(
+        predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"], names=tuple(METRICS)
+    )
     assert {name: value.to_dict() for name, value in values.items()} == recorded  # to the last bit
 
 

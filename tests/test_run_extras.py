@@ -8,8 +8,25 @@ import sys
 
 def run(*args):
     env = os.environ | {"OMP_NUM_THREADS": "1"}  # one thread: results repeat exactly
-    return subprocess.run([sys.executable, "-m", "harness", "run", "--categories", "disc", "--image-size", "64",
-                           "--epochs", "2", *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--categories",
+            "disc",
+            "--image-size",
+            "64",
+            "--epochs",
+            "2",
+            *map(str, args),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def only_record(folder):

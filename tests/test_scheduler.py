@@ -46,8 +46,11 @@ def test_sweep_killed_mid_job_resumes_without_rerunning_finished_jobs(tmp_path, 
     args = ["run", *FAST, "--root", str(data), "--out", str(out)]
     process = processes(*args)
     # the first job (amber) is finished and the second (slate) has started: kill without warning
-    wait_for(lambda: (_job_dir(out, "amber") / "record.json").exists()
-              and (_job_dir(out, "slate") / "log.txt").exists(), process, "the second job started")
+    wait_for(
+        lambda: (_job_dir(out, "amber") / "record.json").exists() and (_job_dir(out, "slate") / "log.txt").exists(),
+        process,
+        "the second job started",
+    )
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     first = _job_dir(out, "amber") / "record.json"
@@ -71,11 +74,21 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, reference, proce
     data, _ = reference
     out = tmp_path / "run"
     # many epochs: the first job is surely still training when the signal comes
-    process = processes("run", *FAST, "--epochs", "200", "--root", str(data), "--categories", "amber",
-                            "--out", str(out))
-    wait_for(lambda: "epoch 1/200" in ((_job_dir(out, "amber") / "log.txt").read_text()
-                                        if (_job_dir(out, "amber") / "log.txt").exists() else ""),
-              process, "the job trained an epoch")
+    process = processes(
+        "run", *FAST, "--epochs", "200", "--root", str(data), "--categories", "amber", "--out", str(out)
+    )
+    wait_for(
+        lambda: (
+            "epoch 1/200"
+            in (
+                (_job_dir(out, "amber") / "log.txt").read_text()
+                if (_job_dir(out, "amber") / "log.txt").exists()
+                else ""
+            )
+        ),
+        process,
+        "the job trained an epoch",
+    )
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, stderr
@@ -140,8 +153,17 @@ def test_a_job_killed_while_writing_leaves_nothing_that_looks_finished(tmp_path,
 
 def test_the_same_job_twice_on_cpu_gives_identical_results(reference):
     data, _ = reference
-    job = Sweep(dataset="folder", root=str(data), categories=("amber",), profile="demo",
-                overrides={"image_size": 64, "epochs": 1, "batch_size": 6, "progress": False}).resolve().jobs[0]
+    job = (
+        Sweep(
+            dataset="folder",
+            root=str(data),
+            categories=("amber",),
+            profile="demo",
+            overrides={"image_size": 64, "epochs": 1, "batch_size": 6, "progress": False},
+        )
+        .resolve()
+        .jobs[0]
+    )
     with one_thread():
         first, second = compute_job(job), compute_job(job)
     assert metric_values(first.record) == metric_values(second.record)
@@ -149,8 +171,18 @@ def test_the_same_job_twice_on_cpu_gives_identical_results(reference):
     for name in ("scores", "maps"):
         assert np.array_equal(first.predictions[name], second.predictions[name]), name
     provenance = first.record["provenance"]
-    for key in ("harness", "python", "torch", "torchvision", "numpy", "device_name", "seed", "data_fingerprint",
-                "weights_sha256", "host"):
+    for key in (
+        "harness",
+        "python",
+        "torch",
+        "torchvision",
+        "numpy",
+        "device_name",
+        "seed",
+        "data_fingerprint",
+        "weights_sha256",
+        "host",
+    ):
         assert key in provenance, key
     assert provenance["data_fingerprint"] == first.record["data"]["fingerprint"] and provenance["seed"] == 0
     assert set(first.record["timings"]) >= {"load", "fit", "predict", "metrics", "total"}

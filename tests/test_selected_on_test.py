@@ -27,9 +27,11 @@ def final(**values) -> dict:
 
 
 def test_best_mean_of_the_three_metrics_earliest_on_ties():
-    interim = {1: {"image_auroc": 0.5, "pixel_auroc": 0.5, "au_pro": 0.5},
-               2: {"image_auroc": 1.0, "pixel_auroc": 0.75, "au_pro": 0.5},  # mean 0.75
-               3: {"image_auroc": 0.5, "pixel_auroc": 0.75, "au_pro": 1.0}}  # the same mean: the earlier wins
+    interim = {
+        1: {"image_auroc": 0.5, "pixel_auroc": 0.5, "au_pro": 0.5},
+        2: {"image_auroc": 1.0, "pixel_auroc": 0.75, "au_pro": 0.5},  # mean 0.75
+        3: {"image_auroc": 0.5, "pixel_auroc": 0.75, "au_pro": 1.0},
+    }  # the same mean: the earlier wins
     chosen = selected_on_test(interim, 4, final(image_auroc=0.625, pixel_auroc=0.625, au_pro=0.625), every=1)
     assert chosen["epoch"] == 2 and chosen["metrics"] == interim[2]
     assert chosen["rule"].startswith(RULE_START) and "not the reported value" in chosen["rule"]
@@ -45,12 +47,17 @@ def test_selection_uses_the_official_per_image_pro_when_computed_and_says_so():
     assert chosen["epoch"] == 1  # by PRO (RD4AD), which AU-PRO would have reversed
     assert "I-AUROC, P-AUROC, PRO (RD4AD)" in chosen["rule"] and "every 3 epochs and after the last" in chosen["rule"]
     # without pixel metrics (no masks): the image metric alone; with none of the three: nothing recorded
-    assert selected_on_test({1: {"image_auroc": 0.7, "pixel_auroc": None}}, 2,
-                            final(image_auroc=0.6, pixel_auroc=None), every=1)["epoch"] == 1
+    assert (
+        selected_on_test(
+            {1: {"image_auroc": 0.7, "pixel_auroc": None}}, 2, final(image_auroc=0.6, pixel_auroc=None), every=1
+        )["epoch"]
+        == 1
+    )
     assert selected_on_test({1: {"image_ap": 0.7}}, 2, final(image_ap=0.8), every=1) is None
 
 
 # ---- reports ---------------------------------------------------------------------------------------
+
 
 def write_method_run(run: Path, method: str, values: dict, selected: dict | None = None) -> None:
     for (category, seed), (i, p, pro) in values.items():
@@ -59,9 +66,13 @@ def write_method_run(run: Path, method: str, values: dict, selected: dict | None
         record["profile"] = "rdpp-paper" if method == "rdpp" else "paper"
         if selected and (category, seed) in selected:
             i2, p2, pro2 = selected[category, seed]
-            record["selected_on_test"] = {"epoch": 7, "metrics": {"image_auroc": i2, "pixel_auroc": p2, "au_pro": pro2},
-                                          "rule": RULE_START + "; model selection on test data, not the reported value",
-                                          "epochs_evaluated": 10, "last_epoch": 10}
+            record["selected_on_test"] = {
+                "epoch": 7,
+                "metrics": {"image_auroc": i2, "pixel_auroc": p2, "au_pro": pro2},
+                "rule": RULE_START + "; model selection on test data, not the reported value",
+                "epochs_evaluated": 10,
+                "last_epoch": 10,
+            }
         write_json(run / "jobs" / record["job_id"] / "record.json", record)
 
 
@@ -69,8 +80,12 @@ def write_method_run(run: Path, method: str, values: dict, selected: dict | None
 def method_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_method_run(Path("rd-run"), "rd", {("bottle", 0): (0.99, 0.98, 0.95), ("carpet", 0): (0.98, 0.99, 0.96)})
-    write_method_run(Path("rdpp-run"), "rdpp", {("bottle", 0): (0.97, 0.975, 0.94), ("carpet", 0): (0.99, 0.99, 0.97)},
-                     selected={("bottle", 0): (1.0, 0.985, 0.95), ("carpet", 0): (0.996, 0.99, 0.97)})
+    write_method_run(
+        Path("rdpp-run"),
+        "rdpp",
+        {("bottle", 0): (0.97, 0.975, 0.94), ("carpet", 0): (0.99, 0.99, 0.97)},
+        selected={("bottle", 0): (1.0, 0.985, 0.95), ("carpet", 0): (0.996, 0.99, 0.97)},
+    )
     return "rd-run", "rdpp-run"
 
 
@@ -86,8 +101,10 @@ def test_method_vs_method_table_beside_the_rdpp_paper(method_runs):
     # the default values are the last epoch's: 97.0 for bottle, not the 100.0 chosen on the test set
     assert report.cell("bottle", "image_auroc", b).mean == pytest.approx(0.97)
     notes = "\n".join(report.note_lines("full"))
-    assert ("Best epoch on the test set: RD++ also records, for 2 of its 2 jobs, the epoch the official RD++ script "
-            "reports (" + RULE_START) in notes
+    assert (
+        "Best epoch on the test set: RD++ also records, for 2 of its 2 jobs, the epoch the official RD++ script "
+        "reports (" + RULE_START
+    ) in notes
     assert "RD++'s values are its last epoch's, the selected ones are not in the table" in notes
     assert "Hint: report --selected-on-test adds the best-epoch-on-test values of RD++ as a column" in notes
     # mean gain over jobs in points: I-AUROC ((1.0 - 0.97) + (0.996 - 0.99)) / 2 = +1.8
@@ -96,8 +113,10 @@ def test_method_vs_method_table_beside_the_rdpp_paper(method_runs):
     assert "Best epoch on the test set: RD also" not in notes  # rd-run has no such values
     # the short notes (LaTeX's default) keep the gain, without the rule or the hint
     short = report.note_lines("short", hints=False)
-    assert ("RD++: last epoch; selecting the epoch on the test set (the official RD++ script's choice) would add "
-            "I-AUROC +1.8, P-AUROC +0.5, AU-PRO +0.5 points on average.") in short
+    assert (
+        "RD++: last epoch; selecting the epoch on the test set (the official RD++ script's choice) would add "
+        "I-AUROC +1.8, P-AUROC +0.5, AU-PRO +0.5 points on average."
+    ) in short
     assert not any(RULE_START in note or "--selected-on-test" in note for note in short)
     assert "--selected-on-test" not in tables.latex(report)
 
@@ -110,9 +129,11 @@ def test_selected_on_test_column_is_an_option_and_labelled(method_runs):
     assert report.cell("bottle", "image_auroc", c).mean == pytest.approx(1.0)
     assert report.cell("bottle", "image_auroc", b).mean == pytest.approx(0.97)  # B itself unchanged
     text = tables.markdown(report)
-    assert ("- RD++ (best epoch on test): this harness, run rdpp-run at each job's best epoch on the test set, as "
-            "the official RD++ script reports: selected on test data, so optimistic (not the run's result, which is "
-            "RD++).") in text
+    assert (
+        "- RD++ (best epoch on test): this harness, run rdpp-run at each job's best epoch on the test set, as "
+        "the official RD++ script reports: selected on test data, so optimistic (not the run's result, which is "
+        "RD++)."
+    ) in text
     assert "RD++ (best epoch on test) shows the selected values" in text and RULE_START in text
     assert "--selected-on-test" not in text  # no hint once the column is there
     assert "I-AUROC RD++ (best epoch on test)" in text
@@ -127,13 +148,34 @@ def test_selected_on_test_column_is_an_option_and_labelled(method_runs):
 
 def run_cli(*args, cwd):
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_rdpp_runs_end_to_end_with_the_official_choice_recorded_beside_the_last_epoch(tmp_path):
-    result = run_cli("run", "--method", "rdpp", "--profile", "rdpp-demo", "--categories", "disc", "--epochs", "2",
-                     "--eval-every", "1", "--out", tmp_path / "rdpp", cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "--method",
+        "rdpp",
+        "--profile",
+        "rdpp-demo",
+        "--categories",
+        "disc",
+        "--epochs",
+        "2",
+        "--eval-every",
+        "1",
+        "--out",
+        tmp_path / "rdpp",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     (path,) = (tmp_path / "rdpp").glob("jobs/*/record.json")
     record = json.loads(path.read_text())
@@ -145,8 +187,10 @@ def test_rdpp_runs_end_to_end_with_the_official_choice_recorded_beside_the_last_
     assert chosen["metrics"] == by_epoch[chosen["epoch"]]
     info = record["method_info"]
     assert info["parameters"]["projection"] == 968_688 and abs(info["loss_terms_last_epoch"]["ssot"]) < 1e-6
-    assert "best epoch on the test set (the official RD++ script's choice; not the reported value)" in (
-        path.parent / "log.txt").read_text()
+    assert (
+        "best epoch on the test set (the official RD++ script's choice; not the reported value)"
+        in (path.parent / "log.txt").read_text()
+    )
 
     report = run_cli("report", tmp_path / "rdpp", "--selected-on-test", "--format", "md", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
@@ -162,8 +206,29 @@ def test_bench_train_measures_rdpp(tmp_path, monkeypatch, capsys):
     threads = torch.get_num_threads()
     out = tmp_path / "bench.json"
     try:
-        assert cli.main(["bench", "train", "--method", "rdpp", "--backbone", "resnet18", "--image-size", "32",
-                         "--batch-size", "4", "--steps", "2", "--threads", "1", "--json", str(out)]) == 0
+        assert (
+            cli.main(
+                [
+                    "bench",
+                    "train",
+                    "--method",
+                    "rdpp",
+                    "--backbone",
+                    "resnet18",
+                    "--image-size",
+                    "32",
+                    "--batch-size",
+                    "4",
+                    "--steps",
+                    "2",
+                    "--threads",
+                    "1",
+                    "--json",
+                    str(out),
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     data = json.loads(out.read_text())

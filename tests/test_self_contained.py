@@ -12,7 +12,7 @@ SCANNED = ("harness", "datasets", "methods", "scripts", "tests", "docs", ".ci", 
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".json", ".cfg", ".ini", ".sh", ".yml", ".yaml", ""}
 # The folder beside a checkout: a relative path up into it, its docs/, data/ or hooks/ subfolders, or its
 # name quoted for path building. (The samples below spell the name through FOLDER so this file holds none.)
-FOLDER = "sha" "red"
+FOLDER = "shared"
 OUTSIDE = re.compile(r"\.\./+shared\b|(?<![\w.-])shared/(?:data|docs|hooks)\b|[\"']shared[\"']")
 
 
@@ -25,7 +25,9 @@ def outside_references(paths) -> list[str]:
             continue
         for number, line in enumerate(text.splitlines(), start=1):
             if OUTSIDE.search(line):
-                found.append(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{number}: {line.strip()[:100]}")
+                found.append(
+                    f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{number}: {line.strip()[:100]}"
+                )
     return found
 
 
@@ -34,7 +36,11 @@ def scanned_files():
         path = ROOT / name
         candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for candidate in candidates:
-            if candidate.suffix in TEXT_SUFFIXES and "__pycache__" not in candidate.parts and candidate != Path(__file__).resolve():
+            if (
+                candidate.suffix in TEXT_SUFFIXES
+                and "__pycache__" not in candidate.parts
+                and candidate != Path(__file__).resolve()
+            ):
                 yield candidate
 
 
@@ -56,7 +62,9 @@ def test_the_scan_finds_such_references(tmp_path):
     for name, text in samples.items():
         (tmp_path / name).write_text(text)
     found = outside_references(sorted(tmp_path.iterdir()))
-    assert sorted(line.split(":")[0] for line in found) == [str(tmp_path / n) for n in ("doc.py", "fixture.py", "notes.md")]
+    assert sorted(line.split(":")[0] for line in found) == [
+        str(tmp_path / n) for n in ("doc.py", "fixture.py", "notes.md")
+    ]
 
 
 def test_documents_cited_in_the_code_are_in_the_repository():

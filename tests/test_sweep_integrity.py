@@ -49,6 +49,7 @@ def _one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
 
 # ---- 1. a job's identity includes its data, by content ------------------------------------------
 
+
 def test_the_same_command_on_other_data_runs_again_in_its_own_folder(tmp_path, data):
     other = tmp_path / "other"
     shutil.copytree(data, other)
@@ -112,6 +113,7 @@ def test_a_fingerprint_reflects_content_and_unchanged_files_are_not_read_again(t
 
 # ---- 2. one `run` per run folder ---------------------------------------------------------------
 
+
 def test_a_second_run_on_a_busy_folder_stops_with_one_line_and_a_killed_run_leaves_no_lock(tmp_path, data, processes):
     out = tmp_path / "run"
     args = ["run", *FAST, "--categories", "amber", "--root", str(data), "--out", str(out)]
@@ -132,26 +134,39 @@ def test_a_second_run_on_a_busy_folder_stops_with_one_line_and_a_killed_run_leav
 
 # ---- 6. nothing is written until the sweep is valid --------------------------------------------
 
+
 def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
 
 
-@pytest.mark.parametrize("flags, words", [
-    (["--backbone", "resnet999"], ["backbone"]),
-    (["--weights", "/nonexistent/teacher.pth"], ["/nonexistent/teacher.pth"]),
-    (["--image-size", "100"], ["image_size", "multiple of 32"]),
-    pytest.param(["--device", "cuda"], ["CUDA is not available"],
-                 marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA")),
-    pytest.param(["--backend", "dask", "--gpus", "0"], ["--gpus 0: CUDA is not available"],
-                 marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA")),
-    (["--backend", "dask", "--dask-address", "tcp://127.0.0.1:notaport"], ["--dask-address", "not a scheduler address"]),
-    (["--seeds", "0,0"], ["seed '0' is listed twice"]),
-    (["--categories", "amber,amber"], ["category 'amber' is listed twice"]),
-    (["--seeds", ""], ["--seeds: expected comma-separated integers"]),
-    (["--categories", ""], ["--categories: expected comma-separated names"]),
-])
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--backbone", "resnet999"], ["backbone"]),
+        (["--weights", "/nonexistent/teacher.pth"], ["/nonexistent/teacher.pth"]),
+        (["--image-size", "100"], ["image_size", "multiple of 32"]),
+        pytest.param(
+            ["--device", "cuda"],
+            ["CUDA is not available"],
+            marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA"),
+        ),
+        pytest.param(
+            ["--backend", "dask", "--gpus", "0"],
+            ["--gpus 0: CUDA is not available"],
+            marks=pytest.mark.skipif(_cuda(), reason="this machine has CUDA"),
+        ),
+        (
+            ["--backend", "dask", "--dask-address", "tcp://127.0.0.1:notaport"],
+            ["--dask-address", "not a scheduler address"],
+        ),
+        (["--seeds", "0,0"], ["seed '0' is listed twice"]),
+        (["--categories", "amber,amber"], ["category 'amber' is listed twice"]),
+        (["--seeds", ""], ["--seeds: expected comma-separated integers"]),
+        (["--categories", ""], ["--categories: expected comma-separated names"]),
+    ],
+)
 def test_an_invalid_sweep_is_one_line_and_writes_nothing(tmp_path, data, flags, words):
     out = tmp_path / "run"
     result = harness("run", *FAST, "--root", str(data), "--out", str(out), *flags, timeout=120)
@@ -160,6 +175,7 @@ def test_an_invalid_sweep_is_one_line_and_writes_nothing(tmp_path, data, flags, 
 
 
 # ---- 8. leftovers of a kill; out of memory -----------------------------------------------------
+
 
 def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path, data):
     out = tmp_path / "run"
@@ -183,8 +199,10 @@ def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path
 
 
 def _address_space_after_imports() -> int:
-    probe = ("import harness.cli, harness.sweep.job, harness.methods.rd, torch, torchvision;"
-             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmPeak')][0])")
+    probe = (
+        "import harness.cli, harness.sweep.job, harness.methods.rd, torch, torchvision;"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmPeak')][0])"
+    )
     return int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout) * 1024
 
 
@@ -194,10 +212,28 @@ def test_a_job_out_of_memory_says_what_ran_out_and_what_to_lower(tmp_path, data)
     limit = _address_space_after_imports() + 1536 * 2**20
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "harness", "run", *FAST, "--image-size", "16384", "--categories", "amber",
-         "--root", str(data), "--out", str(out)],
-        capture_output=True, text=True, timeout=300, check=False, env=os.environ | {"OMP_NUM_THREADS": "1"},
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            *FAST,
+            "--image-size",
+            "16384",
+            "--categories",
+            "amber",
+            "--root",
+            str(data),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+    )
     assert result.returncode == 1, result.stderr
     (failure,) = (out / "jobs").glob("*/failure.json")
     message = json.loads(failure.read_text())["message"]
@@ -207,13 +243,31 @@ def test_a_job_out_of_memory_says_what_ran_out_and_what_to_lower(tmp_path, data)
 
 # ---- 9. provenance; 11. no cursor escapes in logs ----------------------------------------------
 
+
 @pytest.mark.parametrize("backend", [[], ["--backend", "local", "--jobs", "1"]])
 def test_piped_output_and_job_logs_hold_no_progress_bar_escapes(tmp_path, data, backend):
     out = tmp_path / "run"
     # bytes, not text: text mode would turn a progress bar's carriage returns into newlines
-    result = subprocess.run([sys.executable, "-m", "harness", "run", *FAST, "--epochs", "2", "--root", str(data),
-                             "--out", str(out), *backend], capture_output=True, timeout=300, check=False,
-                            env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            *FAST,
+            "--epochs",
+            "2",
+            "--root",
+            str(data),
+            "--out",
+            str(out),
+            *backend,
+        ],
+        capture_output=True,
+        timeout=300,
+        check=False,
+        env=ENV | {"HARNESS_CACHE": os.environ.get("HARNESS_CACHE", "")},
+    )
     assert result.returncode == 0, result.stderr
     for text in (result.stdout, result.stderr, *(p.read_bytes() for p in (out / "jobs").glob("*/log.txt"))):
         assert b"\x1b[" not in text and b"\r" not in text, text[:500]
@@ -228,17 +282,22 @@ def test_piped_output_and_job_logs_hold_no_progress_bar_escapes(tmp_path, data, 
 
 # ---- 5. every backend computes with the user's thread count ------------------------------------
 
+
 def test_local_and_dask_use_the_users_thread_count_and_match_serial(tmp_path, data):
     pytest.importorskip("distributed")
     # One job per backend, one process at a time: left to themselves, local and dask would give it all the
     # cores (2 or more); the user's setting says 1.
     threads = {"OMP_NUM_THREADS": "1"}
     runs = {}
-    for name, flags in (("serial", []), ("local", ["--backend", "local", "--jobs", "1"]),
-                        ("dask", ["--backend", "dask", "--jobs", "1"])):
+    for name, flags in (
+        ("serial", []),
+        ("local", ["--backend", "local", "--jobs", "1"]),
+        ("dask", ["--backend", "dask", "--jobs", "1"]),
+    ):
         runs[name] = tmp_path / name
-        result = harness("run", *FAST, "--categories", "amber", "--root", str(data), "--out", str(runs[name]), *flags,
-                         env=threads)
+        result = harness(
+            "run", *FAST, "--categories", "amber", "--root", str(data), "--out", str(runs[name]), *flags, env=threads
+        )
         assert result.returncode == 0, result.stderr
     serial = records(runs["serial"])
     for name in ("local", "dask"):
@@ -250,12 +309,27 @@ def test_local_and_dask_use_the_users_thread_count_and_match_serial(tmp_path, da
 
 # ---- 3. dask: the timeout times the job's own work and keeps its log ---------------------------
 
+
 def test_dask_job_timeout_counts_the_jobs_own_work_only(tmp_path, data):
     pytest.importorskip("distributed")
     out = tmp_path / "run"
     # The job's own work takes ~3 s here; a fresh worker first spends ~5 s importing torch and building the model.
-    result = harness("run", *FAST, "--categories", "amber", "--root", str(data), "--backend", "dask", "--jobs", "1",
-                     "--job-timeout", "6", "--out", str(out))
+    result = harness(
+        "run",
+        *FAST,
+        "--categories",
+        "amber",
+        "--root",
+        str(data),
+        "--backend",
+        "dask",
+        "--jobs",
+        "1",
+        "--job-timeout",
+        "6",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     record = records(out)["amber"]
     assert sum(record["timings"][k] for k in ("load", "fit", "predict", "metrics")) < 6
@@ -264,8 +338,24 @@ def test_dask_job_timeout_counts_the_jobs_own_work_only(tmp_path, data):
 def test_a_dask_job_killed_at_its_timeout_keeps_its_log(tmp_path, data):
     pytest.importorskip("distributed")
     out = tmp_path / "run"
-    result = harness("run", *FAST, "--epochs", "300", "--categories", "amber", "--root", str(data), "--backend", "dask",
-                     "--jobs", "1", "--job-timeout", "4", "--out", str(out))
+    result = harness(
+        "run",
+        *FAST,
+        "--epochs",
+        "300",
+        "--categories",
+        "amber",
+        "--root",
+        str(data),
+        "--backend",
+        "dask",
+        "--jobs",
+        "1",
+        "--job-timeout",
+        "4",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 1, result.stderr
     (log,) = (out / "jobs").glob("*/log.txt")
     text = log.read_text()
@@ -275,6 +365,7 @@ def test_a_dask_job_killed_at_its_timeout_keeps_its_log(tmp_path, data):
 
 
 # ---- 4. dask addresses and Ctrl-C --------------------------------------------------------------
+
 
 @pytest.fixture
 def silent_server():
@@ -301,8 +392,19 @@ def silent_server():
 def test_a_dask_address_that_is_not_a_scheduler_is_one_line_in_bounded_time(tmp_path, data, silent_server):
     pytest.importorskip("distributed")
     started = time.monotonic()
-    result = harness("run", *FAST, "--root", str(data), "--backend", "dask", "--dask-address", silent_server,
-                     "--out", str(tmp_path / "run"), timeout=120)
+    result = harness(
+        "run",
+        *FAST,
+        "--root",
+        str(data),
+        "--backend",
+        "dask",
+        "--dask-address",
+        silent_server,
+        "--out",
+        str(tmp_path / "run"),
+        timeout=120,
+    )
     _one_line_error(result, f"--dask-address {silent_server}: no dask scheduler answered")
     assert time.monotonic() - started < 90
 
@@ -312,8 +414,22 @@ def test_ctrl_c_on_dask_prints_no_worker_traceback(tmp_path, data, processes):
     out = tmp_path / "run"
     stdout = tmp_path / "stdout.txt"
     with open(stdout, "w") as handle:
-        process = processes("run", *FAST, "--epochs", "300", "--root", str(data), "--backend", "dask", "--jobs", "2",
-                            "--out", str(out), stdout=handle, start_new_session=True)  # a terminal's process group
+        process = processes(
+            "run",
+            *FAST,
+            "--epochs",
+            "300",
+            "--root",
+            str(data),
+            "--backend",
+            "dask",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+            stdout=handle,
+            start_new_session=True,
+        )  # a terminal's process group
         deadline = time.monotonic() + 180
         while "running 2 job(s)" not in stdout.read_text():
             assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
@@ -327,6 +443,7 @@ def test_ctrl_c_on_dask_prints_no_worker_traceback(tmp_path, data, processes):
 
 
 # ---- 10. one home for the run options ----------------------------------------------------------
+
 
 def test_every_run_flag_has_one_entry_in_the_option_table():
     from harness.cli import build_parser

@@ -53,8 +53,22 @@ def test_a_sweep_file_sets_the_run_options(tmp_path, data):
 
 
 def test_flags_given_on_the_command_line_override_the_file(tmp_path):
-    options = options_for(tmp_path, SWEEP, "--epochs", "5", "--categories", "all", "--seeds", "7",
-                          "--backend", "dask", "--jobs", "3", "--data-option", "cache=false")
+    options = options_for(
+        tmp_path,
+        SWEEP,
+        "--epochs",
+        "5",
+        "--categories",
+        "all",
+        "--seeds",
+        "7",
+        "--backend",
+        "dask",
+        "--jobs",
+        "3",
+        "--data-option",
+        "cache=false",
+    )
     assert options.settings["epochs"] == 5 and options.settings["lr"] == 0.001
     assert options.backend == "dask" and options.jobs == 3 and options.job_timeout == 600
     assert options.categories == () and options.seeds == (7,)
@@ -63,17 +77,20 @@ def test_flags_given_on_the_command_line_override_the_file(tmp_path):
         options_for(tmp_path, SWEEP, "--backend", "serial")  # the file's jobs = 2 now conflicts
 
 
-@pytest.mark.parametrize("text, message", [
-    ("dataset = synthetic", "not a valid TOML sweep file"),
-    ("[settings\nepochs = 1", "not a valid TOML sweep file"),
-    ("epoch = 3", "unknown key 'epoch'"),
-    ("seeds = '0'", "'seeds' must be a list of integers"),
-    ("jobs = 0", "'jobs' must be a positive integer"),
-    ("rerun = 'yes'", "'rerun' must be true or false"),
-    ("settings = 3", "'settings' must be a table"),
-    ("epochs = 2\n[settings]\nepochs = 3", "'epochs' is 2 at the top level but 3 in [settings]"),
-    ("backend = 'cloud'", "unknown backend 'cloud'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("dataset = synthetic", "not a valid TOML sweep file"),
+        ("[settings\nepochs = 1", "not a valid TOML sweep file"),
+        ("epoch = 3", "unknown key 'epoch'"),
+        ("seeds = '0'", "'seeds' must be a list of integers"),
+        ("jobs = 0", "'jobs' must be a positive integer"),
+        ("rerun = 'yes'", "'rerun' must be true or false"),
+        ("settings = 3", "'settings' must be a table"),
+        ("epochs = 2\n[settings]\nepochs = 3", "'epochs' is 2 at the top level but 3 in [settings]"),
+        ("backend = 'cloud'", "unknown backend 'cloud'"),
+    ],
+)
 def test_a_malformed_sweep_file_is_one_clear_error(tmp_path, text, message):
     with pytest.raises(HarnessError, match=message.replace("[", r"\[").replace("]", r"\]")):
         options_for(tmp_path, text)
@@ -84,16 +101,19 @@ def test_a_missing_sweep_file_is_an_error(tmp_path):
         read_sweep_file(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--gpus", "0", "--device", "cpu", "--backend", "local"], "--gpus 0 conflicts with --device cpu"),
-    (["--jobs", "2"], "--jobs needs --backend local or dask"),
-    (["--jobs", "2", "--backend", "serial"], "--jobs needs --backend local or dask"),
-    (["--gpus", "0,1"], "--gpus 0,1 needs --backend local or dask"),
-    (["--dask-address", "tcp://127.0.0.1:8786"], "--dask-address is for --backend dask"),
-    (["--backend", "dask", "--dask-address", "tcp://h:1", "--jobs", "2"], "--jobs is for a local dask cluster"),
-    (["--backend", "local", "--gpus", "0", "--jobs", "2"], "--jobs conflicts with --gpus 0"),
-    (["--backend", "local", "--gpus", "0", "--device", "cuda:1"], "pins each job to a GPU itself"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--gpus", "0", "--device", "cpu", "--backend", "local"], "--gpus 0 conflicts with --device cpu"),
+        (["--jobs", "2"], "--jobs needs --backend local or dask"),
+        (["--jobs", "2", "--backend", "serial"], "--jobs needs --backend local or dask"),
+        (["--gpus", "0,1"], "--gpus 0,1 needs --backend local or dask"),
+        (["--dask-address", "tcp://127.0.0.1:8786"], "--dask-address is for --backend dask"),
+        (["--backend", "dask", "--dask-address", "tcp://h:1", "--jobs", "2"], "--jobs is for a local dask cluster"),
+        (["--backend", "local", "--gpus", "0", "--jobs", "2"], "--jobs conflicts with --gpus 0"),
+        (["--backend", "local", "--gpus", "0", "--device", "cuda:1"], "pins each job to a GPU itself"),
+    ],
+)
 def test_conflicting_flags_are_one_clear_error_before_any_job(tmp_path, capsys, flags, message):
     out = tmp_path / "run"
     assert run_in_process("run", "--categories", "disc", "--out", str(out), *flags) == 2

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from harness.datasets import create
-from harness.errors import HarnessError
 from harness.datasets.synthetic import CATEGORIES, COUNTS, DEFECTS, SIZE, ensure_generated, generate
+from harness.errors import HarnessError
 
 
 def _digest(root: Path) -> str:
@@ -48,7 +48,7 @@ def test_defects_change_only_masked_pixels_and_categories_differ(synthetic_root)
         mask = np.asarray(Image.open(synthetic_root / category / "ground_truth" / "stain" / "000_mask.png")) > 0
         assert 0.002 < mask.mean() < 0.2  # a visible but local defect
     # texture, pattern and object look different: their mean colours are far apart
-    assert min(np.abs(a - b).sum() for i, a in enumerate(means) for b in means[i + 1:]) > 20
+    assert min(np.abs(a - b).sum() for i, a in enumerate(means) for b in means[i + 1 :]) > 20
 
 
 def test_generation_is_deterministic(synthetic_root, tmp_path):

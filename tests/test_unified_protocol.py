@@ -43,10 +43,13 @@ def _sweep(data, **kwargs) -> Sweep:
 
 # ---- planning ------------------------------------------------------------------------------------
 
+
 def test_unified_is_one_job_per_seed_whose_identity_has_the_protocol_categories_and_fingerprints(data):
     resolved = _sweep(data, protocol="unified", seeds=(0, 1)).resolve()
     assert [(j.category, j.seed, j.categories) for j in resolved.jobs] == [
-        (UNIFIED, 0, ("amber", "moss", "slate")), (UNIFIED, 1, ("amber", "moss", "slate"))]
+        (UNIFIED, 0, ("amber", "moss", "slate")),
+        (UNIFIED, 1, ("amber", "moss", "slate")),
+    ]
     job = resolved.jobs[0]
     identity = job.identity()
     assert identity["protocol"] == "unified" and identity["categories"] == ["amber", "moss", "slate"]
@@ -85,7 +88,12 @@ def test_protocol_from_flags_sweep_files_and_the_profile(data, tmp_path):
 def test_ader_profile_is_the_configuration_of_aders_rd():
     profile = profiles.get("ader-rd")
     settings = RDSettings(**profile.settings)
-    assert (settings.backbone, settings.image_size, settings.epochs, settings.batch_size) == ("wide_resnet50_2", 256, 100, 16)
+    assert (settings.backbone, settings.image_size, settings.epochs, settings.batch_size) == (
+        "wide_resnet50_2",
+        256,
+        100,
+        16,
+    )
     assert (settings.lr, tuple(settings.betas)) == (0.005, (0.5, 0.999))
     assert (settings.lr_schedule, settings.lr_step_at, settings.lr_step_factor) == ("step", 0.8, 0.1)
     assert settings.grad_clip_norm == 5.0 and settings.drop_last is True and profile.seeds == (42,)
@@ -98,14 +106,19 @@ def test_the_new_training_settings_stay_out_of_existing_jobs(data):
     made before they existed do not change; set, they are part of it."""
     plain = _sweep(data).resolve().jobs[0]
     assert not {"lr_schedule", "lr_step_at", "lr_step_factor", "grad_clip_norm", "drop_last"} & set(plain.settings)
-    clipped = Sweep(dataset="folder", root=str(data), profile="demo", overrides=TINY | {"grad_clip_norm": 5.0}).resolve()
+    clipped = Sweep(
+        dataset="folder", root=str(data), profile="demo", overrides=TINY | {"grad_clip_norm": 5.0}
+    ).resolve()
     assert clipped.jobs[0].settings["grad_clip_norm"] == 5.0 and clipped.jobs[0].job_id != plain.job_id
 
 
 # ---- RD: ADer's schedule, clipping and last batch -----------------------------------------------
 
+
 def _model(**overrides) -> ReverseDistillation:
-    return ReverseDistillation(RDSettings(**(dict(backbone="resnet18", weights="none", device="cpu") | TINY | overrides)))
+    return ReverseDistillation(
+        RDSettings(**(dict(backbone="resnet18", weights="none", device="cpu") | TINY | overrides))
+    )
 
 
 def test_step_schedule_multiplies_the_rate_after_80_percent_of_the_epochs():
@@ -156,13 +169,22 @@ def test_training_on_the_union_equals_training_on_one_array():
 
 # ---- store: a unified job is done iff all its records exist --------------------------------------
 
+
 def _unified_result(job, values=(0.9, 0.8, 0.7)) -> JobResult:
     parts = []
-    for (category, record_id), value in zip(zip(job.categories, job.record_ids), values):
-        record = {"job_id": record_id, "dataset": "folder", "category": category, "method": "rd", "seed": job.seed,
-                  "protocol": "unified", "settings": job.settings,
-                  "unified": {"job_id": job.job_id, "categories": list(job.categories), "records": list(job.record_ids)},
-                  "metrics": {"image_auroc": {"value": value}}, "data": {"fingerprint": job.data_fingerprints[category]}}
+    for (category, record_id), value in zip(zip(job.categories, job.record_ids, strict=False), values, strict=False):
+        record = {
+            "job_id": record_id,
+            "dataset": "folder",
+            "category": category,
+            "method": "rd",
+            "seed": job.seed,
+            "protocol": "unified",
+            "settings": job.settings,
+            "unified": {"job_id": job.job_id, "categories": list(job.categories), "records": list(job.record_ids)},
+            "metrics": {"image_auroc": {"value": value}},
+            "data": {"fingerprint": job.data_fingerprints[category]},
+        }
         parts.append((record, {"scores": np.zeros(2, np.float32)}))
     return JobResult({"job_id": job.job_id, "metrics": {}}, {}, None, parts)
 
@@ -207,11 +229,12 @@ def test_changed_data_of_one_category_set_aside_the_whole_unified_job(data, tmp_
 
     _write_configs(store, job)
     store_result(store, _unified_result(job))
-    slate = dict(zip(job.categories, job.record_ids))["slate"]
+    slate = dict(zip(job.categories, job.record_ids, strict=False))["slate"]
     assert json.loads((store.job_dir(slate) / "config.json").read_text())["unified_job"] == job.job_id
     # the same sweep planned on data where slate changed: every folder of the old job goes
-    later = dataclasses.replace(resolved, jobs=[dataclasses.replace(job, data_fingerprints=job.data_fingerprints
-                                                                    | {"slate": "f" * 16})])
+    later = dataclasses.replace(
+        resolved, jobs=[dataclasses.replace(job, data_fingerprints=job.data_fingerprints | {"slate": "f" * 16})]
+    )
     changed = set_aside_changed_data(later, store)
     assert set(changed) == {"slate"} and changed["slate"][:2] == (job.data_fingerprints["slate"], "f" * 16)
     assert not (store.run_dir / "jobs").exists() or not any((store.run_dir / "jobs").iterdir())
@@ -221,9 +244,12 @@ def test_changed_data_of_one_category_set_aside_the_whole_unified_job(data, tmp_
 
 # ---- reports and check ---------------------------------------------------------------------------
 
+
 def _visa_run(run, protocol: str):
     for category, value in (("candle", 0.9), ("pcb1", 0.85)):
-        record = write_record(run, category, 42, {"image_auroc": value, "pixel_auroc": 0.97, "au_pro": 0.9}, dataset="visa")
+        record = write_record(
+            run, category, 42, {"image_auroc": value, "pixel_auroc": 0.97, "au_pro": 0.9}, dataset="visa"
+        )
         record["protocol"] = protocol
         if protocol == "unified":
             record["unified"] = {"job_id": "unified-s42-x", "categories": ["candle", "pcb1"]}
@@ -256,30 +282,49 @@ def test_report_names_the_protocol_and_compares_like_for_like(tmp_path):
     # the two runs of one method are named by their protocol
     report = build_report([unified], single)
     assert [side.tag for side in report.sides] == ["RD (multi-class)", "RD (single-class)"]
-    expected = ("Protocols differ, not comparable: multi-class (one model for all categories) for RD (multi-class); "
-                "single-class (one model per category) for RD (single-class).")
+    expected = (
+        "Protocols differ, not comparable: multi-class (one model for all categories) for RD (multi-class); "
+        "single-class (one model per category) for RD (single-class)."
+    )
     assert expected in report.note_lines("short") and expected in report.note_lines("full")
     assert not any("trained on the training images" in line for line in report.note_lines("short"))
 
     # a unified run alone: the short notes still say it is multi-class
-    assert "Multi-class protocol: one model per seed for all 2 categories." in build_report([unified]).note_lines("short")
+    assert "Multi-class protocol: one model per seed for all 2 categories." in build_report([unified]).note_lines(
+        "short"
+    )
 
 
 def test_check_compares_the_protocol_and_reads_older_baselines_as_single(tmp_path):
-    unified = [json.loads(p.read_text()) for p in sorted(_visa_run(tmp_path / "u", "unified").glob("jobs/*/record.json"))]
+    unified = [
+        json.loads(p.read_text()) for p in sorted(_visa_run(tmp_path / "u", "unified").glob("jobs/*/record.json"))
+    ]
     assert compared_settings(unified)["protocol"] == "unified"
-    baseline = {"values": {r["category"]: {"image_auroc": 0.9} for r in unified},
-                "settings": {k: v for k, v in compared_settings(unified).items() if k != "protocol"}}
-    assert problems(unified, baseline, ["image_auroc"]) == ["setting protocol differs: run 'unified', baseline 'single'"]
+    baseline = {
+        "values": {r["category"]: {"image_auroc": 0.9} for r in unified},
+        "settings": {k: v for k, v in compared_settings(unified).items() if k != "protocol"},
+    }
+    assert problems(unified, baseline, ["image_auroc"]) == [
+        "setting protocol differs: run 'unified', baseline 'single'"
+    ]
 
 
 def test_estimate_trains_once_over_all_categories_when_unified():
     train = {"uncached": {"images_per_s": 2.0}, "cached": {"images_per_s": 4.0, "teacher_images_per_s": 10.0}}
     counts = {"a": (100, 20), "b": (50, 10)}
-    single = estimate_sweep(counts, epochs=10, seeds=1, cache_used=True, train=train, infer={"images_per_s": 5.0},
-                            data=None)
-    unified = estimate_sweep(counts, epochs=10, seeds=2, cache_used=True, train=train, infer={"images_per_s": 5.0},
-                             data=None, protocol="unified")
+    single = estimate_sweep(
+        counts, epochs=10, seeds=1, cache_used=True, train=train, infer={"images_per_s": 5.0}, data=None
+    )
+    unified = estimate_sweep(
+        counts,
+        epochs=10,
+        seeds=2,
+        cache_used=True,
+        train=train,
+        infer={"images_per_s": 5.0},
+        data=None,
+        protocol="unified",
+    )
     assert unified["unified"] == {"train_s": 2 * 10 * 150 / 4.0, "cache_s": 2 * 150 / 10.0}
     assert unified["categories"]["a"] == {"infer_s": 2 * 20 / 5.0, "total_s": 2 * 20 / 5.0}
     assert unified["totals"]["total_s"] == pytest.approx(2 * single["totals"]["total_s"])  # same work per seed

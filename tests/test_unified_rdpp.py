@@ -16,8 +16,15 @@ from harness.sweep.plan import UNIFIED, Sweep
 
 from sweep_fixtures import make_dataset
 
-TINY = {"backbone": "resnet18", "weights": "none", "image_size": 64, "epochs": 1, "batch_size": 6, "progress": False,
-        "ssot": False}
+TINY = {
+    "backbone": "resnet18",
+    "weights": "none",
+    "image_size": 64,
+    "epochs": 1,
+    "batch_size": 6,
+    "progress": False,
+    "ssot": False,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
@@ -30,6 +37,7 @@ def data(tmp_path_factory):
 
 # ---- planning: per-category settings ------------------------------------------------------------
 
+
 def test_unified_refuses_per_category_epochs_in_one_line_and_a_flag_makes_them_one():
     with pytest.raises(HarnessError) as refused:
         Sweep(dataset="mvtec", profile="rdpp-paper", root="/nonexistent", protocol="unified").resolve()
@@ -38,34 +46,59 @@ def test_unified_refuses_per_category_epochs_in_one_line_and_a_flag_makes_them_o
     assert "epochs 200 for bottle but 240 for cable" in message and "--epochs N" in message
     assert "--protocol single" in message
     # --epochs wins over every category's value: one model, one count
-    forced = Sweep(dataset="mvtec", profile="rdpp-paper", root="/nonexistent", protocol="unified",
-                   overrides={"epochs": 3}).resolve()
+    forced = Sweep(
+        dataset="mvtec", profile="rdpp-paper", root="/nonexistent", protocol="unified", overrides={"epochs": 3}
+    ).resolve()
     (job,) = forced.jobs
-    assert job.protocol == UNIFIED and job.method == "rdpp" and job.settings["epochs"] == 3 and len(job.categories) == 15
+    assert (
+        job.protocol == UNIFIED and job.method == "rdpp" and job.settings["epochs"] == 3 and len(job.categories) == 15
+    )
     # categories that share their value need no flag
-    shared = Sweep(dataset="mvtec", profile="rdpp-paper", root="/nonexistent", protocol="unified",
-                   categories=("carpet", "leather")).resolve()
+    shared = Sweep(
+        dataset="mvtec", profile="rdpp-paper", root="/nonexistent", protocol="unified", categories=("carpet", "leather")
+    ).resolve()
     assert shared.jobs[0].settings["epochs"] == 10
 
 
 def test_bench_estimate_refuses_the_same_profiles():
     counts = {"carpet": (280, 117), "bottle": (209, 83)}
-    with pytest.raises(HarnessError, match="different epochs \\(carpet: 10, bottle: 200\\); set one count with --epochs N"):
-        estimate_sweep(counts, epochs=200, seeds=1, cache_used=False, train={"uncached": {"images_per_s": 2.0}},
-                       infer=None, data=None, protocol="unified", category_epochs={"carpet": 10})
+    with pytest.raises(
+        HarnessError, match="different epochs \\(carpet: 10, bottle: 200\\); set one count with --epochs N"
+    ):
+        estimate_sweep(
+            counts,
+            epochs=200,
+            seeds=1,
+            cache_used=False,
+            train={"uncached": {"images_per_s": 2.0}},
+            infer=None,
+            data=None,
+            protocol="unified",
+            category_epochs={"carpet": 10},
+        )
     assert unified_epochs({"carpet": (1, 1), "leather": (1, 1)}, 200, {"carpet": 10, "leather": 10}) == 10
-    same = estimate_sweep({"carpet": (100, 1), "leather": (50, 1)}, epochs=200, seeds=1, cache_used=False,
-                          train={"uncached": {"images_per_s": 2.0}}, infer=None, data=None, protocol="unified",
-                          category_epochs={"carpet": 10, "leather": 10})
+    same = estimate_sweep(
+        {"carpet": (100, 1), "leather": (50, 1)},
+        epochs=200,
+        seeds=1,
+        cache_used=False,
+        train={"uncached": {"images_per_s": 2.0}},
+        infer=None,
+        data=None,
+        protocol="unified",
+        category_epochs={"carpet": 10, "leather": 10},
+    )
     assert same["epochs"] == 10 and same["unified"]["train_s"] == 10 * 150 / 2.0 and "category_epochs" not in same
 
 
 # ---- RD++ with RD's optional training settings ---------------------------------------------------
 
+
 def test_rdpp_trainer_follows_the_step_schedule_and_clips_all_trained_parameters(monkeypatch):
     images = np.random.default_rng(0).integers(0, 255, (8, 64, 64, 3), dtype=np.uint8)
-    model = ReverseDistillationPlusPlus(RDPPSettings(**(TINY | {"epochs": 10, "lr_schedule": "step",
-                                                                "grad_clip_norm": 1e-3, "batch_size": 4})))
+    model = ReverseDistillationPlusPlus(
+        RDPPSettings(**(TINY | {"epochs": 10, "lr_schedule": "step", "grad_clip_norm": 1e-3, "batch_size": 4}))
+    )
     assert model.learning_rate(8) == 0.005 and model.learning_rate(9) == pytest.approx(0.0005)
     seen = []
     original = torch.nn.utils.clip_grad_norm_
@@ -73,7 +106,9 @@ def test_rdpp_trainer_follows_the_step_schedule_and_clips_all_trained_parameters
     def spy(params, max_norm, *args, **kwargs):
         params = list(params)
         total = original(params, max_norm, *args, **kwargs)
-        after = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
+        after = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None])
+        )
         seen.append((len(params), max_norm, float(after)))
         return total
 
@@ -94,9 +129,16 @@ def test_rdpp_trainer_follows_the_step_schedule_and_clips_all_trained_parameters
 
 # ---- one RD++ model for two categories -----------------------------------------------------------
 
+
 def test_unified_rdpp_job_trains_one_model_and_writes_a_record_per_category(data):
-    resolved = Sweep(dataset="folder", root=str(data), profile="rdpp-demo", protocol="unified", overrides=TINY,
-                     metrics=("image_auroc",)).resolve()
+    resolved = Sweep(
+        dataset="folder",
+        root=str(data),
+        profile="rdpp-demo",
+        protocol="unified",
+        overrides=TINY,
+        metrics=("image_auroc",),
+    ).resolve()
     (job,) = resolved.jobs
     assert job.method == "rdpp" and job.categories == ("amber", "slate")
     result = compute_job(job)
@@ -113,8 +155,11 @@ def test_the_failing_step_is_named_in_either_job_path(data, monkeypatch):
 
     monkeypatch.setattr(ReverseDistillationPlusPlus, "fit", fit)
     for protocol in ("single", "unified"):
-        (job, *_) = Sweep(dataset="folder", root=str(data), profile="rdpp-demo", protocol=protocol,
-                          overrides=TINY).resolve().jobs
+        (job, *_) = (
+            Sweep(dataset="folder", root=str(data), profile="rdpp-demo", protocol=protocol, overrides=TINY)
+            .resolve()
+            .jobs
+        )
         with pytest.raises(MemoryError) as error:
             compute_job(job)
         message = failure_message(error.value, job)

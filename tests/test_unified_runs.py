@@ -9,10 +9,19 @@ import json
 import signal
 from pathlib import Path
 
-
-from sweep_fixtures import (FAST, break_category, harness, make_dataset, metric_values, records, run_in_process,
-                            start_harness, wait_for)
 from visa_fixtures import make_visa
+
+from sweep_fixtures import (
+    FAST,
+    break_category,
+    harness,
+    make_dataset,
+    metric_values,
+    records,
+    run_in_process,
+    start_harness,
+    wait_for,
+)
 
 CATEGORIES = ("amber", "moss", "slate")  # the folder adapter lists them sorted
 
@@ -39,8 +48,23 @@ def _assert_one_model(records: dict[str, dict], categories) -> None:
 
 def test_synthetic_three_categories_one_model_per_category_metrics_report_check_rescore(tmp_path):
     out = tmp_path / "run"
-    args = ["run", "--protocol", "unified", "--profile", "demo", "--image-size", "64", "--epochs", "2",
-            "--eval-every", "1", "--device", "cpu", "--out", str(out)]
+    args = [
+        "run",
+        "--protocol",
+        "unified",
+        "--profile",
+        "demo",
+        "--image-size",
+        "64",
+        "--epochs",
+        "2",
+        "--eval-every",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     result = harness(*args)
     assert result.returncode == 0, result.stderr
     assert "1 job(s): synthetic [weave, tiles, disc]" in result.stdout and "protocol unified" in result.stdout
@@ -54,10 +78,16 @@ def test_synthetic_three_categories_one_model_per_category_metrics_report_check_
     assert log.count("epoch 1/2: loss") == 1 and "120 training images of 3 categories, trained on together" in log
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert sorted(r["category"] for r in rows) == ["disc", "tiles", "weave"] and {r["protocol"] for r in rows} == {"unified"}
+    assert sorted(r["category"] for r in rows) == ["disc", "tiles", "weave"] and {r["protocol"] for r in rows} == {
+        "unified"
+    }
 
     again = harness(*args)  # resumes: nothing to do
-    assert again.returncode == 0 and "already done, skipped" in again.stdout and "0 job(s) run, 1 already done" in again.stdout
+    assert (
+        again.returncode == 0
+        and "already done, skipped" in again.stdout
+        and "0 job(s) run, 1 already done" in again.stdout
+    )
 
     report = harness("report", str(out), "--format", "md")
     assert report.returncode == 0, report.stderr
@@ -83,6 +113,7 @@ def test_mvtec_layout_resume_after_sigkill_gives_the_uninterrupted_result(tmp_pa
     out = tmp_path / "run"
     process = start_harness(*args, "--out", str(out))
     try:
+
         def trained_an_epoch() -> bool:
             log = _unified_folder(out) / "log.txt"
             return log.exists() and "epoch 1/6" in log.read_text()
@@ -136,11 +167,33 @@ def test_local_backend_runs_a_unified_job_like_serial(tmp_path):
 def test_visa_layout_unified_run_beside_aders_multiclass_numbers(tmp_path):
     data = make_visa(tmp_path / "visa", {"candle": (8, 2, 3), "pcb1": (8, 2, 3)})
     out = tmp_path / "run"
-    result = harness("run", "--dataset", "visa", "--root", str(data), "--categories", "candle,pcb1", "--profile", "demo",
-                     "--protocol", "unified", "--image-size", "64", "--epochs", "1", "--batch-size", "6", "--out", str(out))
+    result = harness(
+        "run",
+        "--dataset",
+        "visa",
+        "--root",
+        str(data),
+        "--categories",
+        "candle,pcb1",
+        "--profile",
+        "demo",
+        "--protocol",
+        "unified",
+        "--image-size",
+        "64",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "6",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     _assert_one_model(records(out), ("candle", "pcb1"))
     report = harness("report", str(out), "--vs", "ader_visa_multiclass", "--format", "md")
     assert report.returncode == 0, report.stderr
-    assert "RD†: multi-class protocol: one model per seed trained on the training images of its 2 categories" in report.stdout
+    assert (
+        "RD†: multi-class protocol: one model per seed trained on the training images of its 2 categories"
+        in report.stdout
+    )
     assert "Every side follows the multi-class protocol." in report.stdout and "Protocols differ" not in report.stdout

@@ -51,8 +51,23 @@ def test_missing_weights_are_downloaded_once_before_the_jobs(tmp_path, setup, te
     tables = {"weights": {"resnet18": f"https://download.pytorch.org/models/{name}"}}
     with FileServer({f"/torchvision/{name}": teacher_file}) as server:
         env |= {"HARNESS_MIRROR": server.url}
-        result = harness_cli(tmp_path, "run", *QUICK, "--root", str(data), "--seeds", "0,1", "--backend", "local",
-                             "--jobs", "2", "--out", str(tmp_path / "run"), env=env, tables=tables)
+        result = harness_cli(
+            tmp_path,
+            "run",
+            *QUICK,
+            "--root",
+            str(data),
+            "--seeds",
+            "0,1",
+            "--backend",
+            "local",
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+            env=env,
+            tables=tables,
+        )
         assert result.returncode == 0, result.stderr
         assert server.gets(f"/torchvision/{name}") == [None]  # once, for the whole sweep
     assert f"downloading ImageNet weights for resnet18: {server.url}/torchvision/{name}" in result.stderr
@@ -69,13 +84,15 @@ def test_offline_keeps_the_one_line_message_and_asks_nothing(tmp_path, setup, ho
     with FileServer({f"/torchvision/{REAL}": b"never asked for"}) as server:
         env |= {"HARNESS_MIRROR": server.url} | ({"HARNESS_OFFLINE": "1"} if how == "HARNESS_OFFLINE" else {})
         flags = how if isinstance(how, list) else []
-        result = harness_cli(tmp_path, "run", *QUICK, *flags, "--root", str(data), "--out", str(tmp_path / "run"),
-                             env=env)
+        result = harness_cli(
+            tmp_path, "run", *QUICK, *flags, "--root", str(data), "--out", str(tmp_path / "run"), env=env
+        )
         assert server.requests == []
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     message = result.stderr.strip()
-    assert message.startswith(f"error: ImageNet weights for resnet18 not found: expected torchvision's file {REAL} in "
-                              f"{cache}")
+    assert message.startswith(
+        f"error: ImageNet weights for resnet18 not found: expected torchvision's file {REAL} in {cache}"
+    )
     assert "downloads are off (--offline or HARNESS_OFFLINE=1)" in message and "--weights PATH" in message
     assert not (tmp_path / "run").exists()
 
@@ -91,11 +108,15 @@ def test_a_failed_download_leaves_no_file_that_could_pass_for_the_weights(tmp_pa
     assert result.returncode == 2 and "Traceback" not in result.stderr
     message = last_line(result.stderr)
     if fault == "refused":
-        assert message.startswith(f"error: cannot download ImageNet weights for resnet18 from {server.url}/torchvision/"
-                                  f"{REAL} (HTTPError: HTTP Error 404")
+        assert message.startswith(
+            f"error: cannot download ImageNet weights for resnet18 from {server.url}/torchvision/"
+            f"{REAL} (HTTPError: HTTP Error 404"
+        )
     else:
-        assert message.startswith(f"error: the download of {REAL} from {server.url}/torchvision/{REAL} does not have "
-                                  "the sha256 its name promises (f37072fd...)")
+        assert message.startswith(
+            f"error: the download of {REAL} from {server.url}/torchvision/{REAL} does not have "
+            "the sha256 its name promises (f37072fd...)"
+        )
     assert "nothing was kept" in message and "--weights PATH" in message
     assert checkpoints(cache) == []  # no final file, no temporary one
     assert not (tmp_path / "run").exists()

@@ -18,9 +18,18 @@ import numpy as np
 from PIL import Image
 
 VISA_1CLS_COUNTS = {  # (training, test) images of VisA's 1cls split; the test split is ~half anomalous
-    "candle": (900, 200), "capsules": (542, 160), "cashew": (450, 150), "chewinggum": (453, 150),
-    "fryum": (450, 150), "macaroni1": (900, 200), "macaroni2": (900, 200), "pcb1": (904, 200),
-    "pcb2": (901, 200), "pcb3": (905, 201), "pcb4": (904, 201), "pipe_fryum": (450, 150),
+    "candle": (900, 200),
+    "capsules": (542, 160),
+    "cashew": (450, 150),
+    "chewinggum": (453, 150),
+    "fryum": (450, 150),
+    "macaroni1": (900, 200),
+    "macaroni2": (900, 200),
+    "pcb1": (904, 200),
+    "pcb2": (901, 200),
+    "pcb3": (905, 201),
+    "pcb4": (904, 201),
+    "pipe_fryum": (450, 150),
 }
 
 
@@ -31,8 +40,9 @@ def _image(rng: np.random.Generator, width: int, height: int, tone: np.ndarray) 
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def make_visa(root: Path, counts: dict[str, tuple[int, int, int]], width: int = 48, height: int = 32,
-              workers: int = 2) -> Path:
+def make_visa(
+    root: Path, counts: dict[str, tuple[int, int, int]], width: int = 48, height: int = 32, workers: int = 2
+) -> Path:
     """counts: category -> (training, normal test, anomalous test) images. Returns root."""
     rows = ["object,split,label,image,mask"]
     tasks = []
@@ -53,7 +63,7 @@ def make_visa(root: Path, counts: dict[str, tuple[int, int, int]], width: int = 
         if mask:
             ids = np.zeros((height, width), np.uint8)
             cy, cx = rng.integers(height // 4, 3 * height // 4), rng.integers(width // 4, 3 * width // 4)
-            ids[max(0, cy - height // 6):cy + height // 6, max(0, cx - width // 6):cx + width // 6] = 1
+            ids[max(0, cy - height // 6) : cy + height // 6, max(0, cx - width // 6) : cx + width // 6] = 1
             pixels[ids > 0] = (30, 200, 60)
             (root / mask).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(ids).save(root / mask)
@@ -73,8 +83,11 @@ def visa_counts(fraction: float, categories=tuple(VISA_1CLS_COUNTS)) -> dict[str
     for category in categories:
         n_train, n_test = VISA_1CLS_COUNTS[category]
         n_bad = n_test // 2
-        scaled[category] = (max(2, round(n_train * fraction)), max(1, round((n_test - n_bad) * fraction)),
-                            max(1, round(n_bad * fraction)))
+        scaled[category] = (
+            max(2, round(n_train * fraction)),
+            max(1, round((n_test - n_bad) * fraction)),
+            max(1, round(n_bad * fraction)),
+        )
     return scaled
 
 
@@ -87,5 +100,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     counts = visa_counts(args.fraction)
     make_visa(Path(args.root), counts, args.width, args.height)
-    print(f"{args.root}: {sum(c[0] for c in counts.values())} training and "
-          f"{sum(c[1] + c[2] for c in counts.values())} test images in {len(counts)} categories", file=sys.stderr)
+    print(
+        f"{args.root}: {sum(c[0] for c in counts.values())} training and "
+        f"{sum(c[1] + c[2] for c in counts.values())} test images in {len(counts)} categories",
+        file=sys.stderr,
+    )

@@ -10,15 +10,21 @@ import argparse
 import dataclasses
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.files import atomic_write_text
 
 SECTIONS = {
-    "train": ("train",), "infer": ("infer",), "data": ("data",), "metrics": ("metrics",),
-    "all": ("train", "infer", "data", "metrics"), "estimate": ("train", "infer"), "official": ("versus",), "phases": ("phases",),
+    "train": ("train",),
+    "infer": ("infer",),
+    "data": ("data",),
+    "metrics": ("metrics",),
+    "all": ("train", "infer", "data", "metrics"),
+    "estimate": ("train", "infer"),
+    "official": ("versus",),
+    "phases": ("phases",),
 }
 
 
@@ -36,9 +42,15 @@ def model_settings(args: argparse.Namespace):
         raise HarnessError(f"bench measures methods rd and rdpp, not '{method}'")
     if args.what in ("official", "phases") and method != "rd":
         raise HarnessError(f"bench {args.what} measures method rd, not '{method}'")
-    flags = {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
-             "device": args.device, "precision": args.precision, "epochs": args.epochs,
-             "teacher_cache_dtype": args.teacher_cache_dtype}
+    flags = {
+        "backbone": args.backbone,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "precision": args.precision,
+        "epochs": args.epochs,
+        "teacher_cache_dtype": args.teacher_cache_dtype,
+    }
     values = (profile.settings if profile else {}) | {"weights": args.weights or "none", "compile": args.compile}
     values |= {k: v for k, v in flags.items() if v is not None} | {"progress": False}
     settings = methods.get(method).Settings(**values)
@@ -70,9 +82,9 @@ def machine_info(device: str | None) -> dict:
 
 def command_bench(args: argparse.Namespace) -> int:
     from harness.bench import data_speed, estimate, metric_speed, model_speed, phases, versus
-    from harness.sweep import numerics
     from harness.methods.rd import resolve_device
     from harness.methods.rd_cache import cache_bytes, plan_cache
+    from harness.sweep import numerics
 
     what = args.what
     sections = SECTIONS[what]
@@ -91,19 +103,27 @@ def command_bench(args: argparse.Namespace) -> int:
     counts = estimate.split_counts(args.dataset, args.root) if args.dataset and timed_model else None
     protocol = (args.protocol or profile.protocol) if counts else "single"
     # per-category epochs of the profile (rdpp-paper), unless --epochs sets one count for all
-    category_epochs = None if args.epochs or not counts else {
-        c: o["epochs"] for c, o in profile.category_settings.items() if c in counts[0] and "epochs" in o}
+    category_epochs = (
+        None
+        if args.epochs or not counts
+        else {c: o["epochs"] for c, o in profile.category_settings.items() if c in counts[0] and "epochs" in o}
+    )
     if protocol == "unified" and category_epochs:  # refused before anything is measured
         estimate.unified_epochs(counts[0], settings.epochs, category_epochs)
-    source = data_speed.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
+    source = (
+        data_speed.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
+    )
     path = json_path(args, what)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
 
-    result: dict = {"command": what, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "machine": machine_info(str(device) if device else None)}
+    result: dict = {
+        "command": what,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(str(device) if device else None),
+    }
     blocks = []
     if model_sections:
         result["settings"] = dataclasses.asdict(settings)
@@ -112,12 +132,17 @@ def command_bench(args: argparse.Namespace) -> int:
         result["numerics"] = "portable" if args.portable else "native"
         with numerics.numerics(result["numerics"]):
             if "train" in sections:
-                off = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="off",
-                                              method=method)
-                on = model_speed.bench_train(settings, steps=args.steps, warmup=args.warmup, cache_teacher="on",
-                                             method=method)
-                result["train"] = {"uncached": off, "cached": on,
-                                   "cache_speedup": on["images_per_s"] / off["images_per_s"]}
+                off = model_speed.bench_train(
+                    settings, steps=args.steps, warmup=args.warmup, cache_teacher="off", method=method
+                )
+                on = model_speed.bench_train(
+                    settings, steps=args.steps, warmup=args.warmup, cache_teacher="on", method=method
+                )
+                result["train"] = {
+                    "uncached": off,
+                    "cached": on,
+                    "cache_speedup": on["images_per_s"] / off["images_per_s"],
+                }
             if "infer" in sections:
                 result["infer"] = model_speed.bench_infer(settings, steps=args.steps, warmup=args.warmup, method=method)
             if "versus" in sections:
@@ -125,13 +150,19 @@ def command_bench(args: argparse.Namespace) -> int:
             if "phases" in sections:
                 result["phases"] = phases.bench_phases(settings, steps=args.steps, warmup=args.warmup)
         if "phases" in sections:
-            blocks.append(phases.format_phases(result["setup"], result["phases"]) + f"\nCPU numerics: {result['numerics']}")
+            blocks.append(
+                phases.format_phases(result["setup"], result["phases"]) + f"\nCPU numerics: {result['numerics']}"
+            )
         elif "versus" in sections:
-            blocks.append(versus.format_versus(result["setup"], result["versus_official"])
-                          + f"\nCPU numerics: {result['numerics']}")
+            blocks.append(
+                versus.format_versus(result["setup"], result["versus_official"])
+                + f"\nCPU numerics: {result['numerics']}"
+            )
         else:
-            blocks.append(model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer"))
-                          + f"\nCPU numerics: {result['numerics']}")
+            blocks.append(
+                model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer"))
+                + f"\nCPU numerics: {result['numerics']}"
+            )
     if "data" in sections:
         result["data"] = data_speed.bench_data(source, settings.image_size)
         blocks.append(data_speed.format_bench_data(result["data"]))
@@ -146,16 +177,30 @@ def command_bench(args: argparse.Namespace) -> int:
         needed = cache_bytes(settings.backbone, cached_images, size, size, settings.teacher_cache_dtype)
         plan = plan_cache(settings.cache_teacher, needed, device)
         data = result.get("data") if result.get("data", {}).get("dataset") == args.dataset else None
-        sweep_estimate = estimate.estimate_sweep(counts, epochs=settings.epochs, seeds=len(profile.seeds), cache_used=plan.use,
-                                        train=result.get("train"), infer=result.get("infer"), data=data,
-                                        protocol=protocol, category_epochs=category_epochs or None)
-        sweep_estimate |= {"dataset": args.dataset, "profile": profile.name, "counts": counted,
-                           "teacher_cache_plan": plan.to_dict()}
+        sweep_estimate = estimate.estimate_sweep(
+            counts,
+            epochs=settings.epochs,
+            seeds=len(profile.seeds),
+            cache_used=plan.use,
+            train=result.get("train"),
+            infer=result.get("infer"),
+            data=data,
+            protocol=protocol,
+            category_epochs=category_epochs or None,
+        )
+        sweep_estimate |= {
+            "dataset": args.dataset,
+            "profile": profile.name,
+            "counts": counted,
+            "teacher_cache_plan": plan.to_dict(),
+        }
         result["estimate"] = sweep_estimate
-        header = (f"sweep estimate: {args.dataset} ({counted}), method {method}, profile {profile.name} ({settings.backbone}, "
-                  f"{size} px, {estimate.epochs_text(sweep_estimate)}, batch {settings.batch_size}), {len(counts)} categories x "
-                  f"{len(profile.seeds)} seed(s), protocol {protocol}, on {device}; teacher cache "
-                  f"{'on' if plan.use else 'off'}: {plan.reason}")
+        header = (
+            f"sweep estimate: {args.dataset} ({counted}), method {method}, profile {profile.name} ({settings.backbone}, "
+            f"{size} px, {estimate.epochs_text(sweep_estimate)}, batch {settings.batch_size}), {len(counts)} categories x "
+            f"{len(profile.seeds)} seed(s), protocol {protocol}, on {device}; teacher cache "
+            f"{'on' if plan.use else 'off'}: {plan.reason}"
+        )
         blocks.append(estimate.format_estimate(sweep_estimate, header))
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
 
@@ -168,37 +213,57 @@ def command_bench(args: argparse.Namespace) -> int:
 
 def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:
     """The flags of `bench` (the parser itself is made in harness.cli)."""
-    bench.add_argument("what", nargs="?", default="all", choices=list(SECTIONS),
-                       help="what to measure: train, infer, data, metrics, all (those four), estimate "
-                            "(train + infer and the sweep estimate; needs --dataset), or official (RD's training step "
-                            "and inference beside the official code's, interleaved; --steps rounds, best kept), or phases "
-                            "(time per phase of a training step and of predict)")
+    bench.add_argument(
+        "what",
+        nargs="?",
+        default="all",
+        choices=list(SECTIONS),
+        help="what to measure: train, infer, data, metrics, all (those four), estimate "
+        "(train + infer and the sweep estimate; needs --dataset), or official (RD's training step "
+        "and inference beside the official code's, interleaved; --steps rounds, best kept), or phases "
+        "(time per phase of a training step and of predict)",
+    )
     model = bench.add_argument_group("model (train, infer)")
     model.add_argument("--method", choices=["rd", "rdpp"], help="method to measure (default: the profile's, else rd)")
     model.add_argument("--backbone", help="teacher backbone (default: the profile's, else wide_resnet50_2)")
-    model.add_argument("--image-size", type=positive_int, help="input side in pixels (default: the profile's, else 256)")
-    model.add_argument("--batch-size", type=positive_int, help="training and inference batch size (default: the profile's, else 16)")
+    model.add_argument(
+        "--image-size", type=positive_int, help="input side in pixels (default: the profile's, else 256)"
+    )
+    model.add_argument(
+        "--batch-size", type=positive_int, help="training and inference batch size (default: the profile's, else 16)"
+    )
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
-    model.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
-                       help="autocast precision (CPU: bf16 where it has AVX512-BF16 or AMX; fp16 runs fp32)")
+    model.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast precision (CPU: bf16 where it has AVX512-BF16 or AMX; fp16 runs fp32)",
+    )
     model.add_argument("--weights", help="teacher weights (default none: random; the weights do not change the speed)")
-    model.add_argument("--compile", action="store_true",
-                       help="torch.compile the networks (CUDA; on the CPU predict only, with a C++ compiler)")
+    model.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the networks (CUDA; on the CPU predict only, with a C++ compiler)",
+    )
     model.add_argument("--teacher-cache-dtype", choices=["fp32", "fp16"], help="storage of cached teacher features")
     model.add_argument("--steps", type=positive_int, default=5, help="timed steps (batches) per measurement")
     model.add_argument("--warmup", type=positive_int, default=1, help="untimed warm-up steps before each measurement")
     model.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
-    model.add_argument("--portable", action="store_true",
-                       help="measure in the portable CPU numerics of `run --portable` (restarts the command once)")
+    model.add_argument(
+        "--portable",
+        action="store_true",
+        help="measure in the portable CPU numerics of `run --portable` (restarts the command once)",
+    )
     sweep = bench.add_argument_group("data set and sweep estimate")
     sweep.add_argument("--dataset", help="data set for `data` (default synthetic) and for the sweep estimate")
     sweep.add_argument("--root", help="folder of the data set (counts its files for the estimate)")
     sweep.add_argument("--category", help="category `data` decodes (default: the first)")
     sweep.add_argument("--profile", help="settings profile (default: the data set's default profile)")
     sweep.add_argument("--epochs", type=positive_int, help="epochs for the estimate (default: the profile's)")
-    sweep.add_argument("--protocol", choices=["single", "unified"],
-                       help="single: one model per category; unified: one model for all categories (default: the "
-                            "profile's)")
+    sweep.add_argument(
+        "--protocol",
+        choices=["single", "unified"],
+        help="single: one model per category; unified: one model for all categories (default: the profile's)",
+    )
     metrics = bench.add_argument_group("metrics")
     metrics.add_argument("--n-images", type=positive_int, default=150, help="maps in the synthetic test set")
     metrics.add_argument("--size", type=positive_int, default=256, help="side of each map in pixels")

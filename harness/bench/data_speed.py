@@ -55,6 +55,8 @@ def bench_data(source: dict, image_size: int) -> dict:
 
 def format_bench_data(result: dict) -> str:
     source = f" from {result['source_size']}" if result["source_size"] else ""
-    return (f"data benchmark: {result['dataset']}/{result['category']}, {result['what']}{source} to "
-            f"{result['image_size']} px, {result['threads']} thread(s)\n"
-            f"  {result['images']} images in {result['seconds']:.3f} s: {result['images_per_s']:.1f} img/s")
+    return (
+        f"data benchmark: {result['dataset']}/{result['category']}, {result['what']}{source} to "
+        f"{result['image_size']} px, {result['threads']} thread(s)\n"
+        f"  {result['images']} images in {result['seconds']:.3f} s: {result['images_per_s']:.1f} img/s"
+    )

@@ -25,9 +25,18 @@ def split_counts(dataset: str, root: str | None = None) -> tuple[dict[str, tuple
     return dict(known), "published counts"
 
 
-def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: int, cache_used: bool,
-                   train: dict | None, infer: dict | None, data: dict | None, protocol: str = "single",
-                   category_epochs: dict[str, int] | None = None) -> dict:
+def estimate_sweep(
+    counts: dict[str, tuple[int, int]],
+    *,
+    epochs: int,
+    seeds: int,
+    cache_used: bool,
+    train: dict | None,
+    infer: dict | None,
+    data: dict | None,
+    protocol: str = "single",
+    category_epochs: dict[str, int] | None = None,
+) -> dict:
     """Seconds a sweep takes at the measured rates: per category, training (epochs x images at the
     cached or on-the-fly rate, plus one teacher pass to fill the cache), inference and, when measured
     on the same data set, decoding. Parts without a measured rate are left out and named.
@@ -66,14 +75,24 @@ def estimate_sweep(counts: dict[str, tuple[int, int]], *, epochs: int, seeds: in
         shared["train_s"] = seeds * epochs * n_all / train_run["images_per_s"]
         if cache_used:
             shared["cache_s"] = seeds * n_all / train_run["teacher_images_per_s"]
-    totals = {key: sum(c.get(key, 0.0) for c in per_category.values()) + shared.get(key, 0.0)
-              for key in ("train_s", "cache_s", "infer_s", "load_s")}
+    totals = {
+        key: sum(c.get(key, 0.0) for c in per_category.values()) + shared.get(key, 0.0)
+        for key in ("train_s", "cache_s", "infer_s", "load_s")
+    }
     totals["total_s"] = sum(totals.values())
-    return {"epochs": epochs, "seeds": seeds, "teacher_cache": cache_used, "protocol": protocol,
-            "categories": per_category, **({"unified": shared} if unified else {}),
-            **({"category_epochs": dict(category_epochs)} if category_epochs else {}),
-            "n_train": n_all, "n_test": sum(n for _, n in counts.values()),
-            "totals": totals, "not_included": missing}
+    return {
+        "epochs": epochs,
+        "seeds": seeds,
+        "teacher_cache": cache_used,
+        "protocol": protocol,
+        "categories": per_category,
+        **({"unified": shared} if unified else {}),
+        **({"category_epochs": dict(category_epochs)} if category_epochs else {}),
+        "n_train": n_all,
+        "n_test": sum(n for _, n in counts.values()),
+        "totals": totals,
+        "not_included": missing,
+    }
 
 
 def unified_epochs(counts: dict, epochs: int, category_epochs: dict[str, int]) -> int:
@@ -82,8 +101,10 @@ def unified_epochs(counts: dict, epochs: int, category_epochs: dict[str, int]) -
     found = {category: category_epochs.get(category, epochs) for category in counts}
     if len(set(found.values())) > 1:
         (a, n), (b, m) = sorted(found.items(), key=lambda kv: kv[1])[0], sorted(found.items(), key=lambda kv: kv[1])[-1]
-        raise HarnessError(f"the unified protocol trains one model for all categories, but the profile gives them "
-                           f"different epochs ({a}: {n}, {b}: {m}); set one count with --epochs N, or use --protocol single")
+        raise HarnessError(
+            f"the unified protocol trains one model for all categories, but the profile gives them "
+            f"different epochs ({a}: {n}, {b}: {m}); set one count with --epochs N, or use --protocol single"
+        )
     return next(iter(found.values()), epochs)
 
 
@@ -107,20 +128,30 @@ def epochs_text(estimate: dict) -> str:
 
 def format_estimate(estimate: dict, header: str) -> str:
     t = estimate["totals"]
-    rows = [("training", t["train_s"], f"{estimate['n_train']} images x {epochs_text(estimate)}"
-             + (", cached teacher features" if estimate["teacher_cache"] else ", teacher on the fly")),
-            ("teacher cache", t["cache_s"], f"one teacher pass over {estimate['n_train']} images"),
-            ("inference", t["infer_s"], f"{estimate['n_test']} test images, map + blur"),
-            ("data loading", t["load_s"], "decode + resize of every image")]
+    rows = [
+        (
+            "training",
+            t["train_s"],
+            f"{estimate['n_train']} images x {epochs_text(estimate)}"
+            + (", cached teacher features" if estimate["teacher_cache"] else ", teacher on the fly"),
+        ),
+        ("teacher cache", t["cache_s"], f"one teacher pass over {estimate['n_train']} images"),
+        ("inference", t["infer_s"], f"{estimate['n_test']} test images, map + blur"),
+        ("data loading", t["load_s"], "decode + resize of every image"),
+    ]
     lines = [header]
     lines += [f"  {name:<14} {_duration(s):>9}  {what}" for name, s, what in rows if s > 0]
     if estimate.get("protocol") == "unified":
-        lines.append(f"  {'total':<14} {_duration(t['total_s']):>9}  (one model per seed trained on all "
-                     f"{len(estimate['categories'])} categories together; metrics not included)")
+        lines.append(
+            f"  {'total':<14} {_duration(t['total_s']):>9}  (one model per seed trained on all "
+            f"{len(estimate['categories'])} categories together; metrics not included)"
+        )
     else:
         largest = max(estimate["categories"].items(), key=lambda kv: kv[1]["total_s"])
-        lines.append(f"  {'total':<14} {_duration(t['total_s']):>9}  (longest category: {largest[0]}, "
-                     f"{_duration(largest[1]['total_s'])}; metrics not included)")
+        lines.append(
+            f"  {'total':<14} {_duration(t['total_s']):>9}  (longest category: {largest[0]}, "
+            f"{_duration(largest[1]['total_s'])}; metrics not included)"
+        )
     if estimate["not_included"]:
         lines.append(f"  not measured, not included: {', '.join(estimate['not_included'])}")
     return "\n".join(lines)

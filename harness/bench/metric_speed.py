@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -74,7 +74,7 @@ def bench_metrics(n_images: int = 150, size: int = 256, seed: int = 0, repeats: 
             values["pro_rd4ad"] = pro_rd4ad(maps, masks, labels)
 
     timings = [(_seconds(lambda: np.argsort(flat)), _seconds(run_metrics), _seconds(run_rd4ad)) for _ in range(repeats)]
-    argsort_s, metrics_s, rd4ad_s = (min(column) for column in zip(*timings))
+    argsort_s, metrics_s, rd4ad_s = (min(column) for column in zip(*timings, strict=False))
     ratio = metrics_s / argsort_s
     return {
         "n_images": n_images,
@@ -98,8 +98,11 @@ def format_bench_metrics(result: dict) -> str:
     """A small plain-text table of a bench_metrics() result."""
     rows = [
         ("np.argsort of all pixels", f"{result['argsort_s']:.3f} s", ""),
-        (" + ".join(result["metrics"]), f"{result['metrics_s']:.3f} s",
-         f"ratio {result['ratio']:.2f} (target <= {result['ratio_target']:g})"),
+        (
+            " + ".join(result["metrics"]),
+            f"{result['metrics_s']:.3f} s",
+            f"ratio {result['ratio']:.2f} (target <= {result['ratio_target']:g})",
+        ),
         ("pro_rd4ad", f"{result['pro_rd4ad_s']:.3f} s", f"target <= {result['pro_rd4ad_target_s']:g} s"),
     ]
     width = max(len(r[0]) for r in rows)

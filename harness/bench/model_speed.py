@@ -10,8 +10,8 @@ and, on CUDA, the maximum allocated GPU memory.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -48,8 +48,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_train(settings: RDSettings, *, steps: int, warmup: int = 1, cache_teacher: str = "off",
-                method: str = "rd") -> dict:
+def bench_train(
+    settings: RDSettings, *, steps: int, warmup: int = 1, cache_teacher: str = "off", method: str = "rd"
+) -> dict:
     """Training images/s of `steps` timed steps of settings.batch_size random images, after `warmup` steps.
 
     With cache_teacher="on" the teacher features are computed once before the steps (timed apart,
@@ -61,16 +62,15 @@ def bench_train(settings: RDSettings, *, steps: int, warmup: int = 1, cache_teac
     images = random_images(batch * (warmup + steps), size)
     batches = [np.arange(i, i + batch) for i in range(0, len(images), batch)]
     losses = []
-    with peak_memory(model.device) as memory:
-        with model.trainer(images, cache_teacher=cache_teacher) as trainer:
-            for index in batches[:warmup]:
-                losses.append(trainer.step(index))
-            _sync(model.device)
-            start = time.perf_counter()
-            for index in batches[warmup:]:
-                losses.append(trainer.step(index))
-            _sync(model.device)
-            seconds = time.perf_counter() - start
+    with peak_memory(model.device) as memory, model.trainer(images, cache_teacher=cache_teacher) as trainer:
+        for index in batches[:warmup]:
+            losses.append(trainer.step(index))
+        _sync(model.device)
+        start = time.perf_counter()
+        for index in batches[warmup:]:
+            losses.append(trainer.step(index))
+        _sync(model.device)
+        seconds = time.perf_counter() - start
     result = {
         "cache_teacher": cache_teacher,
         "steps": steps,
@@ -100,17 +100,31 @@ def bench_infer(settings: RDSettings, *, steps: int, warmup: int = 1, method: st
         start = time.perf_counter()
         model.predict(images[batch * warmup :])
         seconds = time.perf_counter() - start
-    return {"steps": steps, "warmup_steps": warmup, "images": steps * batch, "seconds": seconds,
-            "images_per_s": steps * batch / seconds, **memory}
+    return {
+        "steps": steps,
+        "warmup_steps": warmup,
+        "images": steps * batch,
+        "seconds": seconds,
+        "images_per_s": steps * batch / seconds,
+        **memory,
+    }
 
 
 def describe_setup(settings: RDSettings, method: str = "rd") -> dict:
     """The configuration the model figures are measured with, as the method resolves it."""
     device = resolve_device(settings.device)
-    return {"method": method, "backbone": settings.backbone, "image_size": settings.image_size, "batch_size": settings.batch_size,
-            "device": str(device), "precision": settings.precision if device.type == "cuda" else cpu_precision(settings.precision),
-            "compiled": settings.compile and (device.type == "cuda" or cpu_can_compile(settings.deterministic)), "weights": settings.weights,
-            "teacher_cache_dtype": settings.teacher_cache_dtype, "torch_threads": torch.get_num_threads()}
+    return {
+        "method": method,
+        "backbone": settings.backbone,
+        "image_size": settings.image_size,
+        "batch_size": settings.batch_size,
+        "device": str(device),
+        "precision": settings.precision if device.type == "cuda" else cpu_precision(settings.precision),
+        "compiled": settings.compile and (device.type == "cuda" or cpu_can_compile(settings.deterministic)),
+        "weights": settings.weights,
+        "teacher_cache_dtype": settings.teacher_cache_dtype,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def _memory(result: dict) -> str:
@@ -122,9 +136,11 @@ def _memory(result: dict) -> str:
 
 def format_model_table(setup: dict, train: dict | None, infer: dict | None) -> str:
     """Plain-text table of bench_train / bench_infer results."""
-    head = (f"model benchmark: {setup.get('method', 'rd')} {setup['backbone']} {setup['image_size']} px, batch {setup['batch_size']}, "
-            f"{setup['device']} {setup['precision']}{', compiled' if setup['compiled'] else ''}, "
-            f"{setup['torch_threads']} thread(s)")
+    head = (
+        f"model benchmark: {setup.get('method', 'rd')} {setup['backbone']} {setup['image_size']} px, batch {setup['batch_size']}, "
+        f"{setup['device']} {setup['precision']}{', compiled' if setup['compiled'] else ''}, "
+        f"{setup['torch_threads']} thread(s)"
+    )
     rows = []
     if train:
         for key, label in (("uncached", "train, teacher on the fly"), ("cached", "train, cached teacher features")):
@@ -133,13 +149,25 @@ def format_model_table(setup: dict, train: dict | None, infer: dict | None) -> s
                 rows.append((label, f"{r['images_per_s']:.2f} img/s", f"{r['step_s']:.3f} s/step", _memory(r)))
         if "cached" in train:
             c = train["cached"]
-            rows.append(("teacher (cache build)", f"{c['teacher_images_per_s']:.2f} img/s", f"{c['cache_build_s']:.3f} s",
-                         f"{c['cache_mib']:,.1f} MiB cache"))
+            rows.append(
+                (
+                    "teacher (cache build)",
+                    f"{c['teacher_images_per_s']:.2f} img/s",
+                    f"{c['cache_build_s']:.3f} s",
+                    f"{c['cache_mib']:,.1f} MiB cache",
+                )
+            )
         if "cache_speedup" in train:
             rows.append(("cache speed-up", f"x{train['cache_speedup']:.3f}", "", ""))
     if infer:
-        rows.append(("inference (map + blur)", f"{infer['images_per_s']:.2f} img/s",
-                     f"{infer['seconds'] / infer['steps']:.3f} s/batch", _memory(infer)))
+        rows.append(
+            (
+                "inference (map + blur)",
+                f"{infer['images_per_s']:.2f} img/s",
+                f"{infer['seconds'] / infer['steps']:.3f} s/batch",
+                _memory(infer),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
     lines = [head] + [f"  {a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
     if train and not all(train[k]["finite_losses"] for k in ("uncached", "cached") if k in train):

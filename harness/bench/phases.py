@@ -16,10 +16,24 @@ from harness.bench.model_speed import _sync, random_images
 from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rd_maps import anomaly_map, gaussian_blur, image_scores, rd_loss
 
-TRAIN_PHASES = ("input to tensor", "teacher (no_grad)", "bottleneck forward", "decoder forward", "loss", "backward",
-                "Adam step")
-INFER_PHASES = ("input to tensor", "teacher", "bottleneck", "decoder", "anomaly map", "Gaussian blur",
-                "scores + copy to host")
+TRAIN_PHASES = (
+    "input to tensor",
+    "teacher (no_grad)",
+    "bottleneck forward",
+    "decoder forward",
+    "loss",
+    "backward",
+    "Adam step",
+)
+INFER_PHASES = (
+    "input to tensor",
+    "teacher",
+    "bottleneck",
+    "decoder",
+    "anomaly map",
+    "Gaussian blur",
+    "scores + copy to host",
+)
 
 
 class _Clock:
@@ -83,15 +97,23 @@ def bench_phases(settings: RDSettings, *, steps: int, warmup: int = 1) -> dict:
             clock.lap("Gaussian blur")
             image_scores(smooth).cpu().numpy().astype(np.float32), smooth.cpu().numpy().astype(np.float32)
             clock.lap("scores + copy to host")
-    return {"images": settings.batch_size, "steps": steps, "warmup_steps": warmup, "precision": model.precision,
-            "memory_format": "channels_last" if model._memory_format == torch.channels_last else "contiguous",
-            "train_s": train.seconds, "infer_s": infer.seconds}
+    return {
+        "images": settings.batch_size,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "precision": model.precision,
+        "memory_format": "channels_last" if model._memory_format == torch.channels_last else "contiguous",
+        "train_s": train.seconds,
+        "infer_s": infer.seconds,
+    }
 
 
 def format_phases(setup: dict, result: dict) -> str:
     n = result["images"]
-    lines = [f"phases: {setup['backbone']} {setup['image_size']} px, batch {n}, {setup['device']} {result['precision']}, "
-             f"{result['memory_format']}, {setup['torch_threads']} thread(s); best of {result['steps']} per phase"]
+    lines = [
+        f"phases: {setup['backbone']} {setup['image_size']} px, batch {n}, {setup['device']} {result['precision']}, "
+        f"{result['memory_format']}, {setup['torch_threads']} thread(s); best of {result['steps']} per phase"
+    ]
     for title, seconds in (("training step (teacher on the fly)", result["train_s"]), ("predict", result["infer_s"])):
         total = sum(seconds.values())
         lines.append(f"  {title}: {total * 1000:.1f} ms per batch, {n / total:.2f} img/s")

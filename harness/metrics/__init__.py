@@ -10,8 +10,8 @@ the metric is not defined for the data; `evaluate` turns the latter into NaN wit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class MetricSpec:
     level: str  # "image" or "pixel"
     template: str  # the definition; AU-PRO's names {fpr_limit}
     compute: Callable[..., float]  # the public function: (scores, labels) or (maps, masks)
-    from_inputs: Callable[["_Inputs"], float]  # the same value inside evaluate(), sharing its sorts
+    from_inputs: Callable[[_Inputs], float]  # the same value inside evaluate(), sharing its sorts
     label: str = ""  # how tables and logs name it
 
     @property
@@ -77,7 +77,11 @@ class MetricValue:
     reason: str | None = None  # why the value is NaN, when it is
 
     def to_dict(self) -> dict:
-        return {"value": None if math.isnan(self.value) else self.value, "definition": self.definition, "reason": self.reason}
+        return {
+            "value": None if math.isnan(self.value) else self.value,
+            "definition": self.definition,
+            "reason": self.reason,
+        }
 
 
 class _Inputs:
@@ -142,54 +146,70 @@ METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in [
         MetricSpec(
-            "image_auroc", "image",
+            "image_auroc",
+            "image",
             f"I-AUROC: ROC AUC of the image scores against the labels, {_EXACT}, ties as sklearn roc_auc_score, never flipped",
-            image_auroc, lambda x: auroc_from_counts(x.image_counts()),
+            image_auroc,
+            lambda x: auroc_from_counts(x.image_counts()),
             label="I-AUROC",
         ),
         MetricSpec(
-            "pixel_auroc", "pixel",
+            "pixel_auroc",
+            "pixel",
             f"P-AUROC: ROC AUC over every pixel of every test image (normal images included), {_EXACT}, ties as sklearn roc_auc_score",
-            pixel_auroc, lambda x: auroc_from_counts(x.pixel_ranking().counts),
+            pixel_auroc,
+            lambda x: auroc_from_counts(x.pixel_ranking().counts),
             label="P-AUROC",
         ),
         MetricSpec(
-            "au_pro", "pixel",
+            "au_pro",
+            "pixel",
             "AU-PRO, MVTec AD definition, 8-connected, FPR limit {fpr_limit}, normalised by the limit; "
             f"FPR over every negative pixel of the test set, {_EXACT}, interpolated at the limit",
-            au_pro, _Inputs.au_pro,
+            au_pro,
+            _Inputs.au_pro,
             label="AU-PRO",
         ),
         MetricSpec(
-            "pro_rd4ad", "pixel",
+            "pro_rd4ad",
+            "pixel",
             "PRO as in the RD4AD paper's test.py: per anomalous image, 200 thresholds arange(min, max, (max-min)/200), "
             "8-connected, FPR from that image's negatives, points with FPR < 0.3 rescaled by the largest kept FPR, "
             "sklearn auc, mean over anomalous images (images where it is undefined, e.g. empty masks, skipped)",
-            pro_rd4ad, _Inputs.pro_rd4ad,
+            pro_rd4ad,
+            _Inputs.pro_rd4ad,
             label="PRO (RD4AD)",
         ),
         MetricSpec(
-            "image_ap", "image",
+            "image_ap",
+            "image",
             f"Image AP: average precision of the image scores, sklearn average_precision_score (step-wise), {_EXACT}",
-            image_ap, lambda x: ap_from_counts(x.image_counts()),
+            image_ap,
+            lambda x: ap_from_counts(x.image_counts()),
             label="I-AP",
         ),
         MetricSpec(
-            "pixel_ap", "pixel",
+            "pixel_ap",
+            "pixel",
             f"Pixel AP: average precision over every pixel of every test image, sklearn average_precision_score (step-wise), {_EXACT}",
-            pixel_ap, lambda x: ap_from_counts(x.pixel_ranking().counts),
+            pixel_ap,
+            lambda x: ap_from_counts(x.pixel_ranking().counts),
             label="P-AP",
         ),
         MetricSpec(
-            "image_f1_max", "image",
+            "image_f1_max",
+            "image",
             f"Image F1-max: best F1 over every distinct image-score threshold (anomalous iff score >= threshold), {_EXACT}",
-            image_f1_max, lambda x: f1_max_from_counts(x.image_counts()),
+            image_f1_max,
+            lambda x: f1_max_from_counts(x.image_counts()),
             label="I-F1max",
         ),
         MetricSpec(
-            "pixel_f1_max", "pixel",
+            "pixel_f1_max",
+            "pixel",
             f"Pixel F1-max: best F1 over every distinct pixel threshold over all test pixels (anomalous iff score >= threshold), {_EXACT}",
-            pixel_f1_max, lambda x: f1_max_from_counts(x.pixel_ranking().counts),
+            pixel_f1_max,
+            lambda x: f1_max_from_counts(x.pixel_ranking().counts),
             label="P-F1max",
         ),
     ]

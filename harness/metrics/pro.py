@@ -59,7 +59,9 @@ def _cumsum_blocked(weights: np.ndarray) -> np.ndarray:
     return padded[:n]
 
 
-def pro_points(ranking: PixelRanking, sizes: np.ndarray, fpr_limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pro_points(
+    ranking: PixelRanking, sizes: np.ndarray, fpr_limit: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(fpr, pro) at the run ends of a ranking whose payload is region ids, before clipping.
 
     With `fpr_limit`, only the points needed to integrate up to that limit are built: every point

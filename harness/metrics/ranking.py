@@ -74,7 +74,9 @@ def auroc_from_counts(counts: RankCounts) -> float:
     """
     if counts.n_pos == 0 or counts.n_neg == 0:
         present = "anomalous" if counts.n_pos else "normal"
-        raise UndefinedMetricError(f"only {present} samples ({counts.n_pos + counts.n_neg}); ROC AUC needs both classes")
+        raise UndefinedMetricError(
+            f"only {present} samples ({counts.n_pos + counts.n_neg}); ROC AUC needs both classes"
+        )
     tp, fp, fp_before = _positive_runs(counts)
     new_tp = np.diff(tp, prepend=0)
     # The positives of a run beat the negatives of every later run and tie with those of their own.

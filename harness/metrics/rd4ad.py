@@ -99,7 +99,9 @@ def pro_rd4ad(maps, masks, labels=None) -> float:
             skipped[why] += 1
     if skipped:
         detail = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
-        warnings.warn(f"pro_rd4ad skipped {sum(skipped.values())} anomalous image(s): {detail}", MetricWarning, stacklevel=2)
+        warnings.warn(
+            f"pro_rd4ad skipped {sum(skipped.values())} anomalous image(s): {detail}", MetricWarning, stacklevel=2
+        )
     if not areas:
         raise UndefinedMetricError("no anomalous image with a usable mask and map; the RD4AD PRO needs at least one")
     return float(np.mean(areas))

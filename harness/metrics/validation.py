@@ -105,7 +105,9 @@ def check_maps_masks(maps, masks) -> tuple[np.ndarray, np.ndarray]:
     if maps.ndim != 3:
         raise ValueError(f"maps must have shape (N, H, W), got shape {maps.shape}")
     if masks.shape != maps.shape:
-        raise ValueError(f"maps and masks must have the same shape (N, H, W), got maps {maps.shape} and masks {masks.shape}")
+        raise ValueError(
+            f"maps and masks must have the same shape (N, H, W), got maps {maps.shape} and masks {masks.shape}"
+        )
     if maps.size == 0:
         raise ValueError(f"maps and masks are empty (shape {maps.shape}); at least one pixel is required")
     _check_real(maps, "maps")
@@ -125,7 +127,7 @@ def _exact_float32(maps: np.ndarray) -> np.ndarray:
     if maps.dtype.kind in "iu":
         # Compared with a float array, integers are converted to float64, which merges those above
         # 2**53: test the range in integers instead (larger ones keep their dtype, ranked exactly).
-        if -_FLOAT32_INTEGERS <= maps.min() and maps.max() <= _FLOAT32_INTEGERS:
+        if maps.min() >= -_FLOAT32_INTEGERS and maps.max() <= _FLOAT32_INTEGERS:
             return maps.astype(np.float32)
         return np.ascontiguousarray(maps)
     as32 = maps.astype(np.float32)

@@ -36,14 +36,15 @@ def category_cells(records: list[dict], metrics: list[str]) -> dict[tuple[str, s
             if not chosen:
                 continue
             values = [metric_value(r, metric) for r in chosen]
-            for record, value in zip(chosen, values):
+            for record, value in zip(chosen, values, strict=False):
                 per_seed[record.get("seed")][category] = value
             defined = finite(values)
             if defined:
                 cells[category, metric] = Cell(statistics.fmean(defined), sample_std(defined), len(defined))
             else:
-                reasons = sorted({str(r["metrics"][metric].get("reason")) for r in chosen
-                                  if r["metrics"][metric].get("reason")})
+                reasons = sorted(
+                    {str(r["metrics"][metric].get("reason")) for r in chosen if r["metrics"][metric].get("reason")}
+                )
                 cells[category, metric] = Cell(math.nan, None, 0, "; ".join(reasons) or None)
         present = [cells[c, metric] for c in categories if (c, metric) in cells]
         if present:
@@ -56,8 +57,11 @@ def mean_cell(category_cells: list[Cell], per_seed: dict, categories: list[str])
     defined = finite(c.mean for c in category_cells)
     if not defined:
         return Cell(math.nan, None, 0, "undefined in every category")
-    complete = [seed_values for seed_values in per_seed.values()
-                if set(seed_values) >= set(categories) and len(finite(seed_values.values())) == len(defined)]
+    complete = [
+        seed_values
+        for seed_values in per_seed.values()
+        if set(seed_values) >= set(categories) and len(finite(seed_values.values())) == len(defined)
+    ]
     if len(per_seed) > 1 and len(complete) == len(per_seed):
         seed_means = [statistics.fmean(finite(v.values())) for v in complete]
         return Cell(statistics.fmean(seed_means), sample_std(seed_means), len(seed_means), covers=len(defined))

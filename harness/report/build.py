@@ -31,6 +31,7 @@ SELECTED_SUFFIX = "(best epoch on test)"  # --selected-on-test: how its columns 
 
 # ---- sides ---------------------------------------------------------------------------------------
 
+
 def run_side(key: str, run_dir: str | Path) -> Side:
     records = [job.record for job in finished_jobs(run_dir)]
     run_dir = Path(run_dir)
@@ -38,21 +39,33 @@ def run_side(key: str, run_dir: str | Path) -> Side:
     metrics = list(dict.fromkeys(m for r in records for m in r["metrics"]))
     definitions, mixed = {}, {}
     for metric in metrics:
-        found = list(dict.fromkeys(r["metrics"][metric].get("definition") or "" for r in records if metric in r["metrics"]))
+        found = list(
+            dict.fromkeys(r["metrics"][metric].get("definition") or "" for r in records if metric in r["metrics"])
+        )
         definitions[metric] = found[0]
         if len(found) > 1:
             mixed[metric] = found
     seeds = sorted({r.get("seed") for r in records}, key=str)
-    side = Side(key, run_dir.name, "run", records[0]["dataset"], category_cells(records, metrics), categories,
-                definitions, random_teacher=any(uses_random_teacher(r) for r in records), records=records,
-                path=run_dir, mixed_definitions=mixed)
+    side = Side(
+        key,
+        run_dir.name,
+        "run",
+        records[0]["dataset"],
+        category_cells(records, metrics),
+        categories,
+        definitions,
+        random_teacher=any(uses_random_teacher(r) for r in records),
+        records=records,
+        path=run_dir,
+        mixed_definitions=mixed,
+    )
     side.description = _describe_run(records, seeds)
     side.training_protocol = run_protocol(records)
     return side
 
 
 def run_protocol(records: list[dict]) -> str:
-    """"unified" when the run's models were each trained on all its categories together, else "single"."""
+    """ "unified" when the run's models were each trained on all its categories together, else "single"."""
     return "unified" if records and all(r.get("protocol") == "unified" for r in records) else "single"
 
 
@@ -65,19 +78,35 @@ def selected_side(key: str, run: Side) -> Side | None:
         chosen = record.get("selected_on_test")
         if not isinstance(chosen, dict) or not isinstance(chosen.get("metrics"), dict):
             continue
-        metrics = {name: metric | {"value": chosen["metrics"].get(name)} for name, metric in record["metrics"].items()
-                   if name in chosen["metrics"]}
+        metrics = {
+            name: metric | {"value": chosen["metrics"].get(name)}
+            for name, metric in record["metrics"].items()
+            if name in chosen["metrics"]
+        }
         records.append(record | {"metrics": metrics})
     if not records:
         return None
     metrics = list(dict.fromkeys(m for r in records for m in r["metrics"]))
     categories = list(dict.fromkeys(r["category"] for r in records))
-    side = Side(key, f"{run.name} {SELECTED_SUFFIX}", "selected", run.dataset, category_cells(records, metrics),
-                categories, dict(run.definitions), random_teacher=run.random_teacher, records=records, path=run.path,
-                label=f"{run.label or run.name} {SELECTED_SUFFIX}", training_protocol=run.training_protocol)
-    side.description = (f"this harness, run {run.name} at each job's best epoch on the test set, as the official "
-                        "RD++ script reports: selected on test data, so optimistic (not the run's result, which is "
-                        f"{run.tag})")
+    side = Side(
+        key,
+        f"{run.name} {SELECTED_SUFFIX}",
+        "selected",
+        run.dataset,
+        category_cells(records, metrics),
+        categories,
+        dict(run.definitions),
+        random_teacher=run.random_teacher,
+        records=records,
+        path=run.path,
+        label=f"{run.label or run.name} {SELECTED_SUFFIX}",
+        training_protocol=run.training_protocol,
+    )
+    side.description = (
+        f"this harness, run {run.name} at each job's best epoch on the test set, as the official "
+        "RD++ script reports: selected on test data, so optimistic (not the run's result, which is "
+        f"{run.tag})"
+    )
     return side
 
 
@@ -91,8 +120,10 @@ def _selected_sides(sides: list[Side], group_rows: dict[str, list[str]]) -> list
             _group_means(side, group_rows)
             selected.append(side)
     if not selected:
-        raise HarnessError("no run has best-epoch-on-test values: they are recorded by `run --eval-every 1` "
-                           "(the official RD++ protocol evaluates after every epoch)")
+        raise HarnessError(
+            "no run has best-epoch-on-test values: they are recorded by `run --eval-every 1` "
+            "(the official RD++ protocol evaluates after every epoch)"
+        )
     return selected
 
 
@@ -103,20 +134,34 @@ def _describe_run(records: list[dict], seeds: list) -> str:
         parts.append("multi-class protocol (one model per seed for all its categories)")
     described = []
     for setting in DESCRIBED_SETTINGS:
-        values = list(dict.fromkeys(str((r.get("settings") or {}).get(setting)) for r in records
-                                    if setting in (r.get("settings") or {})))
+        values = list(
+            dict.fromkeys(
+                str((r.get("settings") or {}).get(setting)) for r in records if setting in (r.get("settings") or {})
+            )
+        )
         if values:
             text = "/".join(values)
-            described.append({"image_size": f"{text} px", "epochs": f"{text} epochs", "batch_size": f"batch {text}",
-                              "weights": f"weights {text}"}.get(setting, text))
+            described.append(
+                {
+                    "image_size": f"{text} px",
+                    "epochs": f"{text} epochs",
+                    "batch_size": f"batch {text}",
+                    "weights": f"weights {text}",
+                }.get(setting, text)
+            )
     if described:
         parts.append(", ".join(described))
     parts.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
     return "; ".join(parts)
 
 
-def reference_side(key: str, reference: references.Reference, dataset: str, categories: list[str],
-                   groups: dict[str, list[str]] | None = None) -> Side:
+def reference_side(
+    key: str,
+    reference: references.Reference,
+    dataset: str,
+    categories: list[str],
+    groups: dict[str, list[str]] | None = None,
+) -> Side:
     """A reference's numbers for `dataset`. Its mean row is recomputed over `categories` (the runs'),
     when it publishes every one of them and the sets differ, so that the two mean rows cover the same categories;
     each group mean row (`groups`: row -> categories) likewise, when it publishes every category of the group."""
@@ -129,9 +174,21 @@ def reference_side(key: str, reference: references.Reference, dataset: str, cate
     notes = list(dict.fromkeys(row.protocol_notes for row in rows if row.protocol_notes))
     notes = [n for n in notes if not any(other != n and other.startswith(n) for other in notes)]  # keep the fullest
     own = [c for c in dict.fromkeys(row.category for row in rows) if c != MEAN]
-    side = Side(key, reference.name, "reference", rows[0].dataset, cells, own, definitions,
-                description="; ".join(reference.sources), standard=standard, protocol=notes, path=reference.path,
-                training_protocol=reference.protocol, label=reference.display_name)
+    side = Side(
+        key,
+        reference.name,
+        "reference",
+        rows[0].dataset,
+        cells,
+        own,
+        definitions,
+        description="; ".join(reference.sources),
+        standard=standard,
+        protocol=notes,
+        path=reference.path,
+        training_protocol=reference.protocol,
+        label=reference.display_name,
+    )
     published_over = len(own) or len(order.full_set(dataset)) or None  # a mean without its categories: all of them
     for metric in side.metrics:
         if (MEAN, metric) in cells:
@@ -162,6 +219,7 @@ def _is_run(vs) -> bool:
 
 # ---- the report ----------------------------------------------------------------------------------
 
+
 def _known_metrics() -> list[str]:
     return list(dict.fromkeys([*METRICS, *LABELS]))
 
@@ -176,8 +234,10 @@ def choose_metrics(sides: list[Side], requested: list[str] | None) -> list[str]:
         if name not in known:
             raise HarnessError(f"unknown metric '{name}'; known metrics: {', '.join(known)}")
         if not any(name in s.metrics for s in sides):
-            raise HarnessError(f"metric '{name}' is in none of the runs compared; add it with "
-                               f"`python -m harness rescore {runs[0].path} --metrics {name}`")
+            raise HarnessError(
+                f"metric '{name}' is in none of the runs compared; add it with "
+                f"`python -m harness rescore {runs[0].path} --metrics {name}`"
+            )
     return list(dict.fromkeys(requested))
 
 
@@ -199,7 +259,7 @@ def _default_labels(sides: list[Side]) -> None:
         for setting in ("protocol", "profile", *DESCRIBED_SETTINGS):
             values = [_setting_text(s, setting) for s in runs]
             if len(runs) > 1 and None not in values and len(set(values)) == len(values):
-                for side, value in zip(runs, values):
+                for side, value in zip(runs, values, strict=False):
                     side.label = f"{label} ({value})"
                 break
         else:
@@ -218,8 +278,12 @@ def _setting_text(side: Side, setting: str) -> str | None:
     if len(values) != 1:
         return None
     value = values.pop()
-    return {"image_size": f"{value} px", "epochs": f"{value} epochs", "batch_size": f"batch {value}",
-            "weights": f"weights {value}"}.get(setting, value)
+    return {
+        "image_size": f"{value} px",
+        "epochs": f"{value} epochs",
+        "batch_size": f"batch {value}",
+        "weights": f"weights {value}",
+    }.get(setting, value)
 
 
 def _apply_names(sides: list[Side], names: list[str], given: list[str]) -> None:
@@ -228,7 +292,7 @@ def _apply_names(sides: list[Side], names: list[str], given: list[str]) -> None:
     positional = []
     for text in names:
         target, sep, name = text.partition("=")
-        matches = [s for s, g in zip(sides, given) if sep and target.strip() in (g, s.name, Path(g).name)]
+        matches = [s for s, g in zip(sides, given, strict=False) if sep and target.strip() in (g, s.name, Path(g).name)]
         if sep and not matches and any(ch in target for ch in "/."):
             raise HarnessError(f"--name {text}: '{target}' is none of the runs or references compared")
         if matches:
@@ -238,7 +302,7 @@ def _apply_names(sides: list[Side], names: list[str], given: list[str]) -> None:
     free = [s for s in sides if not s.label_given]
     if len(positional) > len(free):
         raise HarnessError(f"{len(names)} --name given for {len(sides)} runs and references")
-    for side, name in zip(free, positional):
+    for side, name in zip(free, positional, strict=False):
         if not name.strip():
             raise HarnessError("--name must not be empty")
         side.label, side.label_given = name.strip(), True
@@ -251,20 +315,31 @@ def _join(words: list[str]) -> str:
 def default_caption(sides: list[Side], metrics: list[str]) -> str:
     names = [s.tag for s in sides]
     who = names[0] + (f" vs. {_join(names[1:])}" if len(names) > 1 else "")
-    return f"{who} on {order.dataset_name(sides[0].dataset)}: {_join([LABELS.get(m, m) for m in metrics])} " \
-           "per category (%)."
+    return (
+        f"{who} on {order.dataset_name(sides[0].dataset)}: {_join([LABELS.get(m, m) for m in metrics])} "
+        "per category (%)."
+    )
 
 
 def default_label(sides: list[Side], metrics: list[str]) -> str:
     """tab:<data set>-<first name>-<hash of everything compared>: two different tables never share a label."""
-    digest = hashlib.sha256(json.dumps([[s.kind, s.name, str(s.path)] for s in sides] + metrics).encode()).hexdigest()[:6]
+    digest = hashlib.sha256(json.dumps([[s.kind, s.name, str(s.path)] for s in sides] + metrics).encode()).hexdigest()[
+        :6
+    ]
     slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{sides[0].dataset}-{sides[0].label or sides[0].name}").strip("-").lower()
     return f"tab:{slug}-{digest}"
 
 
-def build_report(runs: list[str | Path], vs=None, metrics: list[str] | None = None, caption: str | None = None,
-                 label: str | None = None, names: list[str] | None = None, bold: str = "runs",
-                 selected_on_test: bool = False) -> Report:
+def build_report(
+    runs: list[str | Path],
+    vs=None,
+    metrics: list[str] | None = None,
+    caption: str | None = None,
+    label: str | None = None,
+    names: list[str] | None = None,
+    bold: str = "runs",
+    selected_on_test: bool = False,
+) -> Report:
     """A report of run folders (the first is side A) beside `vs`: one or several run folders (Path) and
     references (names or CSV paths), in the order given. `selected_on_test` adds, after those, a column per
     run with its best-epoch-on-test values (recorded by `run --eval-every`): labelled as such, never bold
@@ -280,9 +355,10 @@ def build_report(runs: list[str | Path], vs=None, metrics: list[str] | None = No
     groups = order.arrange(dataset, list(dict.fromkeys(c for s in run_sides.values() for c in s.categories)))
     categories = [c for _, members in groups for c in members]
     group_rows = {order.group_mean_key(g): members for g, members in groups if g and len(groups) > 1}
-    sides = [run_sides[i] if i in run_sides else reference_side("?", references.load(item), dataset, categories,
-                                                                  group_rows)
-             for i, item in enumerate(given)]
+    sides = [
+        run_sides[i] if i in run_sides else reference_side("?", references.load(item), dataset, categories, group_rows)
+        for i, item in enumerate(given)
+    ]
     for i, side in enumerate(sides):
         side.key = chr(ord("A") + i) if i < 26 else f"S{i}"
         if side.kind == "run":
@@ -299,8 +375,9 @@ def build_report(runs: list[str | Path], vs=None, metrics: list[str] | None = No
     label = label or default_label(sides, chosen)
     if not re.fullmatch(r"[A-Za-z0-9:._-]+", label):
         raise HarnessError(f"label '{label}' may only contain letters, digits and : . _ -")
-    report = Report(sides, chosen, categories, [], caption or default_caption(sides, chosen), label, groups=groups,
-                    bold=bold)
+    report = Report(
+        sides, chosen, categories, [], caption or default_caption(sides, chosen), label, groups=groups, bold=bold
+    )
     report.notes = table_notes(report)
     return report
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tabulate import tabulate
@@ -69,7 +69,7 @@ class Comparison:
         dof = self.now.n + self.baseline.n - 2
         if dof <= 0:
             return 0.0
-        return math.sqrt(((self.now.n - 1) * self.now.std ** 2 + (self.baseline.n - 1) * self.baseline.std ** 2) / dof)
+        return math.sqrt(((self.now.n - 1) * self.now.std**2 + (self.baseline.n - 1) * self.baseline.std**2) / dof)
 
     @property
     def allowed(self) -> float:
@@ -95,7 +95,9 @@ def _stats(entry) -> Stats:
     """A baseline value: {"mean", "std", "n"} (schema 2) or a plain number (schema 1: one seed's worth)."""
     if isinstance(entry, dict):
         mean = entry.get("mean")
-        return Stats(math.nan if mean is None else float(mean), float(entry.get("std") or 0.0), int(entry.get("n") or 1))
+        return Stats(
+            math.nan if mean is None else float(mean), float(entry.get("std") or 0.0), int(entry.get("n") or 1)
+        )
     return Stats(math.nan if entry is None else float(entry), 0.0, 1)
 
 
@@ -115,8 +117,9 @@ def run_stats(records: list[dict], metrics: list[str]) -> dict[str, dict[str, St
         stats[category] = {}
         for metric in metrics:
             cell = cells.get((category, metric))
-            stats[category][metric] = (Stats(math.nan, 0.0, 0) if cell is None
-                                       else Stats(cell.mean, cell.std or 0.0, max(cell.n, 1)))
+            stats[category][metric] = (
+                Stats(math.nan, 0.0, 0) if cell is None else Stats(cell.mean, cell.std or 0.0, max(cell.n, 1))
+            )
     return stats
 
 
@@ -124,8 +127,13 @@ def compared_settings(records: list[dict]) -> dict:
     """The settings that change results, as the run's first record has them (seeds compared separately)."""
     first = records[0]
     settings = {k: v for k, v in sorted((first.get("settings") or {}).items()) if k not in NOT_COMPARED_SETTINGS}
-    return {"dataset": first.get("dataset"), "method": first.get("method"), "protocol": first.get("protocol") or "single",
-            **settings, "numerics": machine_of(first).get("numerics", "native")}
+    return {
+        "dataset": first.get("dataset"),
+        "method": first.get("method"),
+        "protocol": first.get("protocol") or "single",
+        **settings,
+        "numerics": machine_of(first).get("numerics", "native"),
+    }
 
 
 def machine_of(record: dict) -> dict:
@@ -154,8 +162,10 @@ def _seed_lines(records: list[dict], baseline: dict) -> list[str]:
         wanted = expected.get(category, []) if isinstance(expected, dict) else expected
         missing = [s for s in wanted if s not in have]
         if missing:
-            lines.append(f"seeds missing from the run for {category}: {', '.join(map(str, missing))} "
-                         f"(the baseline has {', '.join(map(str, wanted))}; run them, or remake the baseline with --update)")
+            lines.append(
+                f"seeds missing from the run for {category}: {', '.join(map(str, missing))} "
+                f"(the baseline has {', '.join(map(str, wanted))}; run them, or remake the baseline with --update)"
+            )
     return lines
 
 
@@ -181,8 +191,10 @@ def problems(records: list[dict], baseline: dict, wanted: list[str]) -> list[str
         lines.append(f"categories missing from the run: {', '.join(missing_categories)}")
     extra = [c for c in categories if c not in baseline["values"]]
     if extra:
-        lines.append(f"categories in the run but not in the baseline: {', '.join(extra)} "
-                     "(drop them with --categories, or add them to the baseline with --update)")
+        lines.append(
+            f"categories in the run but not in the baseline: {', '.join(extra)} "
+            "(drop them with --categories, or add them to the baseline with --update)"
+        )
     missing_metrics = sorted({m for r in records for m in wanted if m not in r.get("metrics", {})})
     if missing_metrics:
         lines.append(f"metrics missing from the run: {', '.join(missing_metrics)}")
@@ -193,8 +205,15 @@ def problems(records: list[dict], baseline: dict, wanted: list[str]) -> list[str
     return lines + _seed_lines(records, baseline) + _settings_lines(records, baseline)
 
 
-def compare(run: str | Path, baseline: dict, *, metrics: list[str] | None = None, atol: float | None = None,
-            rtol: float | None = None, allow_improvement: bool = False) -> list[Comparison]:
+def compare(
+    run: str | Path,
+    baseline: dict,
+    *,
+    metrics: list[str] | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    allow_improvement: bool = False,
+) -> list[Comparison]:
     """Every (category, metric) of the baseline against the run; NotComparable lists what stands in the way."""
     records = load_records(run)
     wanted = metrics or sorted({m for values in baseline["values"].values() for m in values})
@@ -207,11 +226,18 @@ def compare(run: str | Path, baseline: dict, *, metrics: list[str] | None = None
     for category, values in baseline["values"].items():
         for metric in wanted:
             tolerance = default | baseline.get("metric_tolerance", {}).get(metric, {})
-            comparisons.append(Comparison(
-                category, metric, _stats(values[metric]), stats[category][metric],
-                atol if atol is not None else float(tolerance["atol"]),
-                rtol if rtol is not None else float(tolerance["rtol"]),
-                float(tolerance["k"]), allow_improvement))
+            comparisons.append(
+                Comparison(
+                    category,
+                    metric,
+                    _stats(values[metric]),
+                    stats[category][metric],
+                    atol if atol is not None else float(tolerance["atol"]),
+                    rtol if rtol is not None else float(tolerance["rtol"]),
+                    float(tolerance["k"]),
+                    allow_improvement,
+                )
+            )
     return comparisons
 
 
@@ -227,8 +253,12 @@ def machines_differ(run: str | Path, baseline: dict) -> tuple[dict, dict] | None
 
 
 def describe_machine(machine: dict) -> str:
-    parts = [machine.get("cpu_model") or "unknown CPU", f"ATen {machine.get('cpu_capability') or '?'}",
-             f"{machine.get('torch_threads') or '?'} thread(s)", f"numerics {machine.get('numerics') or 'native'}"]
+    parts = [
+        machine.get("cpu_model") or "unknown CPU",
+        f"ATen {machine.get('cpu_capability') or '?'}",
+        f"{machine.get('torch_threads') or '?'} thread(s)",
+        f"numerics {machine.get('numerics') or 'native'}",
+    ]
     if machine.get("gpu"):
         parts.append(f"GPU {machine['gpu']}")
     return ", ".join(parts)
@@ -241,12 +271,24 @@ def comparison_table(comparisons: list[Comparison]) -> str:
     def spread(stats: Stats) -> str:
         return f" ±{stats.std:.4f} (n={stats.n})" if stats.n > 1 else ""
 
-    rows = [[c.category, LABELS.get(c.metric, c.metric), cell(c.baseline.mean) + spread(c.baseline),
-             cell(c.now.mean) + spread(c.now),
-             "n/a" if math.isnan(c.difference) else f"{round(c.difference, 4) + 0.0:+.4f}",
-             f"±{c.allowed:.4f}" if not math.isnan(c.baseline.mean) else "", c.status] for c in comparisons]
-    return tabulate(rows, headers=["category", "metric", "baseline", "now", "difference", "allowed", "status"],
-                    tablefmt="github", disable_numparse=True)
+    rows = [
+        [
+            c.category,
+            LABELS.get(c.metric, c.metric),
+            cell(c.baseline.mean) + spread(c.baseline),
+            cell(c.now.mean) + spread(c.now),
+            "n/a" if math.isnan(c.difference) else f"{round(c.difference, 4) + 0.0:+.4f}",
+            f"±{c.allowed:.4f}" if not math.isnan(c.baseline.mean) else "",
+            c.status,
+        ]
+        for c in comparisons
+    ]
+    return tabulate(
+        rows,
+        headers=["category", "metric", "baseline", "now", "difference", "allowed", "status"],
+        tablefmt="github",
+        disable_numparse=True,
+    )
 
 
 def drift_summary(comparisons: list[Comparison]) -> str | None:
@@ -254,9 +296,10 @@ def drift_summary(comparisons: list[Comparison]) -> str | None:
     drifted = [c for c in comparisons if c.status == "DRIFT"]
     if not drifted:
         return None
-    named = ", ".join(f"{c.category}/{c.metric} "
-                      f"{'n/a' if math.isnan(c.difference) else f'{round(c.difference, 4) + 0.0:+.4f}'}"
-                      for c in drifted)
+    named = ", ".join(
+        f"{c.category}/{c.metric} {'n/a' if math.isnan(c.difference) else f'{round(c.difference, 4) + 0.0:+.4f}'}"
+        for c in drifted
+    )
     return f"drift in {len(drifted)} of {len(comparisons)} values: {named}"
 
 
@@ -278,7 +321,7 @@ def make_baseline(run: str | Path, previous: dict | None = None, metrics: list[s
     return {
         **({"about": previous["about"]} if "about" in previous else {}),
         "schema": 2,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "tolerance": DEFAULT_TOLERANCE | previous.get("tolerance", {}),
         "metric_tolerance": previous.get("metric_tolerance", {}),
         "values": {c: {m: entry(v) for m, v in row.items()} for c, row in stats.items()},
@@ -287,8 +330,12 @@ def make_baseline(run: str | Path, previous: dict | None = None, metrics: list[s
         "machine": machine_of(first),
         "definitions": definitions,
         "source": {
-            "run": str(run), "dataset": first.get("dataset"), "method": first.get("method"),
-            "profile": first.get("profile"), "settings": first.get("settings"), "provenance": first.get("provenance"),
+            "run": str(run),
+            "dataset": first.get("dataset"),
+            "method": first.get("method"),
+            "profile": first.get("profile"),
+            "settings": first.get("settings"),
+            "provenance": first.get("provenance"),
         },
     }
 

@@ -22,6 +22,7 @@ SUFFIX = {"md": "md", "latex": "tex", "csv": "csv", "html": "html"}
 @dataclass
 class Rendering:
     """How the tables and figures are rendered (the `report` flags)."""
+
     layout: str = "compact"
     width: float | None = None  # inches the LaTeX table must fit
     notes: str | None = None  # None: short in LaTeX, full in Markdown and HTML
@@ -42,14 +43,21 @@ def render(report: Report, fmt: str, rendering: Rendering, figures=None) -> str:
         return page(report, rendering.notes or "full", figures)
     from harness.report.latex import render as latex
 
-    rendered = latex(report, rendering.layout, rendering.notes or "short", rendering.std,
-                     label_suffix=rendering.label_suffix, width=rendering.width)
+    rendered = latex(
+        report,
+        rendering.layout,
+        rendering.notes or "short",
+        rendering.std,
+        label_suffix=rendering.label_suffix,
+        width=rendering.width,
+    )
     rendering.warnings += rendered.fit.warnings
     return rendered.text
 
 
-def write_report(report: Report, out: Path, formats: list[str], rendering: Rendering | None = None,
-                 figures=None) -> list[Path]:
+def write_report(
+    report: Report, out: Path, formats: list[str], rendering: Rendering | None = None, figures=None
+) -> list[Path]:
     rendering = rendering or Rendering()
     written = []
     try:
@@ -76,20 +84,33 @@ def command_report(args) -> int:
     formats = parse_formats(args.format)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     vs = [resolve_vs(text) for text in args.vs or []]
-    report = build_report(args.runs, vs, metrics, args.caption, args.label, names=args.name, bold=args.bold,
-                          selected_on_test=args.selected_on_test)
+    report = build_report(
+        args.runs,
+        vs,
+        metrics,
+        args.caption,
+        args.label,
+        names=args.name,
+        bold=args.bold,
+        selected_on_test=args.selected_on_test,
+    )
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
-    rendering = Rendering(args.layout, args.width, args.notes, args.std, args.figure_width,
-                          label_suffix=args.label is None)
+    rendering = Rendering(
+        args.layout, args.width, args.notes, args.std, args.figure_width, label_suffix=args.label is None
+    )
     figures, written = None, []
     if args.plots or "html" in formats:
         from harness.report import plots
 
         with tempfile.TemporaryDirectory() as scratch:
             folder = out / "plots" if args.plots else Path(scratch)
-            figures = plots.make_plots(report, folder, width=args.figure_width,
-                                       formats=plots.FORMATS if args.plots else (),
-                                       embed="html" in formats)
+            figures = plots.make_plots(
+                report,
+                folder,
+                width=args.figure_width,
+                formats=plots.FORMATS if args.plots else (),
+                embed="html" in formats,
+            )
             if args.plots:
                 written += figures.files
         for note in figures.notes:
@@ -110,12 +131,20 @@ def command_rescore(args) -> int:
         return "–" if x is None else f"{x:.6f}"
 
     if changes:
-        print(tabulate([[job, name, show(old), show(new)] for job, name, old, new in changes],
-                       headers=["job", "metric", "before", "after"], tablefmt="github", disable_numparse=True))
+        print(
+            tabulate(
+                [[job, name, show(old), show(new)] for job, name, old, new in changes],
+                headers=["job", "metric", "before", "after"],
+                tablefmt="github",
+                disable_numparse=True,
+            )
+        )
         print()
     jobs_changed = len({job for job, *_ in changes})
-    print(f"rescored {n_jobs} job(s) of {args.run}: {len(changes)} value(s) changed or added in {jobs_changed} record(s); "
-          "results.csv rewritten")
+    print(
+        f"rescored {n_jobs} job(s) of {args.run}: {len(changes)} value(s) changed or added in {jobs_changed} record(s); "
+        "results.csv rewritten"
+    )
     return 0
 
 
@@ -127,19 +156,29 @@ def command_check(args) -> int:
         return 0
     baseline = check.load_baseline(args.baseline)
     try:
-        comparisons = check.compare(args.run, baseline, metrics=metrics, atol=args.atol, rtol=args.rtol,
-                                    allow_improvement=args.allow_improvement)
+        comparisons = check.compare(
+            args.run,
+            baseline,
+            metrics=metrics,
+            atol=args.atol,
+            rtol=args.rtol,
+            allow_improvement=args.allow_improvement,
+        )
     except check.NotComparable as incomparable:
         for line in incomparable.problems:
             print(f"error: {line}", file=sys.stderr)
-        print(f"{args.run} and {args.baseline} cannot be compared ({len(incomparable.problems)} difference(s) above)",
-              file=sys.stderr)
+        print(
+            f"{args.run} and {args.baseline} cannot be compared ({len(incomparable.problems)} difference(s) above)",
+            file=sys.stderr,
+        )
         return 2
     print(check.comparison_table(comparisons))
     machines = check.machines_differ(args.run, baseline)
     if machines:
-        print(f"\nmachines differ: baseline made on {check.describe_machine(machines[0])}; "
-              f"this run on {check.describe_machine(machines[1])}")
+        print(
+            f"\nmachines differ: baseline made on {check.describe_machine(machines[0])}; "
+            f"this run on {check.describe_machine(machines[1])}"
+        )
     summary = check.drift_summary(comparisons)
     if summary:
         print(f"\n{summary}", file=sys.stderr)

@@ -47,8 +47,12 @@ def _cell(cell) -> str:
 def table_html(report: Report) -> str:
     """The table: one column group per run or reference, one column per metric, mean ± std."""
     rows = report.rows
-    index = [(report.row_name(row) + (FEWER if report.row_marked(row) else "")) if report.is_mean_row(row)
-             else category_name(row) for row in rows]
+    index = [
+        (report.row_name(row) + (FEWER if report.row_marked(row) else ""))
+        if report.is_mean_row(row)
+        else category_name(row)
+        for row in rows
+    ]
     data, bold = {}, {}
     for side in report.sides:
         for metric in report.metrics:
@@ -60,14 +64,22 @@ def table_html(report: Report) -> str:
     frame = pd.DataFrame(data, index=index)
     frame.columns = pd.MultiIndex.from_tuples(list(data))
     weights = pd.DataFrame(bold, index=index).set_axis(frame.columns, axis=1)
-    styler = (frame.style.format(escape="html").format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-              .apply(lambda _: weights.map(lambda b: "font-weight: bold" if b else ""), axis=None)
-              .set_table_attributes('class="results"').set_uuid("results"))
+    styler = (
+        frame.style.format(escape="html")
+        .format_index(escape="html", axis=0)
+        .format_index(escape="html", axis=1)
+        .apply(lambda _: weights.map(lambda b: "font-weight: bold" if b else ""), axis=None)
+        .set_table_attributes('class="results"')
+        .set_uuid("results")
+    )
     text = styler.to_html()
     for i, row in enumerate(rows):  # mean rows get a class the style sheet shades
         if report.is_mean_row(row):
-            text = text.replace(f'<tr>\n      <th id="T_results_level0_row{i}"',
-                                f'<tr class="mean">\n      <th id="T_results_level0_row{i}"', 1)
+            text = text.replace(
+                f'<tr>\n      <th id="T_results_level0_row{i}"',
+                f'<tr class="mean">\n      <th id="T_results_level0_row{i}"',
+                1,
+            )
     return text
 
 
@@ -83,16 +95,22 @@ def page(report: Report, notes: str = "full", figures=None) -> str:
         parts.append('<ul class="notes">' + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
     if figures is not None:
         shown = [f for f in figures.figures if f.png]
-        for heading, chosen in (("Figures", [f for f in shown if not f.stem.startswith("gallery-")]),
-                                ("Gallery", [f for f in shown if f.stem.startswith("gallery-")])):
+        for heading, chosen in (
+            ("Figures", [f for f in shown if not f.stem.startswith("gallery-")]),
+            ("Gallery", [f for f in shown if f.stem.startswith("gallery-")]),
+        ):
             if chosen:
                 parts.append(f"<h2>{heading}</h2>")
-                parts += [f"<figure>{_image(f.png, f.title)}<figcaption>{html.escape(f.title)}</figcaption></figure>"
-                          for f in chosen]
+                parts += [
+                    f"<figure>{_image(f.png, f.title)}<figcaption>{html.escape(f.title)}</figcaption></figure>"
+                    for f in chosen
+                ]
         if figures.notes:
             parts.append('<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in figures.notes) + "</ul>")
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{html.escape(report.caption)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
-            f"<footer>Written by <code>python -m harness report</code>.</footer>\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(report.caption)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
+        f"<footer>Written by <code>python -m harness report</code>.</footer>\n</body>\n</html>\n"
+    )

@@ -40,29 +40,140 @@ CANDIDATES = {  # (font size, \tabcolsep in pt), tried in order
     "transposed": [("footnotesize", 3.0), ("footnotesize", 2.0), ("scriptsize", 1.5)],
 }
 SAFETY = 0.97  # estimates must fit within this share of the width
-SHORT_LABELS = {"image_auroc": "I", "pixel_auroc": "P", "au_pro": "PRO", "pro_rd4ad": "PRO", "image_ap": "I-AP",
-                "pixel_ap": "P-AP", "image_f1_max": "I-F1", "pixel_f1_max": "P-F1"}
-SISETUP = r"\sisetup{reset-text-series=false, text-series-to-math=true, propagate-math-font=true, " \
-          r"separate-uncertainty=true, retain-zero-uncertainty=true, table-align-uncertainty=false}"
-PACKAGES = {"compact": r"\usepackage{booktabs,siunitx}", "wide": r"\usepackage{booktabs,siunitx}",
-            "transposed": r"\usepackage{booktabs,siunitx,graphicx}"}
+SHORT_LABELS = {
+    "image_auroc": "I",
+    "pixel_auroc": "P",
+    "au_pro": "PRO",
+    "pro_rd4ad": "PRO",
+    "image_ap": "I-AP",
+    "pixel_ap": "P-AP",
+    "image_f1_max": "I-F1",
+    "pixel_f1_max": "P-F1",
+}
+SISETUP = (
+    r"\sisetup{reset-text-series=false, text-series-to-math=true, propagate-math-font=true, "
+    r"separate-uncertainty=true, retain-zero-uncertainty=true, table-align-uncertainty=false}"
+)
+PACKAGES = {
+    "compact": r"\usepackage{booktabs,siunitx}",
+    "wide": r"\usepackage{booktabs,siunitx}",
+    "transposed": r"\usepackage{booktabs,siunitx,graphicx}",
+}
 
 # Computer Modern Roman (cmr10) advance widths in em, for width estimates
-_CMR = dict(zip("abcdefghijklmnopqrstuvwxyz", [
-    .5, .5556, .4444, .5556, .4444, .3056, .5, .5556, .2778, .3056, .5278, .2778, .8333, .5556, .5, .5556, .5278,
-    .3917, .3944, .3889, .5556, .5278, .7222, .5278, .5278, .4444]))
-_CMR |= dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", [
-    .75, .7083, .7222, .7639, .6806, .6528, .7847, .75, .3611, .5139, .7778, .625, .9167, .75, .7778, .6806, .7778,
-    .7361, .5556, .7222, .75, .75, 1.0278, .75, .75, .6111]))
-_CMR |= {d: .5 for d in "0123456789"} | {" ": .3333, ".": .2778, ",": .2778, "-": .3333, "(": .3889, ")": .3889,
-                                           "/": .5, "+": .7778, "%": .8333, ":": .2778, "'": .2778, "&": .7778,
-                                           "_": .5, "†": .5, "=": .7778, "*": .5, "–": .5}
+_CMR = dict(
+    zip(
+        "abcdefghijklmnopqrstuvwxyz",
+        [
+            0.5,
+            0.5556,
+            0.4444,
+            0.5556,
+            0.4444,
+            0.3056,
+            0.5,
+            0.5556,
+            0.2778,
+            0.3056,
+            0.5278,
+            0.2778,
+            0.8333,
+            0.5556,
+            0.5,
+            0.5556,
+            0.5278,
+            0.3917,
+            0.3944,
+            0.3889,
+            0.5556,
+            0.5278,
+            0.7222,
+            0.5278,
+            0.5278,
+            0.4444,
+        ],
+        strict=False,
+    )
+)
+_CMR |= dict(
+    zip(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        [
+            0.75,
+            0.7083,
+            0.7222,
+            0.7639,
+            0.6806,
+            0.6528,
+            0.7847,
+            0.75,
+            0.3611,
+            0.5139,
+            0.7778,
+            0.625,
+            0.9167,
+            0.75,
+            0.7778,
+            0.6806,
+            0.7778,
+            0.7361,
+            0.5556,
+            0.7222,
+            0.75,
+            0.75,
+            1.0278,
+            0.75,
+            0.75,
+            0.6111,
+        ],
+        strict=False,
+    )
+)
+_CMR |= {d: 0.5 for d in "0123456789"} | {
+    " ": 0.3333,
+    ".": 0.2778,
+    ",": 0.2778,
+    "-": 0.3333,
+    "(": 0.3889,
+    ")": 0.3889,
+    "/": 0.5,
+    "+": 0.7778,
+    "%": 0.8333,
+    ":": 0.2778,
+    "'": 0.2778,
+    "&": 0.7778,
+    "_": 0.5,
+    "†": 0.5,
+    "=": 0.7778,
+    "*": 0.5,
+    "–": 0.5,
+}
 
-_LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "†": r"$^\dagger$", "–": "--", "—": "---",
-                  "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$"}
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                   "<": r"\textless{}", ">": r"\textgreater{}"} | _LATEX_SYMBOLS
+_LATEX_SYMBOLS = {
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "−": r"$-$",
+    "†": r"$^\dagger$",
+    "–": "--",
+    "—": "---",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "×": r"$\times$",
+}
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+} | _LATEX_SYMBOLS
 
 
 def latex_escape(text: str) -> str:
@@ -84,14 +195,16 @@ def _symbols(text: str) -> str:
 
 def text_width(text: str, size: float) -> float:
     """Estimated width in pt of plain text set in Computer Modern at `size` pt."""
-    return size * DESIGN.get(size, 1.0) * sum(_CMR.get(ch, .6) for ch in text)
+    return size * DESIGN.get(size, 1.0) * sum(_CMR.get(ch, 0.6) for ch in text)
 
 
 # ---- what goes in the cells ------------------------------------------------------------------------
 
+
 @dataclass
 class Column:
     """One S column: the cells it holds decide its siunitx format."""
+
     integers: int = 1
     std_integers: int = 0  # 0: no ± std in this column
     bold: bool = False  # some cell is bold
@@ -130,6 +243,7 @@ def _number(cell, std: bool) -> str:
 @dataclass
 class Fit:
     """The size a layout was set at and its estimated width."""
+
     layout: str
     size: str
     tabcolsep: float
@@ -144,6 +258,7 @@ class Fit:
 
 
 # ---- the grid of one layout --------------------------------------------------------------------------
+
 
 @dataclass
 class Grid:
@@ -171,8 +286,12 @@ def _row_label(report: Report, row: str) -> str:
 
 def _shown(report: Report) -> list[tuple]:
     """(side, metric) pairs with at least one value: a column a side never reports is left out (a note says why)."""
-    return [(side, metric) for side in report.sides for metric in report.metrics
-            if any(report.cell(row, metric, side) is not None for row in report.rows)]
+    return [
+        (side, metric)
+        for side in report.sides
+        for metric in report.metrics
+        if any(report.cell(row, metric, side) is not None for row in report.rows)
+    ]
 
 
 def _grid(report: Report, layout: str, std: bool) -> Grid:
@@ -204,8 +323,9 @@ def _grid(report: Report, layout: str, std: bool) -> Grid:
     frame.columns = pd.MultiIndex.from_tuples(list(text))
     rules = {i for i, row in enumerate(report.rows) if report.is_mean_row(row)}
     rules |= {i + 1 for i, row in enumerate(report.rows[:-1]) if report.is_mean_row(row)}
-    return Grid(frame, pd.DataFrame(bold, index=index).set_axis(frame.columns, axis=1), columns, separators, spans,
-                rules=rules)
+    return Grid(
+        frame, pd.DataFrame(bold, index=index).set_axis(frame.columns, axis=1), columns, separators, spans, rules=rules
+    )
 
 
 def _transposed_grid(report: Report) -> Grid:
@@ -229,11 +349,11 @@ def _transposed_grid(report: Report) -> Grid:
         columns.append(column)
     multi = pd.MultiIndex.from_tuples(index)
     frame = pd.DataFrame(text, index=multi, columns=header)
-    return Grid(frame, pd.DataFrame(bold, index=multi, columns=header), columns, [""] * len(columns), [],
-                blocks=blocks)
+    return Grid(frame, pd.DataFrame(bold, index=multi, columns=header), columns, [""] * len(columns), [], blocks=blocks)
 
 
 # ---- widths ------------------------------------------------------------------------------------------
+
 
 def _wrap(text: str, available: float, size: float) -> list[str]:
     """A header as one line, or two split at the space that makes the wider line narrowest, when it is wider
@@ -260,12 +380,12 @@ def _measure(report: Report, layout: str, grid: Grid, size_name: str, sep: float
     position = 0
     slash = 0.5 * size * DESIGN[size]
     for tag, count in grid.spans:
-        part = widths[position:position + count]
-        names = labels[position:position + count]
+        part = widths[position : position + count]
+        names = labels[position : position + count]
         if layout == "compact":  # the metrics' short labels share one header cell ("I/P/PRO")
             group = max(sum(part) + slash * (count - 1), text_width("/".join(names), size)) + 2 * sep
         else:
-            group = sum(max(w, text_width(n, size)) + 2 * sep for w, n in zip(part, names))
+            group = sum(max(w, text_width(n, size)) + 2 * sep for w, n in zip(part, names, strict=False))
         wraps[tag] = _wrap(tag, group - 2 * sep, size)
         total += max(group, max(text_width(line, size) for line in wraps[tag]) + 2 * sep)
         position += count
@@ -293,14 +413,20 @@ def plan(report: Report, layout: str = "compact", std: bool | None = None, width
         fit = Fit(layout, size, sep, with_std, _measure(report, layout, grid, size, sep)[0], target)
         if fit.fits:
             return fit
-    fit.warnings.append(f"the {layout} table is about {fit.width / POINTS_PER_INCH:.2f} in wide, more than "
-                        f"the {fit.target / POINTS_PER_INCH:g} in asked for (--width)"
-                        + ("; try --layout transposed or wide, or fewer --metrics" if layout == "compact" else
-                           "; try fewer --metrics or runs, or another --layout"))
+    fit.warnings.append(
+        f"the {layout} table is about {fit.width / POINTS_PER_INCH:.2f} in wide, more than "
+        f"the {fit.target / POINTS_PER_INCH:g} in asked for (--width)"
+        + (
+            "; try --layout transposed or wide, or fewer --metrics"
+            if layout == "compact"
+            else "; try fewer --metrics or runs, or another --layout"
+        )
+    )
     return fit
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class Rendered:
@@ -308,8 +434,14 @@ class Rendered:
     fit: Fit
 
 
-def render(report: Report, layout: str = "compact", notes: str = "short", std: bool | None = None,
-           label_suffix: bool = False, width: float | None = None) -> Rendered:
+def render(
+    report: Report,
+    layout: str = "compact",
+    notes: str = "short",
+    std: bool | None = None,
+    label_suffix: bool = False,
+    width: float | None = None,
+) -> Rendered:
     """The LaTeX of the report in `layout`, ready to \\input; `notes`: none, short or full.
     `label_suffix`: append the layout to the label (several layouts of one table in one paper)."""
     if notes not in NOTES:
@@ -327,19 +459,32 @@ def render(report: Report, layout: str = "compact", notes: str = "short", std: b
         styler = styler.format_index(lambda v: _header(wraps.get(v, [v])), axis=1, level=0)
         styler = styler.format_index(_symbols, axis=1, level=1, escape="latex")
     styler = styler.apply(lambda _: grid.bold.map(lambda b: "font-weight: bold;" if b else ""), axis=None)
-    column_format = "l" + "".join(sep + column.spec() for sep, column in zip(grid.separators, grid.columns))
+    column_format = "l" + "".join(
+        sep + column.spec() for sep, column in zip(grid.separators, grid.columns, strict=False)
+    )
     label = report.label + (f"-{layout}" if label_suffix else "")
-    body = styler.to_latex(column_format=column_format, hrules=True, siunitx=True, multicol_align="c",
-                           convert_css=True, environment=ENVIRONMENT[layout], position="tbp",
-                           position_float="centering", caption=latex_escape(report.caption), label=label)
+    body = styler.to_latex(
+        column_format=column_format,
+        hrules=True,
+        siunitx=True,
+        multicol_align="c",
+        convert_css=True,
+        environment=ENVIRONMENT[layout],
+        position="tbp",
+        position_float="centering",
+        caption=latex_escape(report.caption),
+        label=label,
+    )
     lines = _arrange(body.splitlines(), report, layout, grid, fit)
     note_lines = _notes(report, layout, notes, fit)
     end = lines.index(rf"\end{{{ENVIRONMENT[layout]}}}")
     lines[end:end] = note_lines
     line = r"\columnwidth" if ENVIRONMENT[layout] == "table" else r"\textwidth"
-    head = (f"% Written by `python -m harness report --layout {layout}`: made for {line} >= "
-            f"{fit.target / POINTS_PER_INCH:g} in (10 pt document; about {fit.width / POINTS_PER_INCH:.2f} in wide). "
-            f"Needs {PACKAGES[layout]}.")
+    head = (
+        f"% Written by `python -m harness report --layout {layout}`: made for {line} >= "
+        f"{fit.target / POINTS_PER_INCH:g} in (10 pt document; about {fit.width / POINTS_PER_INCH:.2f} in wide). "
+        f"Needs {PACKAGES[layout]}."
+    )
     return Rendered("\n".join([head, *lines]) + "\n", fit)
 
 
@@ -358,16 +503,19 @@ def _arrange(lines: list[str], report: Report, layout: str, grid: Grid, fit: Fit
     """pandas' tabular with what it cannot write: font size and gap, the stub header, rules under the
     column groups and before mean rows, metric blocks of the transposed layout."""
     centering = lines.index(r"\centering")
-    lines[centering + 1:centering + 1] = [rf"\{fit.size}", rf"\setlength{{\tabcolsep}}{{{fit.tabcolsep:g}pt}}",
-                                          SISETUP]
+    lines[centering + 1 : centering + 1] = [
+        rf"\{fit.size}",
+        rf"\setlength{{\tabcolsep}}{{{fit.tabcolsep:g}pt}}",
+        SISETUP,
+    ]
     top = lines.index(r"\toprule")
     first_rule = lines.index(r"\midrule", top)
-    headers = lines[top + 1:first_rule]
+    headers = lines[top + 1 : first_rule]
     if layout == "compact":  # one header cell per group: "I/P/PRO"
         labels = [label for _, label in grid.frame.columns]
         cells, position = [], 0
         for _, count in grid.spans:
-            names = "/".join(_symbols(latex_escape(n)) for n in labels[position:position + count])
+            names = "/".join(_symbols(latex_escape(n)) for n in labels[position : position + count])
             cells.append(rf"\multicolumn{{{count}}}{{c}}{{{names}}}" if count > 1 else "{" + names + "}")
             position += count
         headers[-1] = "Category & " + " & ".join(cells) + r" \\"
@@ -378,9 +526,9 @@ def _arrange(lines: list[str], report: Report, layout: str, grid: Grid, fit: Fit
             rules.append(rf"\cmidrule(lr){{{start}-{start + count - 1}}}")
             start += count
         headers.insert(1, " ".join(rules))
-    lines[top + 1:first_rule] = headers
+    lines[top + 1 : first_rule] = headers
     first_rule = top + 1 + len(headers)
-    data = lines[first_rule + 1:first_rule + 1 + len(grid.frame)]
+    data = lines[first_rule + 1 : first_rule + 1 + len(grid.frame)]
     arranged = []
     width = len(grid.columns) + 1
     for i, line in enumerate(data):
@@ -391,7 +539,7 @@ def _arrange(lines: list[str], report: Report, layout: str, grid: Grid, fit: Fit
         elif i in grid.rules:
             arranged.append(r"\midrule")
         arranged.append(line)
-    lines[first_rule + 1:first_rule + 1 + len(grid.frame)] = arranged
+    lines[first_rule + 1 : first_rule + 1 + len(grid.frame)] = arranged
     return lines
 
 
@@ -404,6 +552,13 @@ def _notes(report: Report, layout: str, level: str, fit: Fit) -> list[str]:
     notes += report.note_lines(level, hints=False)
     if not notes:
         return []
-    body = r"\par ".join(r"\textsuperscript{*}" + _symbols(latex_escape(note[2:])) if note.startswith(FEWER + " ")
-                         else _symbols(latex_escape(note)) for note in notes)
-    return [r"\par\smallskip", rf"{{\{fit.size if fit.size != 'small' else 'footnotesize'}\raggedright " + body + r"\par}"]
+    body = r"\par ".join(
+        r"\textsuperscript{*}" + _symbols(latex_escape(note[2:]))
+        if note.startswith(FEWER + " ")
+        else _symbols(latex_escape(note))
+        for note in notes
+    )
+    return [
+        r"\par\smallskip",
+        rf"{{\{fit.size if fit.size != 'small' else 'footnotesize'}\raggedright " + body + r"\par}",
+    ]

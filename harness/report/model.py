@@ -42,7 +42,9 @@ class Side:
     records: list[dict] = field(default_factory=list)  # runs
     mixed_definitions: dict[str, list[str]] = field(default_factory=dict)  # runs: metric -> definitions, when several
     published_means: dict[str, float] = field(default_factory=dict)  # references: the mean row as published
-    matched_means: list[str] = field(default_factory=list)  # references: metrics whose mean row covers the runs' categories
+    matched_means: list[str] = field(
+        default_factory=list
+    )  # references: metrics whose mean row covers the runs' categories
     training_protocol: str = "single"  # "unified": one model for all categories (the multi-class setting)
     path: Path | None = None
     label: str = ""  # the name tables and figures print: --name, or a readable default
@@ -146,8 +148,11 @@ class Report:
     def best(self, category: str, metric: str) -> set[str]:
         """Keys of the competing sides with the highest value as printed (ties all count); empty unless two
         competing sides have one, and in a mean row whose competitors average different numbers of categories."""
-        shown = {s.key: round(100 * c.mean, 1) for s in self.competing()
-                 if (c := self.cell(category, metric, s)) is not None and not math.isnan(c.mean)}
+        shown = {
+            s.key: round(100 * c.mean, 1)
+            for s in self.competing()
+            if (c := self.cell(category, metric, s)) is not None and not math.isnan(c.mean)
+        }
         if len(shown) < 2:
             return set()
         if len({self.mean_covers(category, metric, s) for s in self.competing() if s.key in shown}) > 1:
@@ -179,8 +184,12 @@ class Report:
         return any(self.fewer_categories(row, metric, side) for metric in self.metrics for side in self.sides)
 
     def any_fewer(self) -> bool:
-        return any(self.fewer_categories(row, metric, side) for row in self.rows for metric in self.metrics
-                   for side in self.sides)
+        return any(
+            self.fewer_categories(row, metric, side)
+            for row in self.rows
+            for metric in self.metrics
+            for side in self.sides
+        )
 
     def note_lines(self, level: str, *, hints: bool = True) -> list[str]:
         """Notes at a level: none, short or full."""

@@ -32,7 +32,7 @@ def definition_text(metric: str, text: str) -> str:
     name = label(metric)
     for prefix in (f"{name}: ", f"{name}, "):
         if text.startswith(prefix):
-            return text[len(prefix):]
+            return text[len(prefix) :]
     return text
 
 
@@ -53,8 +53,9 @@ def _seeds(side: Side) -> int:
     return max((c.n for c in side.cells.values() if not math.isnan(c.mean)), default=1)
 
 
-def format_note(report: Report, *, std: bool, delta: bool = False, cell_metrics: list[str] | None = None,
-                dashes: bool | None = None) -> Note:
+def format_note(
+    report: Report, *, std: bool, delta: bool = False, cell_metrics: list[str] | None = None, dashes: bool | None = None
+) -> Note:
     """What the numbers are, as a renderer shows them: `std` whether ± std is printed, `delta` whether
     difference columns are, `cell_metrics` the metrics that share one cell (the compact layout), `dashes`
     whether some cell is not reported (default: any side lacks any value)."""
@@ -74,7 +75,9 @@ def format_note(report: Report, *, std: bool, delta: bool = False, cell_metrics:
     if report.competing() and len(report.competing()) > 1:
         parts.append("bold: best of " + ("the runs" if report.bold == "runs" else "each row"))
     if dashes is None:
-        dashes = any(report.cell(row, m, s) is None for row in report.rows for m in report.metrics for s in report.sides)
+        dashes = any(
+            report.cell(row, m, s) is None for row in report.rows for m in report.metrics for s in report.sides
+        )
     if dashes:
         parts.append("– not reported")
     return Note("; ".join(parts) + ".", short=True)
@@ -84,20 +87,35 @@ def _means(report: Report) -> list[Note]:
     notes = []
     for side in report.sides:
         if side.kind == "reference" and side.matched_means:
-            published = ", ".join(f"{label(m)} {100 * side.published_means[m]:.1f}"
-                                  for m in report.metrics if m in side.published_means)
+            published = ", ".join(
+                f"{label(m)} {100 * side.published_means[m]:.1f}" for m in report.metrics if m in side.published_means
+            )
             count = len(side.categories)
-            notes.append(Note(f"{side.tag}: mean recomputed over the categories shown"
-                              + (f" (published over {count}: {published})" if published else "") + ".", short=True))
+            notes.append(
+                Note(
+                    f"{side.tag}: mean recomputed over the categories shown"
+                    + (f" (published over {count}: {published})" if published else "")
+                    + ".",
+                    short=True,
+                )
+            )
     if report.any_fewer():
         parts = []
         for side in report.sides:
             covers = sorted({c for m in report.metrics if (c := report.mean_covers(MEAN, m, side))})
             if covers:
-                parts.append(f"{side.tag} {' or '.join(map(str, covers))}"
-                             + (" (as published)" if side.kind == "reference" and not side.matched_means else ""))
-        notes.append(Note(f"{FEWER} Means over different numbers of categories, not directly comparable: "
-                          + ", ".join(parts) + ".", short=True))
+                parts.append(
+                    f"{side.tag} {' or '.join(map(str, covers))}"
+                    + (" (as published)" if side.kind == "reference" and not side.matched_means else "")
+                )
+        notes.append(
+            Note(
+                f"{FEWER} Means over different numbers of categories, not directly comparable: "
+                + ", ".join(parts)
+                + ".",
+                short=True,
+            )
+        )
     return notes
 
 
@@ -108,22 +126,44 @@ def _definitions(report: Report) -> list[Note]:
         having = [s for s in runs if metric in s.definitions]
         if having:
             first = having[0]
-            notes.append(Note(f"{label(metric)}: {definition_text(metric, first.definitions[metric]) or 'definition not recorded'}."))
+            notes.append(
+                Note(
+                    f"{label(metric)}: {definition_text(metric, first.definitions[metric]) or 'definition not recorded'}."
+                )
+            )
             for side in having[1:]:
                 if side.definitions[metric] != first.definitions[metric]:
-                    notes.append(Note(f"{label(metric)} of {side.tag} has another definition: "
-                                      f"{definition_text(metric, side.definitions[metric])}.", short=True))
+                    notes.append(
+                        Note(
+                            f"{label(metric)} of {side.tag} has another definition: "
+                            f"{definition_text(metric, side.definitions[metric])}.",
+                            short=True,
+                        )
+                    )
         for side in runs:
             if side.mixed_definitions.get(metric):
-                notes.append(Note(f"{side.tag} mixes definitions of {label(metric)} across its jobs ("
-                                  f"{' / '.join(definition_text(metric, d) for d in side.mixed_definitions[metric])}).",
-                                  short=True))
-                notes.append(Note(f"{HINT}rescore {side.path} to unify: python -m harness rescore {side.path} "
-                                  f"--metrics {metric}", hint=True))
+                notes.append(
+                    Note(
+                        f"{side.tag} mixes definitions of {label(metric)} across its jobs ("
+                        f"{' / '.join(definition_text(metric, d) for d in side.mixed_definitions[metric])}).",
+                        short=True,
+                    )
+                )
+                notes.append(
+                    Note(
+                        f"{HINT}rescore {side.path} to unify: python -m harness rescore {side.path} --metrics {metric}",
+                        hint=True,
+                    )
+                )
         for side in report.sides:
             if side.kind == "reference" and metric in side.definitions and not side.standard.get(metric, True):
-                notes.append(Note(f"{label(metric)} of {side.tag} has another definition: "
-                                  f"{definition_text(metric, side.definitions[metric])}.", short=True))
+                notes.append(
+                    Note(
+                        f"{label(metric)} of {side.tag} has another definition: "
+                        f"{definition_text(metric, side.definitions[metric])}.",
+                        short=True,
+                    )
+                )
     return notes
 
 
@@ -137,19 +177,33 @@ def _unshown_reference_metrics(report: Report) -> list[Note]:
         explained = []
         for shown, other in (PRO_VARIANTS, PRO_VARIANTS[::-1]):
             if shown in report.metrics and other in unshown and shown not in side.metrics:
-                notes.append(Note(f"{side.tag} reports {label(other)}, not {label(shown)}: different metrics, "
-                                  "not compared."))
-                notes.append(Note(f"The RD4AD paper's per-image PRO ignores normal images and is typically 1 to 5 "
-                                  f"points below the MVTec {label(shown)}."))
+                notes.append(
+                    Note(f"{side.tag} reports {label(other)}, not {label(shown)}: different metrics, not compared.")
+                )
+                notes.append(
+                    Note(
+                        f"The RD4AD paper's per-image PRO ignores normal images and is typically 1 to 5 "
+                        f"points below the MVTec {label(shown)}."
+                    )
+                )
                 explained.append(other)
         if unshown:
             if [m for m in unshown if m not in explained]:
-                notes.append(Note(f"{side.tag} also reports "
-                                  f"{', '.join(label(m) for m in unshown if m not in explained)}, not in the table."))
+                notes.append(
+                    Note(
+                        f"{side.tag} also reports "
+                        f"{', '.join(label(m) for m in unshown if m not in explained)}, not in the table."
+                    )
+                )
             missing = [m for m in unshown if m not in base.metrics]
             if missing:
-                notes.append(Note(f"{HINT}add {', '.join(missing)} to {base.tag} with: python -m harness rescore "
-                                  f"{base.path} --metrics {','.join(missing)}", hint=True))
+                notes.append(
+                    Note(
+                        f"{HINT}add {', '.join(missing)} to {base.tag} with: python -m harness rescore "
+                        f"{base.path} --metrics {','.join(missing)}",
+                        hint=True,
+                    )
+                )
     return notes
 
 
@@ -163,8 +217,9 @@ def _protocol(report: Report) -> list[Note]:
     if any(s.random_teacher for s in runs):
         notes.append(Note("† randomly initialised teacher: not comparable to published numbers.", short=True))
     if len({s.dataset for s in runs}) > 1:
-        notes.append(Note("Runs on different data sets: " + ", ".join(f"{s.tag} {s.dataset}" for s in runs) + ".",
-                          short=True))
+        notes.append(
+            Note("Runs on different data sets: " + ", ".join(f"{s.tag} {s.dataset}" for s in runs) + ".", short=True)
+        )
     for side in runs:
         mixed = []
         for key in dict.fromkeys(k for r in side.records for k in _settings(r)):
@@ -177,16 +232,29 @@ def _protocol(report: Report) -> list[Note]:
         first = [_settings(s.records[0]) for s in runs]
         differing = [k for k in dict.fromkeys(k for f in first for k in f) if len({repr(f.get(k)) for f in first}) > 1]
         if differing:
-            notes.append(Note("Settings differ between runs: " + ", ".join(k.replace("_", " ") for k in differing) + ".",
-                              short=True, full=False))
-            notes.append(Note("Settings differ between runs: " + "; ".join(
-                f"{k.replace('_', ' ')} ({', '.join(f'{s.tag} {f.get(k)}' for s, f in zip(runs, first))})"
-                for k in differing) + "."))
+            notes.append(
+                Note(
+                    "Settings differ between runs: " + ", ".join(k.replace("_", " ") for k in differing) + ".",
+                    short=True,
+                    full=False,
+                )
+            )
+            notes.append(
+                Note(
+                    "Settings differ between runs: "
+                    + "; ".join(
+                        f"{k.replace('_', ' ')} ({', '.join(f'{s.tag} {f.get(k)}' for s, f in zip(runs, first, strict=False))})"
+                        for k in differing
+                    )
+                    + "."
+                )
+            )
         prints = {}
         for side in runs:
             for record in side.records:
                 prints.setdefault(record["category"], {}).setdefault(side.key, set()).add(
-                    (record.get("data") or {}).get("fingerprint"))
+                    (record.get("data") or {}).get("fingerprint")
+                )
         differ = [category_name(c) for c, by in prints.items() if len(by) > 1 and len(set().union(*by.values())) > 1]
         if differ:
             notes.append(Note(f"Test sets differ between runs for: {', '.join(differ)}.", short=True))
@@ -195,8 +263,10 @@ def _protocol(report: Report) -> list[Note]:
         if side.kind == "reference":
             # a multi-class reference beside multi-class runs only: its "not comparable to single-class runs"
             # does not apply, and the short notes say that every side follows the multi-class protocol
-            notes += [Note(f"{side.tag} protocol: {note}.", short=bool(INCOMPARABLE.search(note)) and not all_unified)
-                      for note in side.protocol]
+            notes += [
+                Note(f"{side.tag} protocol: {note}.", short=bool(INCOMPARABLE.search(note)) and not all_unified)
+                for note in side.protocol
+            ]
     return notes
 
 
@@ -208,18 +278,33 @@ def _training_protocols(report: Report) -> list[Note]:
     shown = [s for s in report.sides if s.kind != "selected"]  # a best-epoch column has its run's protocol
     unified = [s for s in shown if s.training_protocol == "unified"]
     single = [s for s in shown if s.training_protocol != "unified"]
-    notes = [Note(f"{s.tag}: multi-class protocol: one model per seed trained on the training images of its "
-                  f"{len(s.categories)} categories together, evaluated on each category's test set.")
-             for s in unified if s.kind == "run"]
+    notes = [
+        Note(
+            f"{s.tag}: multi-class protocol: one model per seed trained on the training images of its "
+            f"{len(s.categories)} categories together, evaluated on each category's test set."
+        )
+        for s in unified
+        if s.kind == "run"
+    ]
     if unified and single and any(s.kind == "run" for s in unified):
-        notes.append(Note(f"Protocols differ, not comparable: multi-class (one model for all categories) for "
-                          f"{', '.join(s.tag for s in unified)}; single-class (one model per category) for "
-                          f"{', '.join(s.tag for s in single)}.", short=True))
+        notes.append(
+            Note(
+                f"Protocols differ, not comparable: multi-class (one model for all categories) for "
+                f"{', '.join(s.tag for s in unified)}; single-class (one model per category) for "
+                f"{', '.join(s.tag for s in single)}.",
+                short=True,
+            )
+        )
     elif unified and not single and report.comparing:
         notes.append(Note("Every side follows the multi-class protocol.", short=True))
     elif unified and not single:
-        notes.append(Note(f"Multi-class protocol: one model per seed for all {len(unified[0].categories)} categories.",
-                          short=True, full=False))
+        notes.append(
+            Note(
+                f"Multi-class protocol: one model per seed for all {len(unified[0].categories)} categories.",
+                short=True,
+                full=False,
+            )
+        )
     return notes
 
 
@@ -239,10 +324,18 @@ def _undefined(report: Report) -> list[Note]:
         for metric in report.metrics:
             cell = side.cells.get((MEAN, metric))
             having = sum((c, metric) in side.cells for c in side.categories)
-            if side.kind in ("run", "selected") and cell is not None and cell.covers is not None \
-                    and 0 < cell.covers < having:
-                notes.append(Note(f"Mean {label(metric)} of {side.tag} over the {cell.covers} of its {having} categories "
-                                  "where it is defined."))
+            if (
+                side.kind in ("run", "selected")
+                and cell is not None
+                and cell.covers is not None
+                and 0 < cell.covers < having
+            ):
+                notes.append(
+                    Note(
+                        f"Mean {label(metric)} of {side.tag} over the {cell.covers} of its {having} categories "
+                        "where it is defined."
+                    )
+                )
     return notes
 
 
@@ -259,9 +352,12 @@ def _selected_on_test(report: Report) -> list[Note]:
             continue
         gains = []
         for metric in report.metrics:
-            diffs = [r["selected_on_test"]["metrics"][metric] - r["metrics"][metric]["value"] for r in chosen
-                     if (r["selected_on_test"].get("metrics") or {}).get(metric) is not None
-                     and (r["metrics"].get(metric) or {}).get("value") is not None]
+            diffs = [
+                r["selected_on_test"]["metrics"][metric] - r["metrics"][metric]["value"]
+                for r in chosen
+                if (r["selected_on_test"].get("metrics") or {}).get(metric) is not None
+                and (r["metrics"].get(metric) or {}).get("value") is not None
+            ]
             if diffs:
                 gains.append(f"{label(metric)} {100 * sum(diffs) / len(diffs):+.1f}")
         shown = [s for s in report.sides if s.kind == "selected" and s.path == side.path]
@@ -269,21 +365,42 @@ def _selected_on_test(report: Report) -> list[Note]:
             unshown.append(side.tag)
         where = f"; {shown[0].tag} shows the selected values" if shown else ", the selected ones are not in the table"
         adds = f": on average over these jobs it adds {', '.join(gains)} points" if gains else ""
-        notes.append(Note(
-            f"Best epoch on the test set: {side.tag} also records, for {len(chosen)} of its {len(side.records)} jobs, "
-            f"the epoch the official RD++ script reports ({chosen[0]['selected_on_test'].get('rule', '')}); "
-            f"{side.tag}'s values are its last epoch's{where}. Selecting on test data is optimistic{adds}."))
+        notes.append(
+            Note(
+                f"Best epoch on the test set: {side.tag} also records, for {len(chosen)} of its {len(side.records)} jobs, "
+                f"the epoch the official RD++ script reports ({chosen[0]['selected_on_test'].get('rule', '')}); "
+                f"{side.tag}'s values are its last epoch's{where}. Selecting on test data is optimistic{adds}."
+            )
+        )
         if gains:
-            notes.append(Note(f"{side.tag}: last epoch; selecting the epoch on the test set (the official RD++ "
-                              f"script's choice) would add {', '.join(gains)} points on average.",
-                              short=True, full=False))
+            notes.append(
+                Note(
+                    f"{side.tag}: last epoch; selecting the epoch on the test set (the official RD++ "
+                    f"script's choice) would add {', '.join(gains)} points on average.",
+                    short=True,
+                    full=False,
+                )
+            )
     if unshown:
-        notes.append(Note(f"{HINT}report --selected-on-test adds the best-epoch-on-test values of "
-                          f"{', '.join(unshown)} as a column", hint=True))
+        notes.append(
+            Note(
+                f"{HINT}report --selected-on-test adds the best-epoch-on-test values of "
+                f"{', '.join(unshown)} as a column",
+                hint=True,
+            )
+        )
     return notes
 
 
 def table_notes(report: Report) -> list[Note]:
     """Every note but the format line (renderers add it: it depends on what they print)."""
-    return (_legend(report) + _means(report) + _definitions(report) + _unshown_reference_metrics(report)
-            + _protocol(report) + _training_protocols(report) + _selected_on_test(report) + _undefined(report))
+    return (
+        _legend(report)
+        + _means(report)
+        + _definitions(report)
+        + _unshown_reference_metrics(report)
+        + _protocol(report)
+        + _training_protocols(report)
+        + _selected_on_test(report)
+        + _undefined(report)
+    )

@@ -15,38 +15,73 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     from harness.report.references import names
 
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); the first is the one compared")
-    parser.add_argument("--vs", action="append", metavar="REFERENCE|RUN",
-                        help="compare with a run folder or a reference (repeatable, in order): " + ", ".join(names()))
-    parser.add_argument("--name", action="append", metavar="NAME|TARGET=NAME",
-                        help="the name a run or reference is printed under (repeatable): in order (runs, then --vs), "
-                             "or TARGET=NAME with TARGET a run folder or reference as given (default: the method, "
-                             "e.g. RD, and a readable name per reference)")
-    parser.add_argument("--format", default="md,latex,csv",
-                        help="comma-separated: md, latex, csv, html (default: md,latex,csv; html is one self-contained "
-                             "file with the tables, notes and figures)")
+    parser.add_argument(
+        "--vs",
+        action="append",
+        metavar="REFERENCE|RUN",
+        help="compare with a run folder or a reference (repeatable, in order): " + ", ".join(names()),
+    )
+    parser.add_argument(
+        "--name",
+        action="append",
+        metavar="NAME|TARGET=NAME",
+        help="the name a run or reference is printed under (repeatable): in order (runs, then --vs), "
+        "or TARGET=NAME with TARGET a run folder or reference as given (default: the method, "
+        "e.g. RD, and a readable name per reference)",
+    )
+    parser.add_argument(
+        "--format",
+        default="md,latex,csv",
+        help="comma-separated: md, latex, csv, html (default: md,latex,csv; html is one self-contained "
+        "file with the tables, notes and figures)",
+    )
     parser.add_argument("--metrics", help="comma-separated metric names (default: all in the runs)")
-    parser.add_argument("--layout", choices=LAYOUTS, default="compact",
-                        help="LaTeX layout: compact (table, \\columnwidth >= 3.25 in), wide (table*, \\textwidth >= "
-                             "6.875 in), transposed (table*, categories as columns); default compact")
-    parser.add_argument("--width", type=_inches, metavar="INCHES",
-                        help="the width the LaTeX table must fit (default: 3.25 compact, 6.875 wide and transposed)")
-    parser.add_argument("--notes", choices=NOTES,
-                        help="notes under the tables: none, short (LaTeX default) or full (Markdown and HTML default)")
-    parser.add_argument("--std", action=argparse.BooleanOptionalAction, default=None,
-                        help="print ± sample std over seeds (default: when the LaTeX layout has room; always in "
-                             "Markdown and HTML)")
-    parser.add_argument("--bold", choices=BOLD, default="runs",
-                        help="bold the best value among the runs (default), every column including published "
-                             "numbers, or none")
-    parser.add_argument("--selected-on-test", action="store_true",
-                        help="add a column per run with each job's best epoch on the test set (recorded by run "
-                             "--eval-every; the official RD++ protocol): model selection on test data, never the "
-                             "default, never bold unless --bold all")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="compact",
+        help="LaTeX layout: compact (table, \\columnwidth >= 3.25 in), wide (table*, \\textwidth >= "
+        "6.875 in), transposed (table*, categories as columns); default compact",
+    )
+    parser.add_argument(
+        "--width",
+        type=_inches,
+        metavar="INCHES",
+        help="the width the LaTeX table must fit (default: 3.25 compact, 6.875 wide and transposed)",
+    )
+    parser.add_argument(
+        "--notes",
+        choices=NOTES,
+        help="notes under the tables: none, short (LaTeX default) or full (Markdown and HTML default)",
+    )
+    parser.add_argument(
+        "--std",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print ± sample std over seeds (default: when the LaTeX layout has room; always in Markdown and HTML)",
+    )
+    parser.add_argument(
+        "--bold",
+        choices=BOLD,
+        default="runs",
+        help="bold the best value among the runs (default), every column including published numbers, or none",
+    )
+    parser.add_argument(
+        "--selected-on-test",
+        action="store_true",
+        help="add a column per run with each job's best epoch on the test set (recorded by run "
+        "--eval-every; the official RD++ protocol): model selection on test data, never the "
+        "default, never bold unless --bold all",
+    )
     parser.add_argument("--caption", help="table caption (special characters are escaped in LaTeX)")
     parser.add_argument("--label", help="LaTeX label (default: tab:<data set>-<name>-<hash of what is compared>)")
     parser.add_argument("--plots", action="store_true", help="also write PNG and PDF figures to OUT/plots")
-    parser.add_argument("--figure-width", choices=list(FIGURE_WIDTHS), default="column",
-                        help="figures for one column (3.3 in, default) or both columns (6.9 in) of a paper")
+    parser.add_argument(
+        "--figure-width",
+        choices=list(FIGURE_WIDTHS),
+        default="column",
+        help="figures for one column (3.3 in, default) or both columns (6.9 in) of a paper",
+    )
     parser.add_argument("--out", help="output folder (default: <first run>/report)")
 
 

@@ -7,10 +7,32 @@ follows its split files (no groups). Other data sets keep the order the runs giv
 from __future__ import annotations
 
 MVTEC_TEXTURES = ("carpet", "grid", "leather", "tile", "wood")
-MVTEC_OBJECTS = ("bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw", "toothbrush",
-                 "transistor", "zipper")
-VISA = ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2", "pcb1", "pcb2", "pcb3",
-        "pcb4", "pipe_fryum")
+MVTEC_OBJECTS = (
+    "bottle",
+    "cable",
+    "capsule",
+    "hazelnut",
+    "metal_nut",
+    "pill",
+    "screw",
+    "toothbrush",
+    "transistor",
+    "zipper",
+)
+VISA = (
+    "candle",
+    "capsules",
+    "cashew",
+    "chewinggum",
+    "fryum",
+    "macaroni1",
+    "macaroni2",
+    "pcb1",
+    "pcb2",
+    "pcb3",
+    "pcb4",
+    "pipe_fryum",
+)
 
 # data set -> [(group key or None, categories in the published order)]; groups get a mean row when
 # the table has more than one group
@@ -19,11 +41,26 @@ PAPER_ORDER: dict[str, list[tuple[str | None, tuple[str, ...]]]] = {
     "visa": [(None, VISA)],
 }
 GROUP_NAMES = {"textures": "Textures", "objects": "Objects"}
-DATASET_NAMES = {"mvtec": "MVTec AD", "visa": "VisA", "btad": "BTAD", "brats": "BraTS", "mpdd": "MPDD",
-                 "synthetic": "synthetic data", "cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST",
-                 "mnist": "MNIST"}
-CATEGORY_NAMES = {"metal_nut": "Metal nut", "pipe_fryum": "Pipe fryum", "chewinggum": "Chewing gum",
-                  "pcb1": "PCB1", "pcb2": "PCB2", "pcb3": "PCB3", "pcb4": "PCB4"}
+DATASET_NAMES = {
+    "mvtec": "MVTec AD",
+    "visa": "VisA",
+    "btad": "BTAD",
+    "brats": "BraTS",
+    "mpdd": "MPDD",
+    "synthetic": "synthetic data",
+    "cifar10": "CIFAR-10",
+    "fashion_mnist": "Fashion-MNIST",
+    "mnist": "MNIST",
+}
+CATEGORY_NAMES = {
+    "metal_nut": "Metal nut",
+    "pipe_fryum": "Pipe fryum",
+    "chewinggum": "Chewing gum",
+    "pcb1": "PCB1",
+    "pcb2": "PCB2",
+    "pcb3": "PCB3",
+    "pcb4": "PCB4",
+}
 
 
 def group_mean_key(group: str) -> str:

@@ -50,16 +50,38 @@ SEED_STYLES = ("-", "--", ":", "-.")
 EMBED_DPI = 200  # figures in the HTML report
 # Paper styling: seaborn's paper context and white grid, small type, TrueType fonts in PDF and PostScript
 RC = {
-    "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none",
-    "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"], "mathtext.fontset": "dejavusans",
-    "font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "xtick.labelsize": 6.5, "ytick.labelsize": 6.5,
-    "legend.fontsize": 6.5, "legend.title_fontsize": 6.5, "figure.titlesize": 8,
-    "axes.linewidth": 0.6, "grid.linewidth": 0.4, "lines.linewidth": 1.0, "lines.markersize": 3.5,
-    "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.major.size": 2.5, "ytick.major.size": 2.5,
-    "legend.frameon": False, "savefig.dpi": 300, "figure.dpi": 150, "image.cmap": OVERLAY_CMAP,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "mathtext.fontset": "dejavusans",
+    "font.size": 7,
+    "axes.titlesize": 7.5,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5,
+    "legend.fontsize": 6.5,
+    "legend.title_fontsize": 6.5,
+    "figure.titlesize": 8,
+    "axes.linewidth": 0.6,
+    "grid.linewidth": 0.4,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 3.5,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
+    "legend.frameon": False,
+    "savefig.dpi": 300,
+    "figure.dpi": 150,
+    "image.cmap": OVERLAY_CMAP,
 }
-HEIGHTS = {"per-category": {"column": 3.6, "page": 3.2}, "curves": {"column": 1.9, "page": 2.4},
-           "loss": {"column": 3.3, "page": 2.8}}
+HEIGHTS = {
+    "per-category": {"column": 3.6, "page": 3.2},
+    "curves": {"column": 1.9, "page": 2.4},
+    "loss": {"column": 3.3, "page": 2.8},
+}
 
 
 @dataclass
@@ -95,22 +117,36 @@ def make_plots(report, out: Path, *, width: str = "column", formats=FORMATS, emb
         jobs = {side.key: finished_jobs(side.path) for side in runs}
         without = []
         for category in report.categories:
-            chosen = [(side, [j for j in jobs[side.key] if j.record["category"] == category and j.predictions.is_file()])
-                      for side in runs]
+            chosen = [
+                (side, [j for j in jobs[side.key] if j.record["category"] == category and j.predictions.is_file()])
+                for side in runs
+            ]
             if not any(found for _, found in chosen):
                 without.append(category)
                 continue
-            save(_curves(report, category, chosen, width), f"curves-{_slug(category)}",
-                 f"{category_name(category)}: ROC and PRO curves from the stored predictions")
+            save(
+                _curves(report, category, chosen, width),
+                f"curves-{_slug(category)}",
+                f"{category_name(category)}: ROC and PRO curves from the stored predictions",
+            )
         if without:
             result.notes.append(f"curves skipped for {', '.join(without)}: no predictions.npz in any run")
         for side in runs:
             for category in side.categories:
-                figure = _gallery(report, side, category, [j for j in jobs[side.key] if j.record["category"] == category],
-                                  result, width)
+                figure = _gallery(
+                    report,
+                    side,
+                    category,
+                    [j for j in jobs[side.key] if j.record["category"] == category],
+                    result,
+                    width,
+                )
                 if figure is not None:
-                    save(figure, f"gallery-{side.key}-{_slug(category)}",
-                         f"{category_name(category)}, {side.tag}: best and worst scored test images")
+                    save(
+                        figure,
+                        f"gallery-{side.key}-{_slug(category)}",
+                        f"{category_name(category)}, {side.tag}: best and worst scored test images",
+                    )
         figure = _loss(report, runs, result, width)
         if figure is not None:
             save(figure, "loss", "Training loss per epoch")
@@ -164,11 +200,19 @@ def _side_label(side) -> str:
 
 def _legend(figure, handles, labels, columns: int) -> None:
     """One legend for the whole figure, above the panels, never over the data."""
-    figure.legend(handles, labels, loc="outside upper center", ncol=max(1, columns), handlelength=1.6,
-                  columnspacing=1.0, borderaxespad=0.2)
+    figure.legend(
+        handles,
+        labels,
+        loc="outside upper center",
+        ncol=max(1, columns),
+        handlelength=1.6,
+        columnspacing=1.0,
+        borderaxespad=0.2,
+    )
 
 
 # ---- per category --------------------------------------------------------------------------------
+
 
 def _per_category(report, width: str):
     rows = report.rows
@@ -178,8 +222,9 @@ def _per_category(report, width: str):
     lines = math.ceil(len(metrics) / columns)
     full, tallest = _size("per-category", width)
     height = min(tallest, 1.1 + lines * (0.3 + 0.16 * len(rows)))  # fixed width; height bounded, for few rows less
-    figure, axes = plt.subplots(lines, columns, figsize=(full, height), squeeze=False, sharex=True,
-                                sharey=True, layout="constrained")
+    figure, axes = plt.subplots(
+        lines, columns, figsize=(full, height), squeeze=False, sharex=True, sharey=True, layout="constrained"
+    )
     y = np.arange(len(rows))
     offsets = np.linspace(-0.2, 0.2, len(report.sides)) if len(report.sides) > 1 else np.zeros(1)
     values = [100 * c.mean for s in report.sides for c in s.cells.values() if not math.isnan(c.mean)]
@@ -190,17 +235,27 @@ def _per_category(report, width: str):
     step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100) if (100 - low) / s <= ticks - 1)
     low = 100 - step * math.ceil((100 - low) / step)  # ticks end at 100 exactly
     handles = {}
-    for ax, metric in zip(axes.flat, metrics):
-        for offset, side in zip(offsets, report.sides):
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        for offset, side in zip(offsets, report.sides, strict=False):
             colour, marker = side_colour(report, side), side_marker(report, side)
             for i, row in enumerate(rows):
                 cell = report.cell(row, metric, side)
                 if cell is None or math.isnan(cell.mean):
                     continue
                 fewer = report.fewer_categories(row, metric, side)
-                ax.errorbar(100 * cell.mean, i + offset, xerr=None if cell.std is None else 100 * cell.std,
-                            fmt=marker, color=colour, markerfacecolor="white" if fewer else colour,
-                            markeredgecolor=colour, markeredgewidth=0.8, elinewidth=0.8, capsize=0, zorder=3)
+                ax.errorbar(
+                    100 * cell.mean,
+                    i + offset,
+                    xerr=None if cell.std is None else 100 * cell.std,
+                    fmt=marker,
+                    color=colour,
+                    markerfacecolor="white" if fewer else colour,
+                    markeredgecolor=colour,
+                    markeredgewidth=0.8,
+                    elinewidth=0.8,
+                    capsize=0,
+                    zorder=3,
+                )
             handles[side.key] = Line2D([], [], color=colour, marker=marker, linestyle="none", markersize=4)
         for i, row in enumerate(rows):
             if report.is_mean_row(row):
@@ -212,26 +267,36 @@ def _per_category(report, width: str):
         ax.xaxis.set_minor_locator(MultipleLocator(step / (5 if step in (5, 10, 20, 25, 50) else 2)))
         ax.grid(axis="x", which="minor", linewidth=0.25, color="0.88")
         ax.grid(axis="y", visible=False)
-    for ax in axes.flat[len(metrics):]:
+    for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
-    labels = [(report.row_name(row) + (FEWER if report.row_marked(row) else "")) if report.is_mean_row(row)
-              else category_name(row) for row in rows]
+    labels = [
+        (report.row_name(row) + (FEWER if report.row_marked(row) else ""))
+        if report.is_mean_row(row)
+        else category_name(row)
+        for row in rows
+    ]
     axes[0, 0].set_yticks(y, labels)
     axes[0, 0].set_ylim(len(rows) - 0.5, -0.5)  # first category on top, as in the table
     for ax in axes[:, 0]:
-        for tick, row in zip(ax.get_yticklabels(), rows):
+        for tick, row in zip(ax.get_yticklabels(), rows, strict=False):
             tick.set_fontweight("bold" if report.is_mean_row(row) else "normal")
-    footer = "value (%)" + ("; bars: ± sample std over seeds" if any(
-        c.std for s in report.sides for c in s.cells.values()) else "")
+    footer = "value (%)" + (
+        "; bars: ± sample std over seeds" if any(c.std for s in report.sides for c in s.cells.values()) else ""
+    )
     if report.any_fewer():
         footer += f"\n{FEWER} open marker: mean over fewer categories than another's"
     figure.supxlabel(footer, fontsize=6.5)
-    _legend(figure, list(handles.values()), [_side_label(s) for s in report.sides],
-            len(report.sides) if width == "page" or len(report.sides) <= 2 else 2)
+    _legend(
+        figure,
+        list(handles.values()),
+        [_side_label(s) for s in report.sides],
+        len(report.sides) if width == "page" or len(report.sides) <= 2 else 2,
+    )
     return figure
 
 
 # ---- curves --------------------------------------------------------------------------------------
+
 
 def _roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     from sklearn.metrics import roc_curve
@@ -267,11 +332,12 @@ def _curves(report, category: str, runs: list, width: str):
                     fpr = None
                 if fpr is not None:
                     keep = fpr <= PRO_LIMIT
-                    axes[2].plot(np.append(fpr[keep], PRO_LIMIT), np.append(pro[keep], np.interp(PRO_LIMIT, fpr, pro)),
-                                 **style)
+                    axes[2].plot(
+                        np.append(fpr[keep], PRO_LIMIT), np.append(pro[keep], np.interp(PRO_LIMIT, fpr, pro)), **style
+                    )
             handles.append(Line2D([], [], **style))
             labels.append(f"{side.tag}, seed {job.record.get('seed')}")
-    for ax, title in zip(axes, titles):
+    for ax, title in zip(axes, titles, strict=False):
         ax.set_title(title)
         if not ax.get_lines():
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.4")
@@ -290,6 +356,7 @@ def _curves(report, category: str, runs: list, width: str):
 
 
 # ---- gallery -------------------------------------------------------------------------------------
+
 
 def _data_root(job: FinishedJob) -> Path | None:
     """Where the job read its data: config.json's root, or the data set's default location."""
@@ -318,8 +385,11 @@ def _pick(scores: np.ndarray, labels: np.ndarray) -> list[tuple[str, list[int]]]
     normal = [int(i) for i in np.argsort(-scores, kind="stable") if not labels[i]]
     k = min(GALLERY_PER_ROW, math.ceil(len(anomalous) / 2))
     best, rest = anomalous[:k], anomalous[k:]
-    rows = [("anomalous, highest scores (best)", best), ("anomalous, lowest scores (worst)", rest[::-1][:GALLERY_PER_ROW]),
-            ("normal, highest scores (worst)", normal[:GALLERY_PER_ROW])]
+    rows = [
+        ("anomalous, highest scores (best)", best),
+        ("anomalous, lowest scores (worst)", rest[::-1][:GALLERY_PER_ROW]),
+        ("normal, highest scores (worst)", normal[:GALLERY_PER_ROW]),
+    ]
     return [(title, picked) for title, picked in rows if picked]
 
 
@@ -399,6 +469,7 @@ def _colour_bar(ax, low: float, high: float) -> None:
 
 # ---- loss ----------------------------------------------------------------------------------------
 
+
 def _loss(report, runs: list, result: PlotResult, width: str):
     import pandas as pd
 
@@ -406,8 +477,15 @@ def _loss(report, runs: list, result: PlotResult, width: str):
     for side in runs:
         for record in side.records:
             for entry in record.get("history") or []:
-                frames.append({"side": side.key, "category": record["category"], "seed": str(record.get("seed")),
-                               "epoch": entry.get("epoch"), "loss": entry.get("loss")})
+                frames.append(
+                    {
+                        "side": side.key,
+                        "category": record["category"],
+                        "seed": str(record.get("seed")),
+                        "epoch": entry.get("epoch"),
+                        "loss": entry.get("loss"),
+                    }
+                )
     if not frames:
         result.notes.append("loss curves skipped: no training history in the records (checkpoints evaluated?)")
         return None
@@ -416,22 +494,28 @@ def _loss(report, runs: list, result: PlotResult, width: str):
     wrap = 4 if width == "column" else 6
     columns = min(len(categories), wrap)
     lines = math.ceil(len(categories) / columns)
-    figure, axes = plt.subplots(lines, columns, figsize=_size("loss", width), squeeze=False, sharex=True, sharey=True,
-                                layout="constrained")
+    figure, axes = plt.subplots(
+        lines, columns, figsize=_size("loss", width), squeeze=False, sharex=True, sharey=True, layout="constrained"
+    )
     logarithmic = table["loss"].min() > 0 and table["loss"].max() / table["loss"].min() > 20
     seeds = sorted(set(table["seed"]))
     by_key = {side.key: side for side in runs}
-    for ax, category in zip(axes.flat, categories):
+    for ax, category in zip(axes.flat, categories, strict=False):
         part = table[table["category"] == category]
         for (key, seed), curve in part.groupby(["side", "seed"], sort=False):
             curve = curve.sort_values("epoch")
-            ax.plot(curve["epoch"], curve["loss"], color=side_colour(report, by_key[key]),
-                    linestyle=SEED_STYLES[seeds.index(seed) % len(SEED_STYLES)], linewidth=0.9)
+            ax.plot(
+                curve["epoch"],
+                curve["loss"],
+                color=side_colour(report, by_key[key]),
+                linestyle=SEED_STYLES[seeds.index(seed) % len(SEED_STYLES)],
+                linewidth=0.9,
+            )
         ax.set_title(category_name(category), fontsize=6.5, pad=2)
         ax.xaxis.set_major_locator(MaxNLocator(3, integer=True))
         if logarithmic:
             ax.set_yscale("log")
-    for ax in axes.flat[len(categories):]:
+    for ax in axes.flat[len(categories) :]:
         ax.set_visible(False)
     figure.supxlabel("epoch", fontsize=6.5)
     figure.supylabel("training loss" + (" (log scale)" if logarithmic else ""), fontsize=6.5)

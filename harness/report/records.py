@@ -35,7 +35,9 @@ def finished_jobs(run_dir: str | Path) -> list[FinishedJob]:
         raise HarnessError(f"{run_dir}: run folder not found")
     paths = sorted((run_dir / "jobs").glob(f"*/{RECORD}"))
     if not paths:
-        raise HarnessError(f"{run_dir}: no finished jobs (no jobs/*/{RECORD}); is this a run folder of `python -m harness run`?")
+        raise HarnessError(
+            f"{run_dir}: no finished jobs (no jobs/*/{RECORD}); is this a run folder of `python -m harness run`?"
+        )
     jobs = [FinishedJob(path.parent, check_record(read_json(path), path)) for path in paths]
     # a unified job's records count once all of them exist (it is done then)
     jobs = [job for job in jobs if record_set_complete(job.record, run_dir / "jobs")]
@@ -50,6 +52,7 @@ def load_records(run_dir: str | Path) -> list[dict]:
 
 def check_record(record, path: Path) -> dict:
     """The record itself when it has what reports rely on; otherwise HarnessError naming the file."""
+
     def bad(what: str) -> HarnessError:
         return HarnessError(f"{path}: corrupt record ({what})")
 

@@ -28,7 +28,7 @@ STANDARD_DEFINITIONS = {
     "pixel_auroc": "ROC AUC over all test pixels",
     "au_pro": "AU-PRO, MVTec AD definition (8-connected regions, FPR limit 0.3, normalised)",
     "pro_rd4ad": "PRO per anomalous image as in the official RD4AD test.py (200 thresholds, FPR < 0.3 rescaled), "
-                 "averaged over images",
+    "averaged over images",
     "image_ap": "average precision of image scores (max of the anomaly map)",
     "pixel_ap": "average precision over all test pixels",
     "image_f1_max": "best F1 over all thresholds of image scores",
@@ -83,7 +83,7 @@ class Reference:
 
     @property
     def protocol(self) -> str:
-        """"unified" when every row is from one model for all categories (the multi-class setting), else "single"."""
+        """ "unified" when every row is from one model for all categories (the multi-class setting), else "single"."""
         return "unified" if all(row.protocol == "unified" for row in self.rows) else "single"
 
     @property
@@ -94,8 +94,9 @@ class Reference:
         """The rows of one data set; HarnessError naming the reference's data sets when it has none."""
         rows = [row for row in self.rows if row.dataset.lower() == str(dataset).lower()]
         if not rows:
-            raise HarnessError(f"reference '{self.name}' has no numbers for data set '{dataset}' "
-                               f"(it has: {', '.join(self.datasets)})")
+            raise HarnessError(
+                f"reference '{self.name}' has no numbers for data set '{dataset}' (it has: {', '.join(self.datasets)})"
+            )
         return rows
 
 
@@ -112,7 +113,9 @@ def load(name_or_path: str | Path, directory: Path = REFERENCE_DIR) -> Reference
         path = Path(directory) / f"{text}.csv"
         if not path.is_file():
             known = ", ".join(names(directory)) or f"none in {directory}"
-            raise HarnessError(f"unknown reference '{text}'; known references: {known} (or give a run folder or a .csv file)")
+            raise HarnessError(
+                f"unknown reference '{text}'; known references: {known} (or give a run folder or a .csv file)"
+            )
     return Reference(path.stem, path, tuple(_read_rows(path)))
 
 
@@ -122,8 +125,10 @@ def _read_rows(path: Path) -> list[ReferenceRow]:
             reader = csv.DictReader(handle)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise HarnessError(f"{path}: not a reference file (missing column(s) {', '.join(missing)}; "
-                                   f"expected {', '.join(COLUMNS)})")
+                raise HarnessError(
+                    f"{path}: not a reference file (missing column(s) {', '.join(missing)}; "
+                    f"expected {', '.join(COLUMNS)})"
+                )
             raw = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise HarnessError(f"{path}: cannot read the reference ({error})") from None
@@ -138,13 +143,19 @@ def _read_rows(path: Path) -> list[ReferenceRow]:
         protocol = str(entry.get("protocol") or "").strip() or "single"
         if protocol not in PROTOCOLS:
             raise HarnessError(f"{path}:{line}: protocol '{protocol}' is not one of {', '.join(PROTOCOLS)}")
-        row = ReferenceRow(*(str(entry[c] or "").strip() for c in COLUMNS[:5]), value,
-                           str(entry["protocol_notes"] or "").strip(), protocol)
+        row = ReferenceRow(
+            *(str(entry[c] or "").strip() for c in COLUMNS[:5]),
+            value,
+            str(entry["protocol_notes"] or "").strip(),
+            protocol,
+        )
         if not (row.dataset and row.category and row.metric):
             raise HarnessError(f"{path}:{line}: dataset, category and metric must not be empty")
         key = (row.dataset.lower(), row.category, row.metric)
         if key in seen:
-            raise HarnessError(f"{path}:{line}: a second value for {'/'.join(key)} (one value per data set, category, metric)")
+            raise HarnessError(
+                f"{path}:{line}: a second value for {'/'.join(key)} (one value per data set, category, metric)"
+            )
         seen.add(key)
         rows.append(row)
     if not rows:

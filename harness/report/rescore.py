@@ -10,7 +10,7 @@ dtype it was computed from.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -31,7 +31,9 @@ def _names(requested: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(requested))
 
 
-def rescore(run_dir: str | Path, metrics: list[str] | None = None) -> tuple[int, list[tuple[str, str, float | None, float | None]]]:
+def rescore(
+    run_dir: str | Path, metrics: list[str] | None = None
+) -> tuple[int, list[tuple[str, str, float | None, float | None]]]:
     """Recompute `metrics` (default: those each record has) for every finished job of the run.
 
     Returns the number of jobs and (job id, metric, old value, new value) for every value that
@@ -53,11 +55,14 @@ def rescore(run_dir: str | Path, metrics: list[str] | None = None) -> tuple[int,
             wanted = names or list(record["metrics"])
             unknown = [n for n in wanted if n not in METRICS]
             if unknown:
-                raise HarnessError(f"{job.folder / 'record.json'}: metric '{unknown[0]}' is not known to this version "
-                                   "of the harness; pass --metrics with known names")
+                raise HarnessError(
+                    f"{job.folder / 'record.json'}: metric '{unknown[0]}' is not known to this version "
+                    "of the harness; pass --metrics with known names"
+                )
             predictions = load_predictions(job.predictions)
-            values = evaluate(predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"],
-                              names=wanted)
+            values = evaluate(
+                predictions["scores"], predictions["labels"], predictions["maps"], predictions["masks"], names=wanted
+            )
             updated = dict(record["metrics"])
             for name, value in values.items():
                 old = (record["metrics"].get(name) or {}).get("value") if name in record["metrics"] else None
@@ -67,8 +72,14 @@ def rescore(run_dir: str | Path, metrics: list[str] | None = None) -> tuple[int,
                 updated[name] = new
             if updated != record["metrics"]:
                 source = f"predictions.npz ({predictions['maps_stored_as']} maps, {predictions['scores'].dtype} scores)"
-                record = record | {"metrics": updated, "rescored": {
-                    "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "metrics": wanted, "from": source}}
+                record = record | {
+                    "metrics": updated,
+                    "rescored": {
+                        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "metrics": wanted,
+                        "from": source,
+                    },
+                }
                 write_json(job.folder / "record.json", record)
         RunStore(run_dir).write_results_csv()
     return len(jobs), changes

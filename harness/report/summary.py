@@ -21,4 +21,6 @@ def summary_table(records: list[dict], metrics: list[str], fmt: str = "github") 
         return "n/a" if cell is None or math.isnan(cell.mean) else f"{100 * cell.mean:.1f}"
 
     body = [[category] + [shown(category, m) for m in metrics] for category in categories + [MEAN]]
-    return tabulate(body, headers=["category"] + [LABELS.get(m, m) for m in metrics], tablefmt=fmt, disable_numparse=True)
+    return tabulate(
+        body, headers=["category"] + [LABELS.get(m, m) for m in metrics], tablefmt=fmt, disable_numparse=True
+    )

@@ -72,9 +72,16 @@ def markdown(report: Report, notes: str = "full") -> str:
             headers.append(f"{label} {side.tag}")
         else:
             headers.append(f"{label} Δ vs {side.tag}")
-    body = [[report.row_name(row) + ("\\*" if report.row_marked(row) else "")] + _row(report, row) for row in report.rows]
-    table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True,
-                     colalign=["left"] + ["right"] * (len(headers) - 1))
+    body = [
+        [report.row_name(row) + ("\\*" if report.row_marked(row) else "")] + _row(report, row) for row in report.rows
+    ]
+    table = tabulate(
+        body,
+        headers=headers,
+        tablefmt="github",
+        disable_numparse=True,
+        colalign=["left"] + ["right"] * (len(headers) - 1),
+    )
     lines = [] if notes == "none" else [format_note(report, std=True, delta=True).text] + report.note_lines(notes)
     text = f"**{report.caption}**\n\n{table}\n"
     if lines:
@@ -93,8 +100,23 @@ def csv_text(report: Report) -> str:
     """One row per (category, metric, side): values as fractions, unrounded, with the definition."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["category", "metric", "side", "name", "kind", "dataset", "value", "std", "n",
-                     "difference_a_minus_side", "definition", "label", "categories"])
+    writer.writerow(
+        [
+            "category",
+            "metric",
+            "side",
+            "name",
+            "kind",
+            "dataset",
+            "value",
+            "std",
+            "n",
+            "difference_a_minus_side",
+            "definition",
+            "label",
+            "categories",
+        ]
+    )
 
     def number(x):
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(round(float(x), 8))
@@ -106,7 +128,21 @@ def csv_text(report: Report) -> str:
                 if cell is None:
                     continue
                 delta = report.delta(category, metric, side) if side is not report.sides[0] else None
-                writer.writerow([category, metric, side.key, side.name, side.kind, side.dataset, number(cell.mean),
-                                 number(cell.std), cell.n, number(delta), side.definitions.get(metric, ""), side.tag,
-                                 "" if cell.covers is None else cell.covers])
+                writer.writerow(
+                    [
+                        category,
+                        metric,
+                        side.key,
+                        side.name,
+                        side.kind,
+                        side.dataset,
+                        number(cell.mean),
+                        number(cell.std),
+                        cell.n,
+                        number(delta),
+                        side.definitions.get(metric, ""),
+                        side.tag,
+                        "" if cell.covers is None else cell.covers,
+                    ]
+                )
     return buffer.getvalue()

@@ -19,9 +19,9 @@ import os
 import platform
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Callable
 
 import numpy as np
 
@@ -65,8 +65,13 @@ class JobOutcome:
         return self.status == "ok"
 
 
-def compute_job(job: Job, *, log: Callable[[str], None] = lambda line: None,
-                execution: dict | None = None, ready: Callable[[], None] | None = None) -> JobResult:
+def compute_job(
+    job: Job,
+    *,
+    log: Callable[[str], None] = lambda line: None,
+    execution: dict | None = None,
+    ready: Callable[[], None] | None = None,
+) -> JobResult:
     """Run `job` to completion and return its record and predictions; writes nothing.
 
     Any exception propagates. `execution` (backend, worker, pinned GPU, threads) goes into the
@@ -103,14 +108,17 @@ def _start(job: Job, log: Callable[[str], None], ready: Callable[[], None] | Non
 
 def _check_fingerprint(job: Job, category: str, planned: str, data) -> None:
     if planned and data.fingerprint != planned:
-        raise DataError(f"{job.dataset}/{category}: the data changed after the sweep was planned (fingerprint "
-                        f"{planned}, now {data.fingerprint}); run the command again to plan the sweep "
-                        "on the data as they are now")
+        raise DataError(
+            f"{job.dataset}/{category}: the data changed after the sweep was planned (fingerprint "
+            f"{planned}, now {data.fingerprint}); run the command again to plan the sweep "
+            "on the data as they are now"
+        )
 
 
 def _epoch_line(log: Callable[[str], None]):
     def line(entry) -> None:
         log(f"epoch {entry.epoch}/{entry.epochs}: loss {entry.loss:.6f} ({entry.seconds:.1f} s)")
+
     return line
 
 
@@ -134,19 +142,24 @@ def _train(job: Job, method, images, tests: dict, log: Callable[[str], None]) ->
                 values = evaluate(scores, test.labels, maps, test.masks, names=job.metrics)
                 interim.setdefault(entry.epoch, {})[category] = {n: v.to_dict()["value"] for n, v in values.items()}
                 which = f" {category}" if len(tests) > 1 else ""
-                log(f"epoch {entry.epoch}{which} test metrics (logged, not used for selection): {_metrics_text(values)}")
+                log(
+                    f"epoch {entry.epoch}{which} test metrics (logged, not used for selection): {_metrics_text(values)}"
+                )
 
     return method.fit(images, callbacks=[_epoch_line(log), interim_evaluation]), interim
 
 
-def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
-             ready: Callable[[], None] | None) -> JobResult:
+def _compute(
+    job: Job, log: Callable[[str], None], execution: dict | None, ready: Callable[[], None] | None
+) -> JobResult:
     timings, started, method, adapter = _start(job, log, ready)
     clock = time.perf_counter()
     data = adapter.load(job.category, int(job.settings["image_size"]))
     timings["load"] = time.perf_counter() - clock
-    log(f"load: {len(data.train)} training and {len(data.test)} test images, fingerprint {data.fingerprint} "
-        f"({timings['load']:.1f} s)")
+    log(
+        f"load: {len(data.train)} training and {len(data.test)} test images, fingerprint {data.fingerprint} "
+        f"({timings['load']:.1f} s)"
+    )
     _check_fingerprint(job, job.category, job.data_fingerprint, data)
 
     clock = time.perf_counter()
@@ -166,26 +179,63 @@ def _compute(job: Job, log: Callable[[str], None], execution: dict | None,
     log(f"metrics: {_metrics_text(metrics)}")
 
     selected = _selected(job, interim, history, metrics, log)
-    record = _record(job, job.job_id, job.category, method, metrics, history, interim, selected, timings, execution,
-                     data.fingerprint, len(data.train), data.test, data.provenance)
-    predictions = pack_predictions(scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types)
-    return JobResult(record, predictions, _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None)
+    record = _record(
+        job,
+        job.job_id,
+        job.category,
+        method,
+        metrics,
+        history,
+        interim,
+        selected,
+        timings,
+        execution,
+        data.fingerprint,
+        len(data.train),
+        data.test,
+        data.provenance,
+    )
+    predictions = pack_predictions(
+        scores, data.test.labels, maps, data.test.masks, data.test.paths, data.test.defect_types
+    )
+    return JobResult(
+        record, predictions, _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None
+    )
 
 
-def _selected(job: Job, interim: dict, history: list, metrics: dict, log: Callable[[str], None],
-              category: str = "") -> dict | None:
+def _selected(
+    job: Job, interim: dict, history: list, metrics: dict, log: Callable[[str], None], category: str = ""
+) -> dict | None:
     """selected_on_test for one evaluated category (--eval-every only), logged; None without it."""
-    selected = selected_on_test(interim, history[-1].epoch, metrics, job.eval_every) if history and job.eval_every else None
+    selected = (
+        selected_on_test(interim, history[-1].epoch, metrics, job.eval_every) if history and job.eval_every else None
+    )
     if selected:
-        log(f"{category + ': ' if category else ''}best epoch on the test set (the official RD++ script's choice; "
+        log(
+            f"{category + ': ' if category else ''}best epoch on the test set (the official RD++ script's choice; "
             f"not the reported value): epoch {selected['epoch']}/{history[-1].epoch}, "
-            + ", ".join(f"{LABELS.get(n, n)} {v:.4f}" for n, v in selected["metrics"].items() if v is not None))
+            + ", ".join(f"{LABELS.get(n, n)} {v:.4f}" for n, v in selected["metrics"].items() if v is not None)
+        )
     return selected
 
 
-def _record(job: Job, record_id: str, category: str, method, metrics: dict, history: list, interim: dict,
-            selected: dict | None, timings: dict, execution: dict | None, fingerprint: str, n_train: int, test,
-            data_provenance: dict, unified: dict | None = None) -> dict:
+def _record(
+    job: Job,
+    record_id: str,
+    category: str,
+    method,
+    metrics: dict,
+    history: list,
+    interim: dict,
+    selected: dict | None,
+    timings: dict,
+    execution: dict | None,
+    fingerprint: str,
+    n_train: int,
+    test,
+    data_provenance: dict,
+    unified: dict | None = None,
+) -> dict:
     """The record of one category's evaluation (a job's only one, or one of a unified job's)."""
     settings = method.settings
     device = getattr(method, "device", None)
@@ -221,13 +271,17 @@ def _record(job: Job, record_id: str, category: str, method, metrics: dict, hist
             **({"provenance": data_provenance} if data_provenance else {}),
         },
         "method_info": described,
-        "history": [{"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)}
-                    | ({"test_metrics": interim[e.epoch]} if e.epoch in interim else {}) for e in history],
+        "history": [
+            {"epoch": e.epoch, "loss": e.loss, "seconds": round(e.seconds, 3)}
+            | ({"test_metrics": interim[e.epoch]} if e.epoch in interim else {})
+            for e in history
+        ],
         # Never the reported value: what selecting the epoch on the test set would report (--eval-every)
         **({"selected_on_test": selected} if selected else {}),
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         "memory": provenance.peak_memory(str(device or "cpu")),
-        "provenance": provenance.software() | {
+        "provenance": provenance.software()
+        | {
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),  # when the record was made
             "device": device_text,
             "device_name": provenance.device_name(str(device or "cpu")),
@@ -235,12 +289,15 @@ def _record(job: Job, record_id: str, category: str, method, metrics: dict, hist
             "weights_sha256": described.get("weights_sha256"),
             "data_fingerprint": fingerprint,
             "machine": provenance.machine(str(device or "cpu"), described.get("cuda_numerics")),
-        } | provenance.execution() | (execution or {}),
+        }
+        | provenance.execution()
+        | (execution or {}),
     }
 
 
-def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | None,
-                     ready: Callable[[], None] | None) -> JobResult:
+def _compute_unified(
+    job: Job, log: Callable[[str], None], execution: dict | None, ready: Callable[[], None] | None
+) -> JobResult:
     """One model trained on every category's training images together; each category's test set scored apart."""
     timings, started, method, adapter = _start(job, log, ready)
     # Every category is loaded (and checked) before training: bad data fail the job here, naming the file.
@@ -253,26 +310,34 @@ def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | Non
         train_parts.append(data.train.images)
         tests[category] = data.test
         loaded[category] = (data.fingerprint, len(data.train), data.provenance)
-        log(f"load {category}: {len(data.train)} training and {len(data.test)} test images, fingerprint "
-            f"{data.fingerprint}")
+        log(
+            f"load {category}: {len(data.train)} training and {len(data.test)} test images, fingerprint "
+            f"{data.fingerprint}"
+        )
         del data  # only its training images (for training) and its test split are kept
     images = ConcatenatedImages(train_parts)
     del train_parts
     timings["load"] = time.perf_counter() - clock
     mapped = all(isinstance(part, np.memmap) for part in images.parts)
-    log(f"load: {len(images)} training images of {len(job.categories)} categories, trained on together "
+    log(
+        f"load: {len(images)} training images of {len(job.categories)} categories, trained on together "
         f"({images.nbytes / 2**20:.0f} MiB as uint8, {'mapped from the array cache' if mapped else 'in memory'}); "
-        f"{sum(len(t) for t in tests.values())} test images ({timings['load']:.1f} s)")
+        f"{sum(len(t) for t in tests.values())} test images ({timings['load']:.1f} s)"
+    )
 
     clock = time.perf_counter()
     history, interim = _train(job, method, images, tests, log)
     timings["fit"] = time.perf_counter() - clock
     del images  # the training images are not needed any more
 
-    record_ids = dict(zip(job.categories, job.record_ids))
-    shared = {"job_id": job.job_id, "categories": list(job.categories), "records": list(job.record_ids),
-              "n_train": sum(n for _, n, _ in loaded.values()),
-              "n_train_by_category": {category: n for category, (_, n, _) in loaded.items()}}
+    record_ids = dict(zip(job.categories, job.record_ids, strict=False))
+    shared = {
+        "job_id": job.job_id,
+        "categories": list(job.categories),
+        "records": list(job.record_ids),
+        "n_train": sum(n for _, n, _ in loaded.values()),
+        "n_train_by_category": {category: n for category, (_, n, _) in loaded.items()},
+    }
     parts, means = [], {}
     for category in job.categories:
         test = tests.pop(category)  # scored categories are let go one by one
@@ -286,20 +351,42 @@ def _compute_unified(job: Job, log: Callable[[str], None], execution: dict | Non
         for name, value in metrics.items():
             means.setdefault(name, []).append(value.value)
         fingerprint, n_train, data_provenance = loaded[category]
-        part_interim = {epoch: by_category[category] for epoch, by_category in interim.items() if category in by_category}
+        part_interim = {
+            epoch: by_category[category] for epoch, by_category in interim.items() if category in by_category
+        }
         selected = _selected(job, part_interim, history, metrics, log, category)
-        record = _record(job, record_ids[category], category, method, metrics, history, part_interim, selected,
-                         timings | own | {"total": time.perf_counter() - started}, execution, fingerprint, n_train,
-                         test, data_provenance, shared)
+        record = _record(
+            job,
+            record_ids[category],
+            category,
+            method,
+            metrics,
+            history,
+            part_interim,
+            selected,
+            timings | own | {"total": time.perf_counter() - started},
+            execution,
+            fingerprint,
+            n_train,
+            test,
+            data_provenance,
+            shared,
+        )
         parts.append((record, pack_predictions(scores, test.labels, maps, test.masks, test.paths, test.defect_types)))
         del test, scores, maps
     memory = provenance.peak_memory(str(getattr(method, "device", None) or "cpu"))  # the job's peak, in every record
     for record, _ in parts:
         record["memory"] = memory
 
-    summary = {"job_id": job.job_id, "protocol": UNIFIED, "categories": list(job.categories),
-               "metrics": {name: {"value": float(np.nanmean(values)) if not np.isnan(values).all() else None}
-                           for name, values in ((n, np.asarray(v, dtype=float)) for n, v in means.items())}}
+    summary = {
+        "job_id": job.job_id,
+        "protocol": UNIFIED,
+        "categories": list(job.categories),
+        "metrics": {
+            name: {"value": float(np.nanmean(values)) if not np.isnan(values).all() else None}
+            for name, values in ((n, np.asarray(v, dtype=float)) for n, v in means.items())
+        },
+    }
     checkpoint = _checkpoint_bytes(method) if job.save_checkpoint and not job.checkpoint else None
     return JobResult(summary, {}, checkpoint, parts)
 
@@ -331,13 +418,16 @@ def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, eve
         score = sum(evaluations[epoch][m] for m in used) / len(used)
         if score > best:
             best_epoch, best = epoch, score
-    cadence = ("after every epoch" if every == 1
-               else f"every {every} epochs and after the last (the official script evaluates after every epoch)")
+    cadence = (
+        "after every epoch"
+        if every == 1
+        else f"every {every} epochs and after the last (the official script evaluates after every epoch)"
+    )
     return {
         "epoch": best_epoch,
         "metrics": evaluations[best_epoch],
         "rule": f"best mean of {', '.join(LABELS.get(m, m) for m in used)} on the test set, evaluated {cadence} "
-                "(official RD++ script); model selection on test data, not the reported value",
+        "(official RD++ script); model selection on test data, not the reported value",
         "epochs_evaluated": len(evaluations),
         "last_epoch": last_epoch,
     }
@@ -369,22 +459,33 @@ def _checkpoint_bytes(method) -> bytes:
 
 def store_result(store: RunStore, result: JobResult) -> None:
     if result.parts:
-        store.write_results(result.record["job_id"], [(record["job_id"], record, predictions)
-                                                      for record, predictions in result.parts], result.checkpoint)
+        store.write_results(
+            result.record["job_id"],
+            [(record["job_id"], record, predictions) for record, predictions in result.parts],
+            result.checkpoint,
+        )
         return
     store.write_result(result.record["job_id"], result.record, result.predictions, result.checkpoint)
 
 
 # the steps of a job (_compute, _compute_unified), by the function its traceback enters next from there: what the
 # job was doing when it failed
-_STEPS = {"_start": "building the model", "load": "loading the data", "_train": "training", "predict": "predicting",
-          "evaluate": "computing the metrics"}
+_STEPS = {
+    "_start": "building the model",
+    "load": "loading the data",
+    "_train": "training",
+    "predict": "predicting",
+    "evaluate": "computing the metrics",
+}
 
 
 def _out_of_memory(error: BaseException) -> bool:
     text = str(error)
-    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
-            or (isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)))
+    return (
+        isinstance(error, MemoryError)
+        or type(error).__name__ == "OutOfMemoryError"
+        or (isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text))
+    )
 
 
 def failure_message(error: BaseException, job: Job) -> str:
@@ -399,17 +500,28 @@ def failure_message(error: BaseException, job: Job) -> str:
     step = _STEPS.get(frames[path[-1] + 1]) if path else None
     memory = "GPU memory" if "CUDA" in str(error) or type(error).__module__.startswith("torch.cuda") else "memory (RAM)"
     s = job.settings
-    lower = {"training": "--batch-size or --image-size",
-             "predicting": "the setting predict_batch_size (a sweep file's [settings]) or --image-size"}.get(step, "--image-size")
+    lower = {
+        "training": "--batch-size or --image-size",
+        "predicting": "the setting predict_batch_size (a sweep file's [settings]) or --image-size",
+    }.get(step, "--image-size")
     detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-    return (f"{type(error).__name__}: out of {memory}{f' while {step}' if step else ''} at image_size "
-            f"{s.get('image_size')}, batch_size {s.get('batch_size')}, predict_batch_size {s.get('predict_batch_size')}; "
-            f"lower {lower}, or run fewer jobs at once" + (f" ({detail})" if detail else ""))
+    return (
+        f"{type(error).__name__}: out of {memory}{f' while {step}' if step else ''} at image_size "
+        f"{s.get('image_size')}, batch_size {s.get('batch_size')}, predict_batch_size {s.get('predict_batch_size')}; "
+        f"lower {lower}, or run fewer jobs at once" + (f" ({detail})" if detail else "")
+    )
 
 
-def execute_job(job: Job, *, log_path: str | os.PathLike | None = None, echo: bool = False, capture: bool = True,
-                execution: dict | None = None, ready: Callable[[], None] | None = None,
-                sink: Callable[[str], None] | None = None) -> JobOutcome:
+def execute_job(
+    job: Job,
+    *,
+    log_path: str | os.PathLike | None = None,
+    echo: bool = False,
+    capture: bool = True,
+    execution: dict | None = None,
+    ready: Callable[[], None] | None = None,
+    sink: Callable[[str], None] | None = None,
+) -> JobOutcome:
     """Run `job` and return its outcome; exceptions become a failed outcome, never propagate.
 
     The job's log (its own lines, plus what it prints and warns when `capture`) streams to
@@ -421,8 +533,10 @@ def execute_job(job: Job, *, log_path: str | os.PathLike | None = None, echo: bo
     """
     started = time.perf_counter()
     with JobLog(log_path, echo=echo, capture=capture, sink=sink) as joblog:
-        joblog.line(f"job {job.job_id}: {job.dataset}/{job.category}, method {job.method}, profile {job.profile}, "
-                    f"seed {job.seed}; host {platform.node()}, pid {os.getpid()}")
+        joblog.line(
+            f"job {job.job_id}: {job.dataset}/{job.category}, method {job.method}, profile {job.profile}, "
+            f"seed {job.seed}; host {platform.node()}, pid {os.getpid()}"
+        )
         joblog.line(f"settings: {job.settings}")
         try:
             result = compute_job(job, log=joblog.line, execution=execution, ready=ready)
@@ -431,7 +545,13 @@ def execute_job(job: Job, *, log_path: str | os.PathLike | None = None, echo: bo
             trace = traceback.format_exc()
             joblog.line(f"FAILED after {time.perf_counter() - started:.1f} s: {message}")
             joblog.write(trace)
-            return JobOutcome(job.job_id, "failed", message=message, traceback=trace,
-                              seconds=time.perf_counter() - started, log=joblog.text())
+            return JobOutcome(
+                job.job_id,
+                "failed",
+                message=message,
+                traceback=trace,
+                seconds=time.perf_counter() - started,
+                log=joblog.text(),
+            )
         joblog.line(f"done in {time.perf_counter() - started:.1f} s")
         return JobOutcome(job.job_id, "ok", result=result, seconds=time.perf_counter() - started, log=joblog.text())

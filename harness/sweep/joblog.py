@@ -18,7 +18,7 @@ from pathlib import Path
 class _Tee(io.TextIOBase):
     """A stand-in for sys.stdout/sys.stderr that copies text to the job log and, optionally, the terminal."""
 
-    def __init__(self, log: "JobLog", terminal) -> None:
+    def __init__(self, log: JobLog, terminal) -> None:
         self._log = log
         self._terminal = terminal
         self._pending = ""
@@ -62,8 +62,14 @@ class JobLog:
     (one job per process at a time: the local backend's children, a serial run).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, echo: bool = False, capture: bool = True,
-                 sink: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        echo: bool = False,
+        capture: bool = True,
+        sink: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self.echo = echo
         self.capture = capture
@@ -74,7 +80,7 @@ class JobLog:
         self._tees: list[_Tee] = []
         self._line_open = False
 
-    def __enter__(self) -> "JobLog":
+    def __enter__(self) -> JobLog:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self._stack.enter_context(open(self.path, "w", encoding="utf-8", buffering=1))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness.errors import HarnessError
 
@@ -71,9 +71,11 @@ def numerics(mode: str) -> Iterator[None]:
 
     capability = torch.backends.cpu.get_cpu_capability()
     if not process_is_portable() or capability != "DEFAULT":
-        raise HarnessError(f"this process (pid {os.getpid()}) was not started in portable mode (ATen dispatches to "
-                           f"{capability}): start it with {missing_environment()} in its environment "
-                           "(`python -m harness run --portable` does so itself; dask workers need it when started)")
+        raise HarnessError(
+            f"this process (pid {os.getpid()}) was not started in portable mode (ATen dispatches to "
+            f"{capability}): start it with {missing_environment()} in its environment "
+            "(`python -m harness run --portable` does so itself; dask workers need it when started)"
+        )
     saved_onednn = torch.backends.mkldnn.enabled
     saved_nnpack = torch.backends.nnpack.set_flags(False)
     torch.backends.mkldnn.enabled = False

@@ -14,13 +14,35 @@ from harness.sweep.plan import PROTOCOLS, Sweep
 
 # Every option of `run`: its key (the flag's long name with '_', and a sweep file's key) and the kind of its value.
 OPTION_KINDS: dict[str, str] = {
-    "dataset": "text", "root": "text", "categories": "names", "method": "text", "profile": "text",
-    "seeds": "integers", "metrics": "names", "checkpoint": "text", "out": "text", "rerun": "switch",
-    "eval_every": "count", "save_checkpoints": "switch", "portable": "switch", "protocol": "text",
-    "backend": "text", "jobs": "count", "gpus": "integers", "job_timeout": "seconds", "dask_address": "text",
-    "backbone": "text", "weights": "text", "image_size": "count", "epochs": "count", "batch_size": "count",
-    "device": "text", "precision": "text", "deterministic": "switch",
-    "settings": "table", "data_options": "table",
+    "dataset": "text",
+    "root": "text",
+    "categories": "names",
+    "method": "text",
+    "profile": "text",
+    "seeds": "integers",
+    "metrics": "names",
+    "checkpoint": "text",
+    "out": "text",
+    "rerun": "switch",
+    "eval_every": "count",
+    "save_checkpoints": "switch",
+    "portable": "switch",
+    "protocol": "text",
+    "backend": "text",
+    "jobs": "count",
+    "gpus": "integers",
+    "job_timeout": "seconds",
+    "dask_address": "text",
+    "backbone": "text",
+    "weights": "text",
+    "image_size": "count",
+    "epochs": "count",
+    "batch_size": "count",
+    "device": "text",
+    "precision": "text",
+    "deterministic": "switch",
+    "settings": "table",
+    "data_options": "table",
 }
 # The options that are method settings (they override the profile; a sweep file may also put them in [settings])
 SETTING_KEYS = ("backbone", "weights", "image_size", "epochs", "batch_size", "device", "precision", "deterministic")
@@ -65,8 +87,10 @@ class RunOptions:
         if self.backend == "serial" and self.gpus:
             raise HarnessError(f"{gpus} needs --backend local or dask; for one GPU in serial use --device cuda:N")
         if self.portable and (device.startswith("cuda") or self.gpus):
-            raise HarnessError(f"--portable is a CPU mode (the same bits on any x86-64 CPU); it conflicts with "
-                               f"{gpus or '--device ' + device}: drop one of them")
+            raise HarnessError(
+                f"--portable is a CPU mode (the same bits on any x86-64 CPU); it conflicts with "
+                f"{gpus or '--device ' + device}: drop one of them"
+            )
         if self.gpus and device == "cpu":
             raise HarnessError(f"{gpus} conflicts with --device cpu; drop one of them")
         if self.gpus and device.startswith("cuda:"):
@@ -74,8 +98,10 @@ class RunOptions:
         if self.gpus and len(set(self.gpus)) != len(self.gpus):
             raise HarnessError(f"{gpus}: a GPU is listed twice")
         if self.dask_address and (self.jobs is not None or self.gpus):
-            raise HarnessError(f"{'--jobs' if self.jobs is not None else gpus} is for a local dask cluster; the "
-                               "cluster at --dask-address has its own workers (give them --resources GPU=1)")
+            raise HarnessError(
+                f"{'--jobs' if self.jobs is not None else gpus} is for a local dask cluster; the "
+                "cluster at --dask-address has its own workers (give them --resources GPU=1)"
+            )
         if self.job_timeout is not None and not self.job_timeout > 0:
             raise HarnessError(f"--job-timeout must be a positive number of seconds, got {self.job_timeout}")
         if self.backend == "dask" and importlib.util.find_spec("distributed") is None:
@@ -83,15 +109,31 @@ class RunOptions:
 
     def sweep(self) -> Sweep:
         settings = dict(self.settings) | ({"device": "cpu"} if self.portable else {})
-        return Sweep(dataset=self.dataset, categories=self.categories, method=self.method, profile=self.profile,
-                     seeds=self.seeds, overrides=settings, root=self.root, checkpoint=self.checkpoint,
-                     metrics=self.metrics, data_options=dict(self.data_options), eval_every=self.eval_every or 0,
-                     save_checkpoints=bool(self.save_checkpoints), portable=bool(self.portable),
-                     protocol=self.protocol or "")
+        return Sweep(
+            dataset=self.dataset,
+            categories=self.categories,
+            method=self.method,
+            profile=self.profile,
+            seeds=self.seeds,
+            overrides=settings,
+            root=self.root,
+            checkpoint=self.checkpoint,
+            metrics=self.metrics,
+            data_options=dict(self.data_options),
+            eval_every=self.eval_every or 0,
+            save_checkpoints=bool(self.save_checkpoints),
+            portable=bool(self.portable),
+            protocol=self.protocol or "",
+        )
 
     def execution(self) -> Execution:
-        return Execution(backend=self.backend, jobs=self.jobs, gpus=self.gpus, job_timeout=self.job_timeout,
-                         dask_address=self.dask_address)
+        return Execution(
+            backend=self.backend,
+            jobs=self.jobs,
+            gpus=self.gpus,
+            job_timeout=self.job_timeout,
+            dask_address=self.dask_address,
+        )
 
     @property
     def device(self) -> str:

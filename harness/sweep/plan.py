@@ -52,8 +52,13 @@ class Job:
         if self.protocol == UNIFIED:
             return unified_identity(self, settings)
         return {
-            "dataset": self.dataset, "category": self.category, "method": self.method,
-            "seed": self.seed, "settings": settings, "checkpoint": self.checkpoint, "metrics": list(self.metrics),
+            "dataset": self.dataset,
+            "category": self.category,
+            "method": self.method,
+            "seed": self.seed,
+            "settings": settings,
+            "checkpoint": self.checkpoint,
+            "metrics": list(self.metrics),
             "data_options": {k: v for k, v in sorted(self.data_options.items()) if k != "cache"},
             "data_fingerprint": self.data_fingerprint,
             "numerics": self.numerics,
@@ -85,8 +90,14 @@ def unified_identity(job: Job, settings: dict) -> dict:
     """A unified job's identity: the protocol and every category it trains on, with its data's fingerprint,
     instead of one category."""
     return {
-        "dataset": job.dataset, "protocol": UNIFIED, "categories": list(job.categories), "method": job.method,
-        "seed": job.seed, "settings": settings, "checkpoint": job.checkpoint, "metrics": list(job.metrics),
+        "dataset": job.dataset,
+        "protocol": UNIFIED,
+        "categories": list(job.categories),
+        "method": job.method,
+        "seed": job.seed,
+        "settings": settings,
+        "checkpoint": job.checkpoint,
+        "metrics": list(job.metrics),
         "data_options": {k: v for k, v in sorted(job.data_options.items()) if k != "cache"},
         "data_fingerprints": {category: job.data_fingerprints.get(category, "") for category in job.categories},
         "numerics": job.numerics,
@@ -112,7 +123,7 @@ class Sweep:
     portable: bool = False
     protocol: str = ""  # "single" | "unified"; empty: the profile's (single unless the profile says otherwise)
 
-    def resolve(self) -> "ResolvedSweep":
+    def resolve(self) -> ResolvedSweep:
         """Validate everything and expand into jobs; raises HarnessError with one clear line."""
         from harness import datasets, methods
         from harness.metrics import DEFAULT_METRICS, METRICS
@@ -126,12 +137,16 @@ class Sweep:
         profile_keys = set(profile.settings).union(*profile.category_settings.values())
         unknown = sorted(profile_keys - known) + sorted(set(self.overrides) - known)
         if unknown:
-            raise HarnessError(f"method '{method_name}' has no setting(s) {', '.join(unknown)}; it has: {', '.join(sorted(known))}")
+            raise HarnessError(
+                f"method '{method_name}' has no setting(s) {', '.join(unknown)}; it has: {', '.join(sorted(known))}"
+            )
         available = adapter.categories
         categories = self.categories or available
         missing = [c for c in categories if c not in available]
         if missing:
-            raise HarnessError(f"unknown category '{missing[0]}' for data set '{self.dataset}'; valid: {', '.join(available)}")
+            raise HarnessError(
+                f"unknown category '{missing[0]}' for data set '{self.dataset}'; valid: {', '.join(available)}"
+            )
         metrics = self.metrics or DEFAULT_METRICS
         bad = [m for m in metrics if m not in METRICS]
         if bad:
@@ -146,22 +161,39 @@ class Sweep:
         for what, values in (("category", categories), ("seed", seeds), ("metric", metrics)):
             twice = [v for v in dict.fromkeys(values) if list(values).count(v) > 1]
             if twice:
-                raise HarnessError(f"{what} '{twice[0]}' is listed twice ({','.join(map(str, values))}); list each "
-                                   f"{what} once")
+                raise HarnessError(
+                    f"{what} '{twice[0]}' is listed twice ({','.join(map(str, values))}); list each {what} once"
+                )
         fingerprints = {category: data_fingerprint(adapter, category) for category in categories}
         jobs = []
         for category in categories:
             for seed in seeds:
-                settings = dataclasses.asdict(method_class.Settings(**(profile.settings_for(category) | self.overrides)))
+                settings = dataclasses.asdict(
+                    method_class.Settings(**(profile.settings_for(category) | self.overrides))
+                )
                 if "seed" in settings:
                     settings["seed"] = seed
                 if self.checkpoint:  # the model is loaded, not trained: no epochs to claim or to tell jobs apart by
                     settings = {k: v for k, v in settings.items() if k not in method_class.training_settings}
                 settings = without_optional_settings(method_class, settings)
-                jobs.append(Job(self.dataset, category, method_name, profile.name, seed, settings,
-                                self.root, self.checkpoint, tuple(metrics), data_options,
-                                self.eval_every, self.save_checkpoints, fingerprints[category],
-                                "portable" if self.portable else "native"))
+                jobs.append(
+                    Job(
+                        self.dataset,
+                        category,
+                        method_name,
+                        profile.name,
+                        seed,
+                        settings,
+                        self.root,
+                        self.checkpoint,
+                        tuple(metrics),
+                        data_options,
+                        self.eval_every,
+                        self.save_checkpoints,
+                        fingerprints[category],
+                        "portable" if self.portable else "native",
+                    )
+                )
         if protocol == UNIFIED:
             jobs = unified_jobs(jobs, tuple(categories), tuple(seeds))
         return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs, protocol)
@@ -187,18 +219,32 @@ def unified_jobs(jobs: list[Job], categories: tuple[str, ...], seeds: tuple[int,
         differing = [job for job in mine if job.settings != mine[0].settings]
         if differing:
             first, other = mine[0], differing[0]
-            keys = sorted(k for k in set(first.settings) | set(other.settings)
-                          if first.settings.get(k) != other.settings.get(k))
-            shown = ", ".join(f"{k} {first.settings.get(k)} for {first.category} but {other.settings.get(k)} for "
-                              f"{other.category}" for k in keys[:2])
-            how = " ".join(f"--{k.replace('_', '-')} N" if k in FLAGGED_SETTINGS else f"{k} in a sweep file's [settings]"
-                           for k in keys[:2])
-            raise HarnessError(f"the unified protocol trains one model for all categories, but the profile sets "
-                               f"{shown}; set one value for all ({how}), select categories that share it, or use "
-                               "--protocol single")
-        unified.append(dataclasses.replace(mine[0], category=UNIFIED, data_fingerprint="", protocol=UNIFIED,
-                                           categories=categories,
-                                           data_fingerprints={job.category: job.data_fingerprint for job in mine}))
+            keys = sorted(
+                k for k in set(first.settings) | set(other.settings) if first.settings.get(k) != other.settings.get(k)
+            )
+            shown = ", ".join(
+                f"{k} {first.settings.get(k)} for {first.category} but {other.settings.get(k)} for {other.category}"
+                for k in keys[:2]
+            )
+            how = " ".join(
+                f"--{k.replace('_', '-')} N" if k in FLAGGED_SETTINGS else f"{k} in a sweep file's [settings]"
+                for k in keys[:2]
+            )
+            raise HarnessError(
+                f"the unified protocol trains one model for all categories, but the profile sets "
+                f"{shown}; set one value for all ({how}), select categories that share it, or use "
+                "--protocol single"
+            )
+        unified.append(
+            dataclasses.replace(
+                mine[0],
+                category=UNIFIED,
+                data_fingerprint="",
+                protocol=UNIFIED,
+                categories=categories,
+                data_fingerprints={job.category: job.data_fingerprint for job in mine},
+            )
+        )
     return unified
 
 

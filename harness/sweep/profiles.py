@@ -24,20 +24,47 @@ class Profile:
 
 # Epochs per MVTec AD category in the official RD++ script (main.py); it sets none for other categories.
 RDPP_EPOCHS = {
-    "carpet": 10, "leather": 10, "grid": 260, "tile": 260, "wood": 100, "bottle": 200, "cable": 240, "capsule": 300,
-    "hazelnut": 160, "metal_nut": 160, "pill": 200, "screw": 280, "toothbrush": 280, "transistor": 300, "zipper": 300,
+    "carpet": 10,
+    "leather": 10,
+    "grid": 260,
+    "tile": 260,
+    "wood": 100,
+    "bottle": 200,
+    "cable": 240,
+    "capsule": 300,
+    "hazelnut": 160,
+    "metal_nut": 160,
+    "pill": 200,
+    "screw": 280,
+    "toothbrush": 280,
+    "transistor": 300,
+    "zipper": 300,
 }
 
 
 # ADer's RD in the multi-class setting, as its configuration files say (read at this commit).
-ADER_SOURCE = ("github.com/zhangzjn/ADer, configs/benchmark/rd/rd_256_{epochs}e.py (with configs/__base__/cfg_common.py, "
-               "optim/scheduler.py, trainer/_base_trainer.py), commit 902937a7ed7fa7689674a4ac9b8fe9a72a40c402")
-ADER_RD_SETTINGS = {"backbone": "wide_resnet50_2", "weights": "imagenet", "image_size": 256, "batch_size": 16,
-                    "lr": 0.005, "betas": (0.5, 0.999), "lr_schedule": "step", "lr_step_at": 0.8, "lr_step_factor": 0.1,
-                    "grad_clip_norm": 5.0, "drop_last": True, "map_mode": "add", "sigma": 4.0}
+ADER_SOURCE = (
+    "github.com/zhangzjn/ADer, configs/benchmark/rd/rd_256_{epochs}e.py (with configs/__base__/cfg_common.py, "
+    "optim/scheduler.py, trainer/_base_trainer.py), commit 902937a7ed7fa7689674a4ac9b8fe9a72a40c402"
+)
+ADER_RD_SETTINGS = {
+    "backbone": "wide_resnet50_2",
+    "weights": "imagenet",
+    "image_size": 256,
+    "batch_size": 16,
+    "lr": 0.005,
+    "betas": (0.5, 0.999),
+    "lr_schedule": "step",
+    "lr_step_at": 0.8,
+    "lr_step_factor": 0.1,
+    "grad_clip_norm": 5.0,
+    "drop_last": True,
+    "map_mode": "add",
+    "sigma": 4.0,
+}
 
 
-def _ader_rd(name: str, epochs: int) -> "Profile":
+def _ader_rd(name: str, epochs: int) -> Profile:
     return Profile(
         name,
         f"ADer's RD, multi-class (unified) protocol by default: one model for all categories, wide_resnet50_2 "

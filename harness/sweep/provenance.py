@@ -16,11 +16,17 @@ def git_commit() -> str | None:
     """The commit of the harness checkout, with '+dirty' when it has uncommitted changes; None outside git."""
     source = Path(harness.__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         if commit.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -39,7 +45,10 @@ def software() -> dict:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
-        **{key: _version(name) for key, name in (("pillow", "pillow"), ("scipy", "scipy"), ("scikit_learn", "scikit-learn"))},
+        **{
+            key: _version(name)
+            for key, name in (("pillow", "pillow"), ("scipy", "scipy"), ("scikit_learn", "scikit-learn"))
+        },
         "cuda": torch.version.cuda if cuda else None,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "platform": platform.platform(),

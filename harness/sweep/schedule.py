@@ -13,8 +13,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -60,7 +60,7 @@ class StopSignals:
             return
         raise SweepInterrupted(signum)
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._saved[signum] = signal.signal(signum, self._handle)
@@ -126,8 +126,9 @@ def set_aside_changed_data(resolved: ResolvedSweep, store: RunStore) -> dict[str
     return changed
 
 
-def _set_aside_unified(job_id: str, config: dict, resolved: ResolvedSweep, store: RunStore,
-                       changed: dict[str, tuple[str, str, int]]) -> None:
+def _set_aside_unified(
+    job_id: str, config: dict, resolved: ResolvedSweep, store: RunStore, changed: dict[str, tuple[str, str, int]]
+) -> None:
     """A unified job trained on data of which any category changed: its own folder and every category's
     folder go to superseded/ (its model saw the old data, so none of its records may stay). The folders of
     its categories (config "unified_job") go with it."""
@@ -151,11 +152,20 @@ def _write_configs(store: RunStore, job: Job) -> None:
     config = job.to_dict()
     store.write_config(job.job_id, config)
     if job.protocol == UNIFIED:
-        for category, record_id in zip(job.categories, job.record_ids):
-            store.write_config(record_id, {
-                "job_id": record_id, "unified_job": job.job_id, "protocol": UNIFIED, "dataset": job.dataset,
-                "category": category, "root": job.root, "seed": job.seed,
-                "data_fingerprint": job.data_fingerprints.get(category, "")})
+        for category, record_id in zip(job.categories, job.record_ids, strict=False):
+            store.write_config(
+                record_id,
+                {
+                    "job_id": record_id,
+                    "unified_job": job.job_id,
+                    "protocol": UNIFIED,
+                    "dataset": job.dataset,
+                    "category": category,
+                    "root": job.root,
+                    "seed": job.seed,
+                    "data_fingerprint": job.data_fingerprints.get(category, ""),
+                },
+            )
 
 
 def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
@@ -165,16 +175,33 @@ def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
         store_result(store, outcome.result)
         return
     if outcome.status != "failed":  # a killed or crashed process could not log why itself
-        store.append_log(job.job_id, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {outcome.status.upper()}: {outcome.message}")
-    store.write_failure(job.job_id, {
-        "job_id": job.job_id, "status": outcome.status, "message": outcome.message,
-        "traceback": outcome.traceback, "seconds": round(outcome.seconds, 3),
-        "log": str(store.log_path(job.job_id).relative_to(store.run_dir)), "category": job.category, "seed": job.seed,
-    } | ({"protocol": UNIFIED, "categories": list(job.categories)} if job.protocol == UNIFIED else {}))
+        store.append_log(
+            job.job_id, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {outcome.status.upper()}: {outcome.message}"
+        )
+    store.write_failure(
+        job.job_id,
+        {
+            "job_id": job.job_id,
+            "status": outcome.status,
+            "message": outcome.message,
+            "traceback": outcome.traceback,
+            "seconds": round(outcome.seconds, 3),
+            "log": str(store.log_path(job.job_id).relative_to(store.run_dir)),
+            "category": job.category,
+            "seed": job.seed,
+        }
+        | ({"protocol": UNIFIED, "categories": list(job.categories)} if job.protocol == UNIFIED else {}),
+    )
 
 
-def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | None = None, rerun: bool = False,
-              log: Callable[[str], None] = print) -> SweepOutcome:
+def run_sweep(
+    resolved: ResolvedSweep,
+    store: RunStore,
+    *,
+    backend: Backend | None = None,
+    rerun: bool = False,
+    log: Callable[[str], None] = print,
+) -> SweepOutcome:
     """Run every job not yet done (all of them with `rerun`) on `backend` (default: serial, in this process).
 
     A job's exception, data error, timeout or crash marks that job failed and the sweep goes on.
@@ -188,8 +215,10 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
     if leftovers:
         log(f"removed {leftovers} temporary file(s) that an interrupted run left")
     for category, (old, new, moved) in set_aside_changed_data(resolved, store).items():
-        log(f"{category}: the data changed since this folder's jobs ran (fingerprint {old}, now {new}); "
-            f"{moved} job folder(s) on the old data moved to {store.run_dir / SUPERSEDED}, its jobs run again")
+        log(
+            f"{category}: the data changed since this folder's jobs ran (fingerprint {old}, now {new}); "
+            f"{moved} job folder(s) on the old data moved to {store.run_dir / SUPERSEDED}, its jobs run again"
+        )
     todo, done = jobs_to_run(resolved, store, rerun)
     position = {job.job_id: index for index, job in enumerate(resolved.jobs, start=1)}
     total = len(resolved.jobs)
@@ -207,8 +236,16 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
                     backend.start()
                 log(f"running {len(todo)} job(s) on {backend.describe()}")
                 # a bar on a terminal only (disable=None): in logs and CI output the per-job lines say it all
-                bar = tqdm(total=total, initial=len(done), desc="jobs", unit="job", position=0, leave=False,
-                           dynamic_ncols=True, disable=None)
+                bar = tqdm(
+                    total=total,
+                    initial=len(done),
+                    desc="jobs",
+                    unit="job",
+                    position=0,
+                    leave=False,
+                    dynamic_ncols=True,
+                    disable=None,
+                )
                 for job in todo:
                     _write_configs(store, job)
                 for result in backend.run(todo, store):
@@ -219,8 +256,10 @@ def run_sweep(resolved: ResolvedSweep, store: RunStore, *, backend: Backend | No
                     if result.ok:
                         outcome.finished.append(result.result.record)
                         mean = " (mean over its categories)" if job.protocol == UNIFIED else ""
-                        line = (f"{prefix}: {describe_metrics(result.result.record, job.metrics)}{mean} "
-                                f"({result.seconds:.0f} s)")
+                        line = (
+                            f"{prefix}: {describe_metrics(result.result.record, job.metrics)}{mean} "
+                            f"({result.seconds:.0f} s)"
+                        )
                     else:
                         outcome.failed.append((job.job_id, result.message))
                         line = f"{prefix}: FAILED ({result.status}) {result.message}"
@@ -258,6 +297,8 @@ def interrupted_message(interrupted: SweepInterrupted, store: RunStore, command:
     import shlex
 
     done = len(interrupted.outcome.finished) if interrupted.outcome else 0
-    return (f"\ninterrupted by {signal.Signals(interrupted.signum).name}: {done} job(s) finished in this run and are "
-            f"kept in {store.run_dir}; the interrupted job(s) left no record.\n"
-            f"resume with the same command (finished jobs are skipped):\n  {shlex.join([sys.executable, '-m', 'harness', *command])}")
+    return (
+        f"\ninterrupted by {signal.Signals(interrupted.signum).name}: {done} job(s) finished in this run and are "
+        f"kept in {store.run_dir}; the interrupted job(s) left no record.\n"
+        f"resume with the same command (finished jobs are skipped):\n  {shlex.join([sys.executable, '-m', 'harness', *command])}"
+    )

@@ -32,14 +32,19 @@ from harness.sweep.options import SETTING_KEYS
 
 ALIASES = {"overrides": "settings", "data_option": "data_options", "sweep": None}
 EXPECTED = {
-    "text": "a string", "names": "a list of strings (or one comma-separated string)",
-    "integers": "a list of integers (or one integer)", "count": "a positive integer",
-    "seconds": "a positive number of seconds", "switch": "true or false", "table": "a table ([name] section)",
+    "text": "a string",
+    "names": "a list of strings (or one comma-separated string)",
+    "integers": "a list of integers (or one integer)",
+    "count": "a positive integer",
+    "seconds": "a positive number of seconds",
+    "switch": "true or false",
+    "table": "a table ([name] section)",
 }
 
 
 def _check(source: str, key: str, value, kind: str):
     """The value in the form the command line produces, or a HarnessError naming the key and what it expects."""
+
     def bad() -> HarnessError:
         return HarnessError(f"{source}: '{key}' must be {EXPECTED[kind]}, got {value!r}")
 
@@ -58,7 +63,11 @@ def _check(source: str, key: str, value, kind: str):
         return () if names == ("all",) else names
     if kind == "integers":
         value = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-        if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
             raise bad()
         return tuple(value)
     if kind == "count":
@@ -103,8 +112,10 @@ def read_sweep_file(path: str | Path) -> dict:
         if key is None:
             raise HarnessError(f"{source}: a sweep file cannot name another sweep file ('{given}')")
         if key not in KEYS:
-            raise HarnessError(f"{source}: unknown key '{given}'; known keys: {', '.join(sorted(KEYS))} "
-                               "(method settings go in a [settings] table)")
+            raise HarnessError(
+                f"{source}: unknown key '{given}'; known keys: {', '.join(sorted(KEYS))} "
+                "(method settings go in a [settings] table)"
+            )
         if key in options:
             raise HarnessError(f"{source}: '{given}' is given twice")
         options[key] = _check(source, given, value, KEYS[key])
@@ -114,8 +125,9 @@ def read_sweep_file(path: str | Path) -> dict:
         if key in options:
             value = options.pop(key)
             if key in settings and settings[key] != value:
-                raise HarnessError(f"{source}: '{key}' is {value!r} at the top level but {settings[key]!r} in "
-                                   "[settings]; keep one")
+                raise HarnessError(
+                    f"{source}: '{key}' is {value!r} at the top level but {settings[key]!r} in [settings]; keep one"
+                )
             settings[key] = value
     if settings:
         options["settings"] = settings

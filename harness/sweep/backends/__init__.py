@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from harness.errors import HarnessError
 from harness.store import RunStore
@@ -63,8 +63,10 @@ def visible_device(index: int) -> str:
     if not visible:
         return str(index)
     if index >= len(visible):
-        raise HarnessError(f"--gpus {index}: this process sees only {len(visible)} GPU(s) "
-                           f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})")
+        raise HarnessError(
+            f"--gpus {index}: this process sees only {len(visible)} GPU(s) "
+            f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})"
+        )
     return visible[index]
 
 
@@ -121,10 +123,14 @@ def gpu_slots(execution: Execution, device: str) -> tuple[int, ...] | None:
             raise HarnessError("device 'cuda' requested but CUDA is not available; use --device auto or cpu")
     if gpus and execution.jobs is not None:
         if execution.gpus:
-            raise HarnessError(f"--jobs conflicts with --gpus {','.join(map(str, gpus))}: with GPUs, one job runs on "
-                               "each GPU at a time")
-        raise HarnessError("--jobs sets CPU processes, but these jobs run on CUDA, one per GPU: choose the GPUs "
-                           "with --gpus, or run on the CPU with --device cpu --jobs N")
+            raise HarnessError(
+                f"--jobs conflicts with --gpus {','.join(map(str, gpus))}: with GPUs, one job runs on "
+                "each GPU at a time"
+            )
+        raise HarnessError(
+            "--jobs sets CPU processes, but these jobs run on CUDA, one per GPU: choose the GPUs "
+            "with --gpus, or run on the CPU with --device cpu --jobs N"
+        )
     if gpus:
         check_gpus(gpus)
     return gpus
@@ -147,5 +153,14 @@ def make_backend(execution: Execution, device: str = "auto") -> Backend:
     raise HarnessError(f"unknown backend '{execution.backend}'; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "Execution", "JobOutcome", "make_backend", "with_settings", "cpu_threads",
-           "default_workers", "gpu_slots"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Execution",
+    "JobOutcome",
+    "make_backend",
+    "with_settings",
+    "cpu_threads",
+    "default_workers",
+    "gpu_slots",
+]

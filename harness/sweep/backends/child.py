@@ -30,8 +30,16 @@ def _die_with_parent() -> None:
         pass
 
 
-def child_main(conn: Connection, parent_pid: int, job: Job, log_path: str, gpu: int | None, threads: int | None,
-               echo: bool, execution: dict) -> None:
+def child_main(
+    conn: Connection,
+    parent_pid: int,
+    job: Job,
+    log_path: str,
+    gpu: int | None,
+    threads: int | None,
+    echo: bool,
+    execution: dict,
+) -> None:
     """The child's entry point: set up the process for one job, run it, send the outcome."""
     # The parent decides what an interrupt means (stop the sweep, then stop this process).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -39,7 +47,9 @@ def child_main(conn: Connection, parent_pid: int, job: Job, log_path: str, gpu: 
     if os.getppid() != parent_pid:  # the parent died before PR_SET_PDEATHSIG took effect
         os._exit(1)
     if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(gpu)  # read by CUDA when it initialises: before any CUDA call
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(
+            gpu
+        )  # read by CUDA when it initialises: before any CUDA call
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     import threading
@@ -55,8 +65,9 @@ def child_main(conn: Connection, parent_pid: int, job: Job, log_path: str, gpu: 
     from harness.sweep.job import execute_job
 
     # The job's time limit counts from here: imports and building the model are the process's set-up.
-    outcome = execute_job(job, log_path=log_path, echo=echo, execution=execution,
-                          ready=lambda: conn.send(("started", None)))
+    outcome = execute_job(
+        job, log_path=log_path, echo=echo, execution=execution, ready=lambda: conn.send(("started", None))
+    )
     conn.send(("outcome", outcome))
     conn.close()
 
@@ -64,14 +75,27 @@ def child_main(conn: Connection, parent_pid: int, job: Job, log_path: str, gpu: 
 class ChildJob:
     """The parent's handle on one job running in a child process."""
 
-    def __init__(self, context, job: Job, log_path: str, *, gpu: int | None, threads: int | None, echo: bool,
-                 job_timeout: float | None, execution: dict) -> None:
+    def __init__(
+        self,
+        context,
+        job: Job,
+        log_path: str,
+        *,
+        gpu: int | None,
+        threads: int | None,
+        echo: bool,
+        job_timeout: float | None,
+        execution: dict,
+    ) -> None:
         self.job = job
         self.job_timeout = job_timeout
         self.conn, sender = context.Pipe(duplex=False)
         self.process = context.Process(
-            target=child_main, args=(sender, os.getpid(), job, log_path, gpu, threads, echo, execution),
-            name=f"harness-job-{job.job_id}", daemon=True)
+            target=child_main,
+            args=(sender, os.getpid(), job, log_path, gpu, threads, echo, execution),
+            name=f"harness-job-{job.job_id}",
+            daemon=True,
+        )
         self.started = time.monotonic()
         self.process.start()
         sender.close()  # the child holds the only sending end: EOF then means it is gone
@@ -100,15 +124,26 @@ class ChildJob:
             self.process.join()
             self.conn.close()
             code = self.process.exitcode
-            how = (f"was killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
-                   else f"exited with code {code}")
-            return JobOutcome(self.job.job_id, "crashed", seconds=self.seconds(),
-                              message=f"the job's process {how} before it finished (out of memory?)")
+            how = (
+                f"was killed by signal {signal.Signals(-code).name}"
+                if code is not None and code < 0
+                else f"exited with code {code}"
+            )
+            return JobOutcome(
+                self.job.job_id,
+                "crashed",
+                seconds=self.seconds(),
+                message=f"the job's process {how} before it finished (out of memory?)",
+            )
         if self.deadline is not None and time.monotonic() >= self.deadline:
             self.kill()
-            return JobOutcome(self.job.job_id, "timeout", seconds=self.seconds(),
-                              message=f"timed out: still running after {self.job_timeout:g} s (--job-timeout); "
-                                      "its process was killed")
+            return JobOutcome(
+                self.job.job_id,
+                "timeout",
+                seconds=self.seconds(),
+                message=f"timed out: still running after {self.job_timeout:g} s (--job-timeout); "
+                "its process was killed",
+            )
         return None
 
     def time_left(self) -> float | None:

@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness.errors import HarnessError
 from harness.store import RunStore
@@ -67,11 +67,14 @@ def check_address(address: str) -> None:
         parse_address(address)
         host, port = get_address_host_port(address)
     except ValueError as error:
-        raise HarnessError(f"--dask-address {address}: not a scheduler address ({error}); expected HOST:PORT or "
-                           "tcp://HOST:PORT") from None
+        raise HarnessError(
+            f"--dask-address {address}: not a scheduler address ({error}); expected HOST:PORT or tcp://HOST:PORT"
+        ) from None
     if not host or not 0 < port < 65536:
-        raise HarnessError(f"--dask-address {address}: not a scheduler address (host '{host}', port {port}); "
-                           "expected HOST:PORT or tcp://HOST:PORT")
+        raise HarnessError(
+            f"--dask-address {address}: not a scheduler address (host '{host}', port {port}); "
+            "expected HOST:PORT or tcp://HOST:PORT"
+        )
 
 
 def probe_scheduler(address: str, seconds: float = CONNECT_SECONDS) -> None:
@@ -93,14 +96,18 @@ def probe_scheduler(address: str, seconds: float = CONNECT_SECONDS) -> None:
     try:
         reply = asyncio.run(asyncio.wait_for(identity(), seconds))
     except TimeoutError:
-        raise HarnessError(f"--dask-address {address}: no dask scheduler answered within {seconds:g} s (something "
-                           "accepted the connection but did not speak dask's protocol)") from None
+        raise HarnessError(
+            f"--dask-address {address}: no dask scheduler answered within {seconds:g} s (something "
+            "accepted the connection but did not speak dask's protocol)"
+        ) from None
     except (OSError, ValueError) as error:
         raise HarnessError(f"--dask-address {address}: cannot connect to a dask scheduler ({error})") from None
     kind = reply.get("type") if isinstance(reply, dict) else None
     if kind != "Scheduler":
-        raise HarnessError(f"--dask-address {address}: not a dask scheduler (it answered as {kind or 'something else'}); "
-                           "give the scheduler's address")
+        raise HarnessError(
+            f"--dask-address {address}: not a dask scheduler (it answered as {kind or 'something else'}); "
+            "give the scheduler's address"
+        )
 
 
 def dask_task(job: Job, key: str, threads: int | None, capture: bool, execution: dict) -> JobOutcome:
@@ -122,9 +129,15 @@ def dask_task(job: Job, key: str, threads: int | None, capture: bool, execution:
 
         torch.set_num_threads(threads)
         tqdm.set_lock(threading.RLock())  # not a semaphore that a worker restarted at a timeout would leak
-    return execute_job(job, log_path=None, echo=False, capture=capture,
-                       execution=execution | {"worker": worker.address, "worker_name": str(worker.name)},
-                       ready=lambda: event("started"), sink=lambda text: event("log", text))
+    return execute_job(
+        job,
+        log_path=None,
+        echo=False,
+        capture=capture,
+        execution=execution | {"worker": worker.address, "worker_name": str(worker.name)},
+        ready=lambda: event("started"),
+        sink=lambda text: event("log", text),
+    )
 
 
 @contextlib.contextmanager
@@ -175,13 +188,22 @@ QUIET_LOGS = logging.CRITICAL
 def _gpu_cluster(distributed, gpus: tuple[int, ...], threads: int):
     """A local cluster with one single-threaded worker per GPU, each seeing only its GPU and offering GPU=1."""
     workers = {
-        f"gpu{gpu}": {"cls": distributed.Nanny, "options": {
-            "nthreads": 1, "resources": {"GPU": 1}, "host": "127.0.0.1", "silence_logs": QUIET_LOGS,
-            "env": {"CUDA_VISIBLE_DEVICES": visible_device(gpu), "OMP_NUM_THREADS": str(threads)}}}
+        f"gpu{gpu}": {
+            "cls": distributed.Nanny,
+            "options": {
+                "nthreads": 1,
+                "resources": {"GPU": 1},
+                "host": "127.0.0.1",
+                "silence_logs": QUIET_LOGS,
+                "env": {"CUDA_VISIBLE_DEVICES": visible_device(gpu), "OMP_NUM_THREADS": str(threads)},
+            },
+        }
         for gpu in gpus
     }
-    scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1", "dashboard": False,
-                                                           "dashboard_address": QUIET_SCHEDULER["dashboard_address"]}}
+    scheduler = {
+        "cls": distributed.Scheduler,
+        "options": {"host": "127.0.0.1", "dashboard": False, "dashboard_address": QUIET_SCHEDULER["dashboard_address"]},
+    }
     return distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=QUIET_LOGS)
 
 
@@ -230,8 +252,13 @@ class DaskBackend(Backend):
                     workers = self.execution.jobs or default_workers()
                     self.threads = cpu_threads(workers)
                     self.cluster = distributed.LocalCluster(
-                        n_workers=workers, threads_per_worker=1, processes=True, silence_logs=QUIET_LOGS,
-                        env={"OMP_NUM_THREADS": str(self.threads)}, **QUIET_SCHEDULER)
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        silence_logs=QUIET_LOGS,
+                        env={"OMP_NUM_THREADS": str(self.threads)},
+                        **QUIET_SCHEDULER,
+                    )
                 self.client = distributed.Client(self.cluster)
         self.client.subscribe_topic(TOPIC, self._events)
 
@@ -247,9 +274,17 @@ class DaskBackend(Backend):
             changes["device"] = "cuda" if self.use_gpu else "cpu"
         key = f"harness-{job.job_id}-{uuid.uuid4().hex[:8]}"
         return self.client.submit(
-            dask_task, with_settings(job, **changes), key, self.threads, self.cluster is not None,
+            dask_task,
+            with_settings(job, **changes),
+            key,
+            self.threads,
+            self.cluster is not None,
             {"backend": "dask", "dask_scheduler": self.client.scheduler.address},
-            key=key, pure=False, retries=0, resources={"GPU": 1} if self.use_gpu else None)
+            key=key,
+            pure=False,
+            retries=0,
+            resources={"GPU": 1} if self.use_gpu else None,
+        )
 
     def _overdue(self, key: str) -> tuple[str, float] | None:
         """(worker, seconds since the job's own work started) when the job ran out of time, else None; before
@@ -302,8 +337,14 @@ class DaskBackend(Backend):
 
             trace = "".join(traceback.format_tb(future.traceback())) if future.traceback() else ""
         status = "crashed" if type(error).__name__ == "KilledWorker" else "failed"
-        return JobOutcome(job.job_id, status, message=message, traceback=trace, seconds=seconds,
-                          log=streamed + f"the job did not run to its end on the dask cluster: {message}\n")
+        return JobOutcome(
+            job.job_id,
+            status,
+            message=message,
+            traceback=trace,
+            seconds=seconds,
+            log=streamed + f"the job did not run to its end on the dask cluster: {message}\n",
+        )
 
     def _timeout(self, future, job: Job, worker: str, seconds: float) -> JobOutcome:
         future.cancel()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
+from collections.abc import Iterator
 from multiprocessing.connection import wait
-from typing import Iterator
 
 from harness.store import RunStore
 from harness.sweep.backends import Backend, Execution, cpu_threads, default_workers, gpu_slots, with_settings
@@ -23,7 +23,7 @@ from harness.sweep.plan import Job
 POLL_SECONDS = 1.0
 
 
-def local_backend(execution: Execution, device: str) -> "ProcessBackend":
+def local_backend(execution: Execution, device: str) -> ProcessBackend:
     """One slot per GPU when the jobs use CUDA (device auto on a CUDA machine, cuda, cuda:N, or --gpus),
     else `jobs` CPU slots (default: half the cores)."""
     gpus = gpu_slots(execution, device)
@@ -36,8 +36,16 @@ def local_backend(execution: Execution, device: str) -> "ProcessBackend":
 class ProcessBackend(Backend):
     """Runs each job in its own spawned process, one per slot at a time; a slot is a GPU index or None (CPU)."""
 
-    def __init__(self, slots: list[int | None], *, threads: int | None, job_timeout: float | None,
-                 echo: bool = False, pin_device: bool = True, name: str = "local") -> None:
+    def __init__(
+        self,
+        slots: list[int | None],
+        *,
+        threads: int | None,
+        job_timeout: float | None,
+        echo: bool = False,
+        pin_device: bool = True,
+        name: str = "local",
+    ) -> None:
         self.slots = slots
         self.threads = threads
         self.job_timeout = job_timeout
@@ -48,8 +56,11 @@ class ProcessBackend(Backend):
         self._running: dict[int, ChildJob] = {}
 
     def describe(self) -> str:
-        where = (f"{len(self.slots)} GPU(s) {','.join(map(str, self.slots))}, one job each"
-                 if self.slots[0] is not None else f"{len(self.slots)} process(es) at a time")
+        where = (
+            f"{len(self.slots)} GPU(s) {','.join(map(str, self.slots))}, one job each"
+            if self.slots[0] is not None
+            else f"{len(self.slots)} process(es) at a time"
+        )
         threads = f", {self.threads} torch thread(s) each" if self.threads else ""
         timeout = f", timeout {self.job_timeout:g} s" if self.job_timeout else ""
         return f"{self.name}: {where}{threads}{timeout}"
@@ -61,9 +72,16 @@ class ProcessBackend(Backend):
         if self.parallel:
             changes["progress"] = False
         execution = {"backend": self.name, "gpu": gpu, "process_slot": slot}
-        return ChildJob(context, with_settings(job, **changes), str(store.log_path(job.job_id)), gpu=gpu,
-                        threads=self.threads, echo=self.echo or not self.parallel, job_timeout=self.job_timeout,
-                        execution=execution)
+        return ChildJob(
+            context,
+            with_settings(job, **changes),
+            str(store.log_path(job.job_id)),
+            gpu=gpu,
+            threads=self.threads,
+            echo=self.echo or not self.parallel,
+            job_timeout=self.job_timeout,
+            execution=execution,
+        )
 
     def run(self, jobs: list[Job], store: RunStore) -> Iterator[JobOutcome]:
         context = multiprocessing.get_context("spawn")
@@ -74,8 +92,10 @@ class ProcessBackend(Backend):
                 slot = free.popleft()
                 self._running[slot] = self._start(context, pending.popleft(), slot, store)
             deadlines = [c.time_left() for c in self._running.values() if c.time_left() is not None]
-            wait([w for child in self._running.values() for w in child.waitables()],
-                 timeout=min([POLL_SECONDS, *deadlines]))
+            wait(
+                [w for child in self._running.values() for w in child.waitables()],
+                timeout=min([POLL_SECONDS, *deadlines]),
+            )
             for slot, child in list(self._running.items()):
                 outcome = child.poll()
                 if outcome is not None:

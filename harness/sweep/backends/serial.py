@@ -3,7 +3,7 @@ child process instead, because only a process can be stopped in the middle of a 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness.store import RunStore
 from harness.sweep.backends import Backend
@@ -19,14 +19,17 @@ class SerialBackend(Backend):
         self._children = None
 
     def describe(self) -> str:
-        return "serial" + (f", each job in a child process (timeout {self.job_timeout:g} s)" if self.job_timeout else "")
+        return "serial" + (
+            f", each job in a child process (timeout {self.job_timeout:g} s)" if self.job_timeout else ""
+        )
 
     def run(self, jobs: list[Job], store: RunStore) -> Iterator[JobOutcome]:
         if self.job_timeout:
             from harness.sweep.backends.pool import ProcessBackend
 
-            self._children = ProcessBackend([None], threads=None, job_timeout=self.job_timeout, echo=True,
-                                            pin_device=False, name="serial")
+            self._children = ProcessBackend(
+                [None], threads=None, job_timeout=self.job_timeout, echo=True, pin_device=False, name="serial"
+            )
             yield from self._children.run(jobs, store)
             return
         for job in jobs:
