@@ -130,7 +130,8 @@ def subject_slices(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
         )
     if flair.ndim != 3 or flair.shape[2] < SLICES.stop:
         raise DataError(
-            f"{subject.flair}: shape {flair.shape}, expected a 3D volume (x, y, z) with at least {SLICES.stop} axial slices"
+            f"{subject.flair}: shape {flair.shape}, expected a 3D volume (x, y, z) "
+            f"with at least {SLICES.stop} axial slices"
         )
     slices = flair[:, :, SLICES.start : SLICES.stop].astype(np.float32).transpose(2, 0, 1)
     masks = (seg[:, :, SLICES.start : SLICES.stop] > 0).transpose(2, 0, 1)

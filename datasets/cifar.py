@@ -100,7 +100,8 @@ class CIFAR10(OneClassAdapter):
             if (folder / "test_batch").is_file() or (folder / "data_batch_1").is_file():
                 return folder
         raise DataError(
-            f"{root}: no CIFAR-10 batches (expected {root / 'cifar-10-batches-py' / 'data_batch_1'}). {self.download_hint}"
+            f"{root}: no CIFAR-10 batches (expected {root / 'cifar-10-batches-py' / 'data_batch_1'}). "
+            f"{self.download_hint}"
         )
 
     def check_root(self) -> None:
@@ -114,7 +115,8 @@ class CIFAR10(OneClassAdapter):
             names = tuple(_text(n) for n in read_pickle(meta).get("label_names", ()))
             if names != CIFAR10_CLASSES:
                 raise DataError(
-                    f"{meta}: label_names are {', '.join(names)}; expected the CIFAR-10 classes {', '.join(CIFAR10_CLASSES)}"
+                    f"{meta}: label_names are {', '.join(names)}; "
+                    f"expected the CIFAR-10 classes {', '.join(CIFAR10_CLASSES)}"
                 )
         parts = {}
         for name in TRAIN_BATCHES + ("test_batch",):

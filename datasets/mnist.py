@@ -76,7 +76,8 @@ class _IDXOneClass(OneClassAdapter):
             images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
             if len(images) != len(labels):
                 raise DataError(
-                    f"{paths[f'{part}_images']}: {len(images)} images but {paths[f'{part}_labels']} has {len(labels)} labels"
+                    f"{paths[f'{part}_images']}: {len(images)} images "
+                    f"but {paths[f'{part}_labels']} has {len(labels)} labels"
                 )
             if len(labels) and labels.max() >= len(self.class_names):
                 raise DataError(

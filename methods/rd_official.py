@@ -1,7 +1,7 @@
 """The official RD4AD training step and test loop (hq-deng/RD4AD main.py, test.py), rewritten for timing.
 
-This is the yardstick `bench official` compares the project's code with (harness/bench/versus.py). It follows the official procedure
-as written, not a tuned version of it:
+This is the yardstick `bench official` compares the project's code with (harness/bench/versus.py). It follows the
+official procedure as written, not a tuned version of it:
 
 - training: the teacher is the whole ResNet up to layer4, whose output the official encoder computes
   and discards; it runs with autograd on (its parameters keep requires_grad, as the official

@@ -246,7 +246,10 @@ def test_parameters_and_inputs_use_the_device_memory_format(device, images):
 
 
 def compiler_missing() -> str:
-    """Why torch.compile cannot run on this CUDA machine ('' when it can): inductor needs triton, and triton a C compiler."""
+    """Why torch.compile cannot run on this CUDA machine ('' when it can).
+
+    Inductor needs triton, and triton a C compiler.
+    """
     if importlib.util.find_spec("triton") is None:
         return "torch.compile on CUDA needs triton"
     if not any(shutil.which(name) for name in (os.environ.get("CC") or "cc", "gcc", "clang")):

@@ -132,7 +132,8 @@ def test_flair_seg_shape_mismatch_names_both_files(root):
     medpy_save(np.zeros((X, Y, Z - 1), dtype=np.uint8), f"{stem}_seg.nii.gz")
     with pytest.raises(
         DataError,
-        match=r"BraTS2021_00001_flair\.nii\.gz has shape \(16, 12, 100\) but .*BraTS2021_00001_seg\.nii\.gz has shape \(16, 12, 99\)",
+        match=r"BraTS2021_00001_flair\.nii\.gz has shape \(16, 12, 100\) "
+        r"but .*BraTS2021_00001_seg\.nii\.gz has shape \(16, 12, 99\)",
     ):
         BraTS(root).load("brain", 8)
 

@@ -70,9 +70,9 @@ def test_with_ground_truth_every_anomalous_image_needs_its_mask(tmp_path):
 def test_empty_root_and_unknown_category(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty: no category folders found"):
-        FolderDataset(tmp_path / "empty").categories
+        _ = FolderDataset(tmp_path / "empty").categories
     make(tmp_path / "data" / "widgets")
     with pytest.raises(DataError, match=r"unknown category 'gizmos'.*valid: widgets"):
         FolderDataset(tmp_path / "data").load("gizmos", 8)
     with pytest.raises(DataError, match=r"--root"):
-        FolderDataset().categories
+        _ = FolderDataset().categories

@@ -223,7 +223,7 @@ def test_real_1cls_split_file_gives_the_published_counts():
         assert counts[(category, "test", "normal")] == test_normal, category
         assert counts[(category, "test", "anomaly")] == test_anomaly, category
     assert sum(counts.values()) == 8659 + 962 + 1200 and counts.keys() <= {
-        (c, s, l) for c in expected for s in ("train", "test") for l in ("normal", "anomaly")
+        (c, s, label) for c in expected for s in ("train", "test") for label in ("normal", "anomaly")
     }
     anomalous = [r for r in rows if r.label == "anomaly"]
     assert all(r.image.endswith(".JPG") and r.mask.endswith(".png") for r in anomalous)

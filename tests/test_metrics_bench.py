@@ -1,4 +1,7 @@
-"""harness.bench.metric_speed.bench_metrics on a tiny synthetic set (the full-size run is `python -m harness bench metrics`)."""
+"""harness.bench.metric_speed.bench_metrics on a tiny synthetic set.
+
+The full-size run is `python -m harness bench metrics`.
+"""
 
 import numpy as np
 

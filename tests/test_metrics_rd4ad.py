@@ -83,9 +83,11 @@ def test_degenerate_images_are_skipped_and_all_skipped_is_undefined():
     masks = np.zeros((2, 8, 8), dtype=bool)
     masks[:, 2:4, 2:4] = True
     maps = np.full(masks.shape, 0.5, dtype=np.float32)
-    with pytest.warns(MetricWarning, match="2 constant map"):
-        with pytest.raises(UndefinedMetricError, match="no anomalous image"):
-            pro_rd4ad(maps, masks)
+    with (
+        pytest.warns(MetricWarning, match="2 constant map"),
+        pytest.raises(UndefinedMetricError, match="no anomalous image"),
+    ):
+        pro_rd4ad(maps, masks)
     maps[1] = np.random.default_rng(0).random((8, 8))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -139,9 +139,11 @@ def test_every_backend_runs_its_jobs_in_the_portable_mode(data, portable, tmp_pa
 def test_a_process_started_without_the_environment_refuses_portable_jobs(monkeypatch):
     for key in numerics.PORTABLE_ENV:
         monkeypatch.delenv(key, raising=False)
-    with pytest.raises(HarnessError, match="not started in portable mode.*ATEN_CPU_CAPABILITY=default"):
-        with numerics.numerics("portable"):
-            pass
+    with (
+        pytest.raises(HarnessError, match="not started in portable mode.*ATEN_CPU_CAPABILITY=default"),
+        numerics.numerics("portable"),
+    ):
+        pass
     with numerics.numerics("native"):
         assert numerics.describe()["numerics"] == "native"
 

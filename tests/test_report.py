@@ -99,7 +99,8 @@ def test_numbers_mean_std_difference_and_bold(runs):
     a, b = report.sides
     bottle = report.cell("bottle", "image_auroc", a)
     assert bottle.mean == pytest.approx(0.999) and bottle.std == pytest.approx(0.0014142, abs=1e-6) and bottle.n == 2
-    # the mean row's spread is that of the per-seed means over categories: seed 0 (1.0 + 0.9921) / 2, seed 1 (0.998 + 0.9957) / 2
+    # the mean row's spread is that of the per-seed means over categories:
+    # seed 0 (1.0 + 0.9921) / 2, seed 1 (0.998 + 0.9957) / 2
     mean = report.cell("mean", "image_auroc", a)
     assert mean.mean == pytest.approx(0.99645) and mean.std == pytest.approx(0.00056569, abs=1e-7)
     # the reference's mean is recomputed over the run's two categories, the published one kept for the note

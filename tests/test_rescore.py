@@ -77,8 +77,8 @@ def test_bad_input_is_one_line_and_exit_2(run, capsys, args, message):
 def test_a_folder_without_finished_jobs_is_one_line(tmp_path, capsys):
     assert main(["rescore", str(tmp_path)]) == 2
     assert (
-        capsys.readouterr().err
-        == f"error: {tmp_path}: no finished jobs (no jobs/*/record.json); is this a run folder of `python -m harness run`?\n"
+        capsys.readouterr().err == f"error: {tmp_path}: no finished jobs (no jobs/*/record.json); "
+        "is this a run folder of `python -m harness run`?\n"
     )
 
 

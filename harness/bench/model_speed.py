@@ -137,7 +137,8 @@ def _memory(result: dict) -> str:
 def format_model_table(setup: dict, train: dict | None, infer: dict | None) -> str:
     """Plain-text table of bench_train / bench_infer results."""
     head = (
-        f"model benchmark: {setup.get('method', 'rd')} {setup['backbone']} {setup['image_size']} px, batch {setup['batch_size']}, "
+        f"model benchmark: {setup.get('method', 'rd')} {setup['backbone']} {setup['image_size']} px, "
+        f"batch {setup['batch_size']}, "
         f"{setup['device']} {setup['precision']}{', compiled' if setup['compiled'] else ''}, "
         f"{setup['torch_threads']} thread(s)"
     )

@@ -100,7 +100,8 @@ class _Inputs:
             self.maps, self.masks = check_maps_masks(maps, masks)
             if len(self.maps) != len(self.scores):
                 raise ValueError(
-                    f"Found input variables with inconsistent numbers of images: scores {len(self.scores)}, maps {len(self.maps)}"
+                    "Found input variables with inconsistent numbers of images: "
+                    f"scores {len(self.scores)}, maps {len(self.maps)}"
                 )
         # AU-PRO needs region ids as the sort's payload; the other pixel metrics read them as "!= 0".
         self._with_regions = "au_pro" in names
@@ -148,7 +149,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "image_auroc",
             "image",
-            f"I-AUROC: ROC AUC of the image scores against the labels, {_EXACT}, ties as sklearn roc_auc_score, never flipped",
+            f"I-AUROC: ROC AUC of the image scores against the labels, {_EXACT}, "
+            "ties as sklearn roc_auc_score, never flipped",
             image_auroc,
             lambda x: auroc_from_counts(x.image_counts()),
             label="I-AUROC",
@@ -156,7 +158,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "pixel_auroc",
             "pixel",
-            f"P-AUROC: ROC AUC over every pixel of every test image (normal images included), {_EXACT}, ties as sklearn roc_auc_score",
+            "P-AUROC: ROC AUC over every pixel of every test image (normal images included), "
+            f"{_EXACT}, ties as sklearn roc_auc_score",
             pixel_auroc,
             lambda x: auroc_from_counts(x.pixel_ranking().counts),
             label="P-AUROC",
@@ -191,7 +194,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "pixel_ap",
             "pixel",
-            f"Pixel AP: average precision over every pixel of every test image, sklearn average_precision_score (step-wise), {_EXACT}",
+            "Pixel AP: average precision over every pixel of every test image, "
+            f"sklearn average_precision_score (step-wise), {_EXACT}",
             pixel_ap,
             lambda x: ap_from_counts(x.pixel_ranking().counts),
             label="P-AP",
@@ -199,7 +203,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "image_f1_max",
             "image",
-            f"Image F1-max: best F1 over every distinct image-score threshold (anomalous iff score >= threshold), {_EXACT}",
+            "Image F1-max: best F1 over every distinct image-score threshold "
+            f"(anomalous iff score >= threshold), {_EXACT}",
             image_f1_max,
             lambda x: f1_max_from_counts(x.image_counts()),
             label="I-F1max",
@@ -207,7 +212,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "pixel_f1_max",
             "pixel",
-            f"Pixel F1-max: best F1 over every distinct pixel threshold over all test pixels (anomalous iff score >= threshold), {_EXACT}",
+            "Pixel F1-max: best F1 over every distinct pixel threshold over all test pixels "
+            f"(anomalous iff score >= threshold), {_EXACT}",
             pixel_f1_max,
             lambda x: f1_max_from_counts(x.pixel_ranking().counts),
             label="P-F1max",
