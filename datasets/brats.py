@@ -71,6 +71,7 @@ def find_subjects(root: Path) -> list[Subject]:
         if any(part.startswith(".") for part in flair.relative_to(root).parts):
             continue
         base = _strip(flair.name, "_flair.nii.gz") or _strip(flair.name, "_flair.nii")
+        assert base is not None  # the glob matched one of the two suffixes
         seg = next(
             (
                 flair.parent / f"{base}_seg{ext}"

@@ -112,7 +112,8 @@ class CIFAR10(OneClassAdapter):
         root = self.root_dir()
         meta = folder / "batches.meta"
         if meta.is_file():
-            names = tuple(_text(n) for n in read_pickle(meta).get("label_names", ()))
+            label_names = read_pickle(meta).get("label_names", ())
+            names = tuple(_text(n) for n in label_names) if isinstance(label_names, list | tuple) else ()
             if names != CIFAR10_CLASSES:
                 raise DataError(
                     f"{meta}: label_names are {', '.join(names)}; "

@@ -63,7 +63,7 @@ def resize_rgb(image: Image.Image | np.ndarray, size: int) -> np.ndarray:
     if image.mode != "RGB":
         image = image.convert("RGB")
     if image.size != (size, size):
-        image = image.resize((size, size), Image.BILINEAR)
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -77,7 +77,7 @@ def mask_pixels(image: Image.Image) -> np.ndarray:
         return np.asarray(image) != 0
     if image.mode in ("LA", "PA"):
         return np.asarray(image)[..., 0] != 0
-    return np.asarray(image.convert("RGB")).any(axis=-1)
+    return np.asarray(np.asarray(image.convert("RGB")).any(axis=-1))
 
 
 def resize_mask(binary: np.ndarray, size: int) -> np.ndarray:
@@ -85,7 +85,7 @@ def resize_mask(binary: np.ndarray, size: int) -> np.ndarray:
     if binary.shape == (size, size):
         return binary.astype(bool, copy=True)
     mask = Image.fromarray(binary.astype(np.float32))
-    return np.asarray(mask.resize((size, size), Image.BILINEAR)) > 0.5
+    return np.asarray(mask.resize((size, size), Image.Resampling.BILINEAR)) > 0.5
 
 
 def load_mask(path: str | Path, size: int, expected_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -92,7 +92,7 @@ class MVTecLayout(FileAdapter):
         if not train:
             raise empty_training_split(train_dir, "normal images in train/good")
         mask_root: Path | None = folder / "ground_truth"
-        if self.masks_optional and not mask_root.is_dir():
+        if self.masks_optional and mask_root is not None and not mask_root.is_dir():
             mask_root = None
         test = mvtec_test_items(folder, self.mask_suffixes, mask_root)
         if not test:

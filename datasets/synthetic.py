@@ -170,7 +170,10 @@ def generate(root: Path) -> None:
     """Write the whole data set under `root` (MVTec AD layout). Deterministic: same bytes every time."""
     for c, category in enumerate(CATEGORIES):
         base = root / category
-        plan = [("train/good", None, COUNTS["train"], 0), ("test/good", None, COUNTS["good"], 1)]
+        plan: list[tuple[str, str | None, int, int]] = [
+            ("train/good", None, COUNTS["train"], 0),
+            ("test/good", None, COUNTS["good"], 1),
+        ]
         plan += [(f"test/{defect}", defect, COUNTS["defect"], 2 + d) for d, defect in enumerate(DEFECTS)]
         for folder, defect, count, stream in plan:
             (base / folder).mkdir(parents=True, exist_ok=True)
@@ -180,7 +183,7 @@ def generate(root: Path) -> None:
                 rng = np.random.default_rng([c, stream, i])
                 image, mask = _make_image(category, rng, defect)
                 Image.fromarray(image).save(base / folder / f"{i:03d}.png")
-                if mask is not None:
+                if mask is not None and defect is not None:
                     Image.fromarray(mask.astype(np.uint8) * 255).save(
                         base / "ground_truth" / defect / f"{i:03d}_mask.png"
                     )
@@ -227,11 +230,11 @@ class SyntheticAdapter(MVTecLayout):
 
     def check_root(self) -> None:
         # a missing root is where the data set will be generated; a file there is an error
-        root = Path(self.root)
+        root = Path(str(self.root))
         if root.exists() and not root.is_dir():
             raise DataError(f"{root}: not a folder; --root must be a folder to generate the synthetic data set in")
 
     def category_dir(self, category: str) -> Path:
         if category in CATEGORIES:
-            ensure_generated(Path(self.root))
+            ensure_generated(Path(str(self.root)))
         return super().category_dir(category)

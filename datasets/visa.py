@@ -190,7 +190,10 @@ class VisA(FileAdapter):
         rows = [row for row in self._split_rows(csv_path) if row.object == category]
         check_category_rows(csv_path, category, rows)
         names = self._defect_names(category)
-        train, test, seen, excluded = [], [], {}, 0
+        train: list[Item] = []
+        test: list[Item] = []
+        seen: dict[str, int] = {}
+        excluded = 0
         for row in rows:
             if row.image in seen:
                 raise DataError(
@@ -213,7 +216,7 @@ class VisA(FileAdapter):
                 raise DataError(f"{csv_path} line {row.line}: mask {row.mask} not found (looked for {mask})")
             defect = names.get(row.image) or "anomaly"
             test.append(Item(image, 1, defect, mask))
-        provenance = {"visa_layout": "raw", "visa_split": self.split, "split_file": str(csv_path)}
+        provenance: dict[str, str | int] = {"visa_layout": "raw", "visa_split": self.split, "split_file": str(csv_path)}
         if excluded:
             provenance["excluded_anomalous_train_images"] = excluded
         return Listing(train=train, test=test, provenance=provenance)
@@ -246,7 +249,11 @@ class VisA(FileAdapter):
         if not mask_root.is_dir():
             mask_root = folder / "ground_truth"
         test = mvtec_test_items(folder, ("", "_mask"), mask_root)
-        provenance = {"visa_layout": "converted", "visa_split": self.split, "visa_folder": str(folder)}
+        provenance: dict[str, str | int] = {
+            "visa_layout": "converted",
+            "visa_split": self.split,
+            "visa_folder": str(folder),
+        }
         excluded = len(images_in(folder / "train" / "bad")) if (folder / "train" / "bad").is_dir() else 0
         if excluded:
             provenance["excluded_anomalous_train_images"] = excluded

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import math
 import os
@@ -35,12 +36,15 @@ import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
 
 import numpy as np
 
 from harness.errors import HarnessError
 from harness.files import atomic_write, atomic_write_text, remove_stale_temporaries
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # not POSIX: runs are not locked
@@ -77,6 +81,11 @@ def _json_default(value):
     if isinstance(value, (Path, tuple, set)):
         return str(value) if isinstance(value, Path) else list(value)
     raise TypeError(f"cannot store {type(value).__name__} in JSON")
+
+
+def _save_predictions(handle: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
+    named: dict[str, Any] = dict(arrays)  # array names only: numpy's signature also has keyword options
+    np.savez_compressed(handle, **named)
 
 
 def read_json(path: Path) -> dict:
@@ -191,7 +200,7 @@ class RunStore:
             atomic_write(self.job_dir(job_id) / CHECKPOINT, lambda handle: handle.write(checkpoint))
         for record_id, _, predictions in parts:
             atomic_write(
-                self.job_dir(record_id) / PREDICTIONS, lambda handle, p=predictions: np.savez_compressed(handle, **p)
+                self.job_dir(record_id) / PREDICTIONS, functools.partial(_save_predictions, arrays=predictions)
             )
         for record_id, record, _ in parts:
             write_json(self.job_dir(record_id) / RECORD, record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -53,6 +54,10 @@ class Method:
         raise NotImplementedError
 
     def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Load trained weights from a checkpoint in the method's official format, instead of training."""
         raise NotImplementedError
 
     def describe(self) -> dict:

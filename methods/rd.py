@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import numpy as np
 import torch
@@ -162,7 +163,20 @@ def check_images(images: object, what: str = "images") -> np.ndarray:
     h, w = images.shape[1:3]
     if h % _STRIDE or w % _STRIDE:
         raise HarnessError(f"{what} height and width must be multiples of {_STRIDE} for RD, got {h}x{w}")
-    return images
+    return cast(np.ndarray, images)  # ConcatenatedImages stands in for an array in training
+
+
+class TrainingSteps(Protocol):
+    """What `fit` and the benchmark use of a training run: RD's Trainer and RD++'s trainer."""
+
+    @property
+    def cache(self) -> TeacherCache | None: ...
+
+    def set_learning_rate(self, lr: float) -> None: ...
+
+    def begin_epoch(self) -> None: ...
+
+    def step(self, index: np.ndarray) -> float: ...
 
 
 class ReverseDistillation(Method):
@@ -226,7 +240,8 @@ class ReverseDistillation(Method):
             else cpu_layout()
         )
         for module in (self.teacher, self.bottleneck, self.decoder):
-            module.to(device=self.device, memory_format=self._memory_format)
+            # Module.to takes memory_format at run time; torch's overloads leave it out
+            module.to(device=self.device, memory_format=self._memory_format)  # type: ignore[call-overload]
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         # The compiled wrappers share parameters with the modules, so state_dict keys keep the official names.
@@ -265,7 +280,7 @@ class ReverseDistillation(Method):
         # batch sizes). In deterministic mode on the CPU, predict uses PyTorch's native kernels,
         # which make each image's map bitwise independent of predict_batch_size (about 2x slower).
         if batch_invariant and det and self.device.type == "cpu":
-            torch.backends.mkldnn.enabled = False
+            torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # typed as its descriptor
         try:
             yield
         finally:
@@ -354,7 +369,7 @@ class ReverseDistillation(Method):
         return float(s.lr) * float(s.lr_step_factor) ** ((epoch - 1) // span)
 
     @contextlib.contextmanager
-    def trainer(self, images: np.ndarray, *, cache_teacher: str | None = None) -> Iterator[Trainer]:
+    def trainer(self, images: np.ndarray, *, cache_teacher: str | None = None) -> Iterator[TrainingSteps]:
         """One training run's optimizer, teacher cache and train modes; `fit` and the benchmark use it.
 
         `cache_teacher` overrides the setting for this run. Leaves the networks in eval mode.

@@ -201,9 +201,9 @@ def describe_mismatch(expected: dict[str, tuple[int, ...]], state: dict) -> str:
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
     differ = [
-        f"{k} {list(got[k]) if got[k] is not None else type(state[k]).__name__} in file vs {list(expected[k])} in model"
+        f"{k} {list(shape) if shape is not None else type(state[k]).__name__} in file vs {list(expected[k])} in model"
         for k in expected
-        if k in got and got[k] != expected[k]
+        if k in got and (shape := got[k]) != expected[k]
     ]
     parts = []
     if missing:

@@ -200,7 +200,7 @@ class StudentDecoder(nn.Module):
         super().__init__()
         spec = backbone_spec(backbone)
         self._block = DecoderBasicBlock if spec.block == "basic" else DecoderBottleneck
-        self._extra = {} if spec.block == "basic" else {"base_width": spec.base_width}
+        self._base_width = spec.base_width
         self._inplanes = 512 * spec.expansion
         self.layer1 = self._make_stage(256, spec.decoder_blocks[0])
         self.layer2 = self._make_stage(128, spec.decoder_blocks[1])
@@ -210,10 +210,15 @@ class StudentDecoder(nn.Module):
     def _make_stage(self, planes: int, blocks: int) -> nn.Sequential:
         out_ch = planes * self._block.expansion
         upsample = nn.Sequential(_deconv2x2(self._inplanes, out_ch), nn.BatchNorm2d(out_ch))
-        layers = [self._block(self._inplanes, planes, upsample, **self._extra)]
+        layers = [self._new_block(self._inplanes, planes, upsample)]
         self._inplanes = out_ch
-        layers += [self._block(out_ch, planes, **self._extra) for _ in range(blocks - 1)]
+        layers += [self._new_block(out_ch, planes) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
+
+    def _new_block(self, inplanes: int, planes: int, upsample: nn.Module | None = None) -> nn.Module:
+        if self._block is DecoderBasicBlock:
+            return DecoderBasicBlock(inplanes, planes, upsample)
+        return DecoderBottleneck(inplanes, planes, upsample, base_width=self._base_width)
 
     def forward(self, code: Tensor) -> list[Tensor]:
         c = self.layer1(code)

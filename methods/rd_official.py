@@ -81,9 +81,12 @@ class OfficialRD:
     def loss(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
         """Official loss_fucntion: per scale mean over the batch of 1 - cosine of the flattened maps, summed."""
         cos = torch.nn.CosineSimilarity()
-        total = 0
-        for t, s in zip(a, b, strict=False):
-            total = total + torch.mean(1 - cos(t.view(t.shape[0], -1), s.view(s.shape[0], -1)))
+        terms = [
+            torch.mean(1 - cos(t.view(t.shape[0], -1), s.view(s.shape[0], -1))) for t, s in zip(a, b, strict=False)
+        ]
+        total = terms[0]  # the official sum starts at 0: 0 + x is x exactly
+        for term in terms[1:]:
+            total = total + term
         return total
 
     def train_step(self, images: np.ndarray) -> float:

@@ -120,7 +120,8 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.proj = MultiProjection(settings.backbone)
-        self.proj.to(device=self.device, memory_format=self._memory_format)
+        # Module.to takes memory_format at run time; torch's overloads leave it out
+        self.proj.to(device=self.device, memory_format=self._memory_format)  # type: ignore[call-overload]
         self._run_proj = torch.compile(self.proj) if self.compiled and self.device.type == "cuda" else self.proj
         self.loss_terms: list[dict[str, float]] = []  # per epoch of the last fit: mean of each loss term
         self.noise_seed: int | None = None

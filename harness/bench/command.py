@@ -97,19 +97,19 @@ def command_bench(args: argparse.Namespace) -> int:
     settings, profile, method = model_settings(args)
     model_sections = bool({"train", "infer", "versus", "phases"} & set(sections))
     device = resolve_device(settings.device) if model_sections else None
-    if "versus" in sections and device.type != "cpu":
+    if "versus" in sections and device is not None and device.type != "cpu":
         raise HarnessError("bench official runs on the CPU only (--device cpu)")
     timed_model = "train" in sections or "infer" in sections
-    counts = estimate.split_counts(args.dataset, args.root) if args.dataset and timed_model else None
-    protocol = (args.protocol or profile.protocol) if counts else "single"
+    split = estimate.split_counts(args.dataset, args.root) if args.dataset and timed_model else None
+    protocol = (args.protocol or profile.protocol) if split else "single"
     # per-category epochs of the profile (rdpp-paper), unless --epochs sets one count for all
     category_epochs = (
         None
-        if args.epochs or not counts
-        else {c: o["epochs"] for c, o in profile.category_settings.items() if c in counts[0] and "epochs" in o}
+        if args.epochs or not split
+        else {c: o["epochs"] for c, o in profile.category_settings.items() if c in split[0] and "epochs" in o}
     )
-    if protocol == "unified" and category_epochs:  # refused before anything is measured
-        estimate.unified_epochs(counts[0], settings.epochs, category_epochs)
+    if split and protocol == "unified" and category_epochs:  # refused before anything is measured
+        estimate.unified_epochs(split[0], settings.epochs, category_epochs)
     source = (
         data_speed.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
     )
@@ -163,14 +163,14 @@ def command_bench(args: argparse.Namespace) -> int:
                 model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer"))
                 + f"\nCPU numerics: {result['numerics']}"
             )
-    if "data" in sections:
+    if source is not None:  # the data section
         result["data"] = data_speed.bench_data(source, settings.image_size)
         blocks.append(data_speed.format_bench_data(result["data"]))
     if "metrics" in sections:
         result["metrics"] = metric_speed.bench_metrics(args.n_images, args.size, repeats=args.repeats)
         blocks.append(metric_speed.format_bench_metrics(result["metrics"]))
-    if counts:
-        counts, counted = counts
+    if split and device is not None:  # split counts are taken with a model section, which resolves the device
+        counts, counted = split
         size = settings.image_size
         # the teacher cache holds one model's training images: a category's, or all of them (unified)
         cached_images = (sum if protocol == "unified" else max)(n for n, _ in counts.values())

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from harness import methods
-from harness.methods.rd import RDSettings, resolve_device
+from harness.errors import HarnessError
+from harness.methods.rd import RDSettings, ReverseDistillation, resolve_device
 from harness.methods.rd_cpu import cpu_can_compile, cpu_precision
 from harness.sweep.provenance import reset_rss_peak, rss_peak_mib
 
@@ -57,7 +58,7 @@ def bench_train(
     as `cache_build_s`, from which `teacher_images_per_s`); with "off" every step runs the teacher.
     `method` is rd or rdpp (whose steps also run the teacher on the noised images, cached or not).
     """
-    model = methods.get(method)(settings)
+    model = _model(method, settings)
     size, batch = settings.image_size, settings.batch_size
     images = random_images(batch * (warmup + steps), size)
     batches = [np.arange(i, i + batch) for i in range(0, len(images), batch)]
@@ -89,9 +90,19 @@ def bench_train(
     return result
 
 
+def _model(method: str, settings: RDSettings) -> ReverseDistillation:
+    """The method's model; the benchmarks time Reverse Distillation and the methods built on it."""
+    model = methods.get(method)(settings)
+    if not isinstance(model, ReverseDistillation):
+        raise HarnessError(
+            f"method '{method}' is not built on Reverse Distillation; the model benchmarks cannot time it"
+        )
+    return model
+
+
 def bench_infer(settings: RDSettings, *, steps: int, warmup: int = 1, method: str = "rd") -> dict:
     """Inference images/s of `predict` on `steps` batches of settings.predict_batch_size random images."""
-    model = methods.get(method)(settings)
+    model = _model(method, settings)
     size, batch = settings.image_size, settings.predict_batch_size
     images = random_images(batch * (warmup + steps), size, seed=1)
     model.predict(images[: batch * warmup])

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from harness.bench.model_speed import _sync, random_images
-from harness.methods.rd import RDSettings, ReverseDistillation
+from harness.methods.rd import RDSettings, ReverseDistillation, Trainer
 from harness.methods.rd_maps import anomaly_map, gaussian_blur, image_scores, rd_loss
 
 TRAIN_PHASES = (
@@ -38,7 +38,8 @@ INFER_PHASES = (
 
 class _Clock:
     def __init__(self, device: torch.device) -> None:
-        self.device, self.seconds = device, {}
+        self.device = device
+        self.seconds: dict[str, float] = {}
 
     def start(self) -> None:
         _sync(self.device)
@@ -57,7 +58,9 @@ def bench_phases(settings: RDSettings, *, steps: int, warmup: int = 1) -> dict:
     images = random_images(settings.batch_size, settings.image_size)
     size = (settings.image_size, settings.image_size)
     train, infer = _Clock(model.device), _Clock(model.device)
-    with model.trainer(images, cache_teacher="off") as trainer, model._determinism():
+    with model.trainer(images, cache_teacher="off") as made, model._determinism():
+        assert isinstance(made, Trainer)  # RD's own trainer: one optimizer
+        trainer = made
         for i in range(warmup + steps):
             clock = train if i >= warmup else _Clock(model.device)
             clock.start()

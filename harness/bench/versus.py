@@ -39,10 +39,17 @@ def bench_versus(settings: RDSettings, *, rounds: int, warmup: int = 1) -> dict:
     size, batch = settings.image_size, settings.batch_size
     images = random_images(batch, size)
     index = np.arange(batch)
-    options = dict(lr=settings.lr, betas=tuple(settings.betas), sigma=settings.sigma, seed=settings.seed)
+    betas = (float(settings.betas[0]), float(settings.betas[1]))
     official, frozen = (
-        OfficialRD(settings.backbone, **options),
-        OfficialRD(settings.backbone, frozen_teacher=True, **options),
+        OfficialRD(settings.backbone, lr=settings.lr, betas=betas, sigma=settings.sigma, seed=settings.seed),
+        OfficialRD(
+            settings.backbone,
+            frozen_teacher=True,
+            lr=settings.lr,
+            betas=betas,
+            sigma=settings.sigma,
+            seed=settings.seed,
+        ),
     )
     on_the_fly = ReverseDistillation(dataclasses.replace(settings, cache_teacher="off"))
     cached = ReverseDistillation(dataclasses.replace(settings, cache_teacher="on"))

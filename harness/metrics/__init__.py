@@ -90,8 +90,9 @@ class _Inputs:
     def __init__(self, scores, labels, maps, masks, names: tuple[str, ...], fpr_limit: float):
         self.scores, self.labels = check_scores_labels(scores, labels)
         self.fpr_limit = fpr_limit
-        self.maps = self.masks = None
-        self._why_no_pixels = None
+        self.maps: np.ndarray | None = None
+        self.masks: np.ndarray | None = None
+        self._why_no_pixels: str | None = None
         if maps is None:
             self._why_no_pixels = "no anomaly maps were given"
         elif masks is None:
@@ -121,6 +122,7 @@ class _Inputs:
     def pixel_ranking(self) -> PixelRanking:
         self.require_pixels()
         if self._ranking is None:
+            assert self.maps is not None and self.masks is not None  # require_pixels passed
             if self._with_regions:
                 self._regions = label_regions(self.masks)
                 self._ranking = rank_pixels(self.maps, self._regions.ids.view(np.uint32), keep_payload=True)
@@ -130,6 +132,7 @@ class _Inputs:
 
     def au_pro(self) -> float:
         ranking = self.pixel_ranking()
+        assert self._regions is not None  # labelled with the ranking whenever au_pro is asked for
         return au_pro_from_ranking(ranking, self._regions.sizes, self.fpr_limit)
 
     def pro_rd4ad(self) -> float:

@@ -82,6 +82,8 @@ def pro_points(
         tp, fp = tp[:stop], fp[:stop]
     with np.errstate(divide="ignore"):
         weights = 1.0 / sizes
+    if ranking.positive_payload is None:
+        raise ValueError("AU-PRO needs a ranking made with keep_payload=True (region ids of the positive pixels)")
     running = _cumsum_blocked(weights[ranking.positive_payload[: tp[-1]]])
     pro = np.zeros(len(tp), dtype=np.float64)
     seen = tp > 0

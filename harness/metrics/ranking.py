@@ -41,7 +41,7 @@ def counts_from_sorted(values_desc: np.ndarray, positive_desc: np.ndarray) -> Ra
     is_end = np.empty(n, dtype=bool)
     np.not_equal(values_desc[1:], values_desc[:-1], out=is_end[:-1])
     is_end[-1] = True
-    running = np.cumsum(positive_desc, dtype=dtype)
+    running: np.ndarray = np.cumsum(positive_desc, dtype=dtype)
     tp = running[is_end]
     np.cumsum(~positive_desc, dtype=dtype, out=running)
     fp = running[is_end]

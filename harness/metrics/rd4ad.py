@@ -90,13 +90,14 @@ def pro_rd4ad(maps, masks, labels=None) -> float:
         if labels.shape != (len(maps),):
             raise ValueError(f"labels must have shape ({len(maps)},) to match maps {maps.shape}, got {labels.shape}")
         anomalous = as_binary(labels, "labels", "labels")
-    areas, skipped = [], Counter()
+    areas: list[float] = []
+    skipped: Counter[str] = Counter()
     for i in np.flatnonzero(anomalous):
         area, why = image_pro(maps[i], masks[i])
-        if why is None:
+        if area is not None:
             areas.append(area)
         else:
-            skipped[why] += 1
+            skipped[why or "undefined"] += 1
     if skipped:
         detail = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
         warnings.warn(

@@ -300,7 +300,11 @@ def _grid(report: Report, layout: str, std: bool) -> Grid:
     labels = _metric_labels(report, short=layout == "compact")
     keys = _shown(report)
     index = [_row_label(report, row) for row in report.rows]
-    text, bold, columns, separators, spans = {}, {}, [], [], []
+    text: dict[tuple[str, str], list[str]] = {}
+    bold: dict[tuple[str, str], list[bool]] = {}
+    columns: list[Column] = []
+    separators: list[str] = []
+    spans: list[tuple[str, int]] = []
     for side, metric in keys:
         column = Column()
         cells, marks = [], []
@@ -330,7 +334,10 @@ def _grid(report: Report, layout: str, std: bool) -> Grid:
 
 def _transposed_grid(report: Report) -> Grid:
     header = [_row_label(report, row) for row in report.rows]
-    text, bold, blocks, index = [], [], {}, []
+    text: list[list[str]] = []
+    bold: list[list[bool]] = []
+    blocks: dict[int, str] = {}
+    index: list[tuple[str, str]] = []
     shown = _shown(report)
     for metric in report.metrics:
         sides = [side for side in report.sides if (side, metric) in shown]
@@ -413,6 +420,7 @@ def plan(report: Report, layout: str = "compact", std: bool | None = None, width
         fit = Fit(layout, size, sep, with_std, _measure(report, layout, grid, size, sep)[0], target)
         if fit.fits:
             return fit
+    assert fit is not None  # every layout has candidates
     fit.warnings.append(
         f"the {layout} table is about {fit.width / POINTS_PER_INCH:.2f} in wide, more than "
         f"the {fit.target / POINTS_PER_INCH:g} in asked for (--width)"

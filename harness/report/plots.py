@@ -19,6 +19,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -39,6 +40,9 @@ from harness.report.order import category_name  # noqa: E402
 from harness.report.records import FinishedJob, finished_jobs  # noqa: E402
 from harness.store import load_predictions, read_json  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
+
 FORMATS = ("png", "pdf")
 GALLERY_PER_ROW = 4
 PRO_LIMIT = 0.3  # the AU-PRO integration limit drawn on the PRO plot
@@ -46,7 +50,7 @@ OVERLAY_CMAP = "inferno"  # perceptually uniform, readable in grey
 OVERLAY_ALPHA = 0.8  # opacity of the highest map values; lower values fade out linearly
 PALETTE = sns.color_palette("colorblind")  # one colour per run or reference, in the report's order
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
-SEED_STYLES = ("-", "--", ":", "-.")
+SEED_STYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
 EMBED_DPI = 200  # figures in the HTML report
 # Paper styling: seaborn's paper context and white grid, small type, TrueType fonts in PDF and PostScript
 RC = {
@@ -327,10 +331,11 @@ def _curves(report, category: str, runs: list, width: str):
                 if pixel:
                     axes[1].plot(*pixel, **style)
                 try:
-                    fpr, pro = pro_curve(data["maps"], data["masks"])
+                    curve = pro_curve(data["maps"], data["masks"])
                 except UndefinedMetricError:  # e.g. every pixel anomalous: no PRO curve exists
-                    fpr = None
-                if fpr is not None:
+                    curve = None
+                if curve is not None:
+                    fpr, pro = curve
                     keep = fpr <= PRO_LIMIT
                     axes[2].plot(
                         np.append(fpr[keep], PRO_LIMIT), np.append(pro[keep], np.interp(PRO_LIMIT, fpr, pro)), **style
@@ -376,7 +381,7 @@ def _load_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((shape[1], shape[0]), Image.BILINEAR))
+        return np.asarray(image.convert("RGB").resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
 
 
 def _pick(scores: np.ndarray, labels: np.ndarray) -> list[tuple[str, list[int]]]:
@@ -432,7 +437,9 @@ def _gallery(report, side, category: str, jobs: list, result: PlotResult, width:
                 ax.set_facecolor("white")
                 continue
             i = picked[c]
-            ax.imshow(_load_image(paths[i], maps[i].shape))
+            path = paths[i]
+            assert path is not None  # galleries with missing images were skipped above
+            ax.imshow(_load_image(path, maps[i].shape))
             ax.imshow(_overlay(maps[i], low, high))
             if masks is not None and masks[i].any():
                 outline = ax.contour(masks[i], levels=[0.5], colors="white", linewidths=0.7)

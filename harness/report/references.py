@@ -143,8 +143,13 @@ def _read_rows(path: Path) -> list[ReferenceRow]:
         protocol = str(entry.get("protocol") or "").strip() or "single"
         if protocol not in PROTOCOLS:
             raise HarnessError(f"{path}:{line}: protocol '{protocol}' is not one of {', '.join(PROTOCOLS)}")
+        source, dataset, category, metric, definition = (str(entry[c] or "").strip() for c in COLUMNS[:5])
         row = ReferenceRow(
-            *(str(entry[c] or "").strip() for c in COLUMNS[:5]),
+            source,
+            dataset,
+            category,
+            metric,
+            definition,
             value,
             str(entry["protocol_notes"] or "").strip(),
             protocol,

@@ -338,7 +338,8 @@ def _compute_unified(
         "n_train": sum(n for _, n, _ in loaded.values()),
         "n_train_by_category": {category: n for category, (_, n, _) in loaded.items()},
     }
-    parts, means = [], {}
+    parts: list[tuple[dict, dict]] = []
+    means: dict[str, list[float]] = {}
     for category in job.categories:
         test = tests.pop(category)  # scored categories are let go one by one
         clock = time.perf_counter()
@@ -418,6 +419,8 @@ def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, eve
         score = sum(evaluations[epoch][m] for m in used) / len(used)
         if score > best:
             best_epoch, best = epoch, score
+    if best_epoch is None:  # no epoch has a finite score
+        return None
     cadence = (
         "after every epoch"
         if every == 1
@@ -504,7 +507,7 @@ def failure_message(error: BaseException, job: Job) -> str:
     lower = {
         "training": "--batch-size or --image-size",
         "predicting": "the setting predict_batch_size (a sweep file's [settings]) or --image-size",
-    }.get(step, "--image-size")
+    }.get(step or "", "--image-size")
     detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
     return (
         f"{type(error).__name__}: out of {memory}{f' while {step}' if step else ''} at image_size "

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 
 class _Tee(io.TextIOBase):
@@ -75,7 +76,7 @@ class JobLog:
         self.capture = capture
         self.sink = sink  # also receives every piece of the log as it is written
         self._buffer = io.StringIO() if self.path is None else None
-        self._file = None
+        self._file: TextIO | None = None
         self._stack = contextlib.ExitStack()
         self._tees: list[_Tee] = []
         self._line_open = False

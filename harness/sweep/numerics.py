@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from harness.errors import HarnessError
 
@@ -31,10 +31,10 @@ THREADS_ENV = "OMP_NUM_THREADS"
 MARKER = "HARNESS_NUMERICS"  # set by the restart: the process was started in portable mode
 
 
-def process_is_portable(environ: dict | None = None) -> bool:
+def process_is_portable(environ: Mapping[str, str] | None = None) -> bool:
     """Whether this process's environment pins every load-time setting of the portable mode."""
-    environ = os.environ if environ is None else environ
-    return all(environ.get(key, "").lower() == value.lower() for key, value in PORTABLE_ENV.items())
+    values = os.environ if environ is None else environ
+    return all(values.get(key, "").lower() == value.lower() for key, value in PORTABLE_ENV.items())
 
 
 def portable_environment(environ: dict | None = None) -> dict:
@@ -76,13 +76,14 @@ def numerics(mode: str) -> Iterator[None]:
             f"{capability}): start it with {missing_environment()} in its environment "
             "(`python -m harness run --portable` does so itself; dask workers need it when started)"
         )
-    saved_onednn = torch.backends.mkldnn.enabled
+    # torch._C's switch: the `enabled` property's type is not a bool to the type checker
+    saved_onednn = torch._C._get_mkldnn_enabled()
     saved_nnpack = torch.backends.nnpack.set_flags(False)
-    torch.backends.mkldnn.enabled = False
+    torch._C._set_mkldnn_enabled(False)
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = saved_onednn
+        torch._C._set_mkldnn_enabled(saved_onednn)
         torch.backends.nnpack.set_flags(*saved_nnpack)
 
 
@@ -91,7 +92,7 @@ def describe() -> dict:
     import torch
 
     return {
-        "numerics": "portable" if process_is_portable() and not torch.backends.mkldnn.enabled else "native",
+        "numerics": "portable" if process_is_portable() and not torch._C._get_mkldnn_enabled() else "native",
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkl_cbwr": os.environ.get("MKL_CBWR"),
         "onednn_enabled": bool(torch.backends.mkldnn.enabled),

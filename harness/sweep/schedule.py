@@ -112,7 +112,7 @@ def set_aside_changed_data(resolved: ResolvedSweep, store: RunStore) -> dict[str
         if config.get("protocol") == UNIFIED or config.get("unified_job"):
             _set_aside_unified(job_id, config, resolved, store, changed)
             continue
-        category = config.get("category")
+        category = str(config.get("category"))
         if config.get("dataset") != resolved.sweep.dataset or not current.get(category):
             continue  # another data set, a category not in this sweep, or data unreadable now (that job fails)
         old = config.get("data_fingerprint")
@@ -172,6 +172,7 @@ def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
     if outcome.log is not None:
         store.write_log(job.job_id, outcome.log)
     if outcome.ok:
+        assert outcome.result is not None  # ok means a result
         store_result(store, outcome.result)
         return
     if outcome.status != "failed":  # a killed or crashed process could not log why itself
@@ -254,6 +255,7 @@ def run_sweep(
                         _store_outcome(store, job, result)
                     prefix = f"[{position[job.job_id]}/{total}] {_job_name(job)} seed {job.seed}"
                     if result.ok:
+                        assert result.result is not None  # ok means a result
                         outcome.finished.append(result.result.record)
                         mean = " (mean over its categories)" if job.protocol == UNIFIED else ""
                         line = (

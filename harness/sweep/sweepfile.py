@@ -107,10 +107,10 @@ def read_sweep_file(path: str | Path) -> dict:
     options: dict = {}
     for given, value in raw.items():
         key = given.replace("-", "_")
-        if key in ALIASES:
-            key = ALIASES[key]
-        if key is None:
+        alias = ALIASES.get(key, key)
+        if alias is None:
             raise HarnessError(f"{source}: a sweep file cannot name another sweep file ('{given}')")
+        key = alias
         if key not in KEYS:
             raise HarnessError(
                 f"{source}: unknown key '{given}'; known keys: {', '.join(sorted(KEYS))} "

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 from harness.store import RunStore
@@ -41,6 +42,9 @@ from harness.sweep.backends import (
 from harness.sweep.backends.child import STARTUP_GRACE
 from harness.sweep.job import JobOutcome
 from harness.sweep.plan import Job
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
 
 TOPIC = "harness-job"  # events {"key", "kind": "begun" | "started" | "log", "text"} from the tasks
 POLL_SECONDS = 0.5
@@ -61,7 +65,7 @@ def _distributed():
 def check_address(address: str) -> None:
     """A scheduler address the client can parse (HOST:PORT or SCHEME://HOST:PORT), else one clear error."""
     _distributed()
-    from distributed.comm import get_address_host_port, parse_address
+    from distributed.comm.addressing import get_address_host_port, parse_address
 
     try:
         parse_address(address)
@@ -82,7 +86,7 @@ def probe_scheduler(address: str, seconds: float = CONNECT_SECONDS) -> None:
     server that accepts the connection and says nothing. HarnessError unless a dask scheduler answers."""
     import asyncio
 
-    from distributed.comm import connect
+    from distributed.comm.core import connect
     from distributed.security import Security
 
     async def identity():
@@ -215,8 +219,8 @@ class DaskBackend(Backend):
         """Checks what can be checked before anything starts: the address's form, or the GPUs of a local cluster."""
         self.execution = execution
         self.device = device
-        self.client = None
-        self.cluster = None
+        self.client: Client | None = None
+        self.cluster: LocalCluster | None = None
         self.use_gpu = False
         self.threads: int | None = None
         self.gpus: tuple[int, ...] | None = None
@@ -237,7 +241,7 @@ class DaskBackend(Backend):
                 self.client = distributed.Client(address, timeout=f"{CONNECT_SECONDS:g}s")
             except (OSError, TimeoutError, ValueError) as error:
                 raise HarnessError(f"--dask-address {address}: cannot connect to a dask scheduler ({error})") from None
-            workers = self.client.scheduler_info().get("workers", {})
+            workers = self._dask.scheduler_info().get("workers", {})
             if not workers:
                 self.close()
                 raise HarnessError(f"--dask-address {address}: the cluster has no workers")
@@ -260,7 +264,14 @@ class DaskBackend(Backend):
                         **QUIET_SCHEDULER,
                     )
                 self.client = distributed.Client(self.cluster)
-        self.client.subscribe_topic(TOPIC, self._events)
+        self._dask.subscribe_topic(TOPIC, self._events)
+
+    @property
+    def _dask(self) -> Client:
+        """The client, once start() has connected it."""
+        if self.client is None:
+            raise HarnessError("the dask backend was used before it was started")
+        return self.client
 
     def describe(self) -> str:
         workers = len(self.client.scheduler_info().get("workers", {})) if self.client else 0
@@ -269,17 +280,17 @@ class DaskBackend(Backend):
         return f"dask: {where}, {workers} worker(s){threads}" + (", GPU=1 per task" if self.use_gpu else "")
 
     def _submit(self, job: Job):
-        changes = {"progress": False}
+        changes: dict[str, bool | str] = {"progress": False}
         if self.cluster is not None:  # our own workers: pin the device like the local backend does
             changes["device"] = "cuda" if self.use_gpu else "cpu"
         key = f"harness-{job.job_id}-{uuid.uuid4().hex[:8]}"
-        return self.client.submit(
+        return self._dask.submit(
             dask_task,
             with_settings(job, **changes),
             key,
             self.threads,
             self.cluster is not None,
-            {"backend": "dask", "dask_scheduler": self.client.scheduler.address},
+            {"backend": "dask", "dask_scheduler": self._dask.scheduler.address},
             key=key,
             pure=False,
             retries=0,
@@ -297,6 +308,8 @@ class DaskBackend(Backend):
         started = events.started.get(key)
         now = time.monotonic()
         limit = self.execution.job_timeout
+        if limit is None:
+            return None
         if started is not None and now - started > limit:
             return worker, now - started
         if started is None and now - since > limit + STARTUP_GRACE:
@@ -350,7 +363,7 @@ class DaskBackend(Backend):
         future.cancel()
         try:
             with _workers_ignore_sigint():  # the restarted worker ignores Ctrl-C like the others
-                self.client.restart_workers([worker], timeout=60)
+                self._dask.restart_workers([worker], timeout=60)
             how = f"its worker {worker} was restarted"
         except Exception as error:  # no nanny, or the worker is gone already
             how = f"its worker {worker} could not be restarted ({type(error).__name__}) and may still run it"

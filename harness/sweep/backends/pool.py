@@ -68,7 +68,7 @@ class ProcessBackend(Backend):
     def _start(self, context, job: Job, slot: int, store: RunStore) -> ChildJob:
         gpu = self.slots[slot]
         # A CPU slot must not pick a GPU by itself ("auto"): it was given a share of the cores instead.
-        changes = {"device": "cuda" if gpu is not None else "cpu"} if self.pin_device else {}
+        changes: dict[str, str | bool] = {"device": "cuda" if gpu is not None else "cpu"} if self.pin_device else {}
         if self.parallel:
             changes["progress"] = False
         execution = {"backend": self.name, "gpu": gpu, "process_slot": slot}
@@ -91,7 +91,7 @@ class ProcessBackend(Backend):
             while pending and free:
                 slot = free.popleft()
                 self._running[slot] = self._start(context, pending.popleft(), slot, store)
-            deadlines = [c.time_left() for c in self._running.values() if c.time_left() is not None]
+            deadlines = [left for c in self._running.values() if (left := c.time_left()) is not None]
             wait(
                 [w for child in self._running.values() for w in child.waitables()],
                 timeout=min([POLL_SECONDS, *deadlines]),

@@ -4,11 +4,15 @@ child process instead, because only a process can be stopped in the middle of a 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from harness.store import RunStore
 from harness.sweep.backends import Backend
 from harness.sweep.job import JobOutcome, execute_job
 from harness.sweep.plan import Job
+
+if TYPE_CHECKING:
+    from harness.sweep.backends.pool import ProcessBackend
 
 
 class SerialBackend(Backend):
@@ -16,7 +20,7 @@ class SerialBackend(Backend):
 
     def __init__(self, job_timeout: float | None = None) -> None:
         self.job_timeout = job_timeout
-        self._children = None
+        self._children: ProcessBackend | None = None
 
     def describe(self) -> str:
         return "serial" + (
