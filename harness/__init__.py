@@ -7,13 +7,13 @@ import importlib.util
 import sys
 from pathlib import Path
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
-# harness.datasets and harness.methods live in the top-level folders datasets/ and methods/ (pyproject's
-# package-dir). An editable install resolves them to the installed checkout, so `python -m harness` run
-# from another checkout would mix that checkout's harness/ with the installed datasets/ and methods/.
-# When this package sits in a source checkout, both resolve to the folders beside it instead.
-_MAPPED = {"harness.datasets": "datasets", "harness.methods": "methods"}
+# harness.datasets, harness.methods and harness.reference live in the folders datasets/, methods/ and
+# results/reference/ (pyproject's package-dir). An editable install resolves them to the installed checkout,
+# so `python -m harness` run from another checkout would mix that checkout's harness/ with the installed
+# folders. When this package sits in a source checkout, they resolve to the folders beside it instead.
+_MAPPED = {"harness.datasets": "datasets", "harness.methods": "methods", "harness.reference": "results/reference"}
 
 
 class _CheckoutFinder(importlib.abc.MetaPathFinder):

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness import __version__
 from harness.errors import HarnessError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -468,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce and benchmark Reverse Distillation (RD4AD) anomaly detection: train one model per "
         "category, compute exact metrics, keep every result.",
     )
+    parser.add_argument("--version", action="version", version=f"rd-harness {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run_parser(commands)
     listing = commands.add_parser(

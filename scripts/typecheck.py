@@ -1,5 +1,8 @@
-"""Run mypy over the package as installed: harness/, and datasets/ and methods/ as harness.datasets and
-harness.methods (pyproject's package-dir mapping, which mypy's own file discovery cannot follow).
+"""Run mypy over the package as installed, and over the scripts.
+
+harness/ is checked with datasets/, methods/ and results/reference/ as harness.datasets, harness.methods
+and harness.reference (pyproject's package-dir mapping, which mypy's own file discovery cannot follow);
+each scripts/*.py as a top-level module of its own name.
 
 Usage: python scripts/typecheck.py [extra mypy options]. Settings come from [tool.mypy] in pyproject.toml.
 Exit status: 0 with no findings, 1 with findings, 2 when mypy itself fails.
@@ -38,6 +41,8 @@ def sources() -> list[BuildSource]:
             ):
                 continue
             found.append(BuildSource(str(path.relative_to(ROOT)), name, None, str(ROOT)))
+    for path in sorted((ROOT / "scripts").glob("*.py")):
+        found.append(BuildSource(str(path.relative_to(ROOT)), path.stem, None, str(ROOT / "scripts")))
     return found
 
 

@@ -1,4 +1,5 @@
-"""scripts/gpu-check: the CPU dry run end to end, the GPU work list, and how failures are recorded."""
+"""scripts/gpu_check.py (and its launcher scripts/gpu-check): the CPU dry run end to end, the GPU work list,
+and how failures are recorded."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from harness.cli import build_parser
 from harness.sweep.sweepfile import read_sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "gpu-check"
+SCRIPT = ROOT / "scripts" / "gpu_check.py"
+LAUNCHER = ROOT / "scripts" / "gpu-check"  # the command the docs name
 
 
 def load_script():
@@ -174,7 +176,7 @@ def test_gpu_work_list_is_sized_and_every_command_parses(tmp_path):
 
 def test_list_prints_the_work_list_without_running_anything(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--list", "--out", str(tmp_path)],
+        [sys.executable, str(LAUNCHER), "--list", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         env=script_env(),

@@ -1,5 +1,8 @@
 """Published numbers shipped as data (results/reference/*.csv), to put beside a run in a report.
 
+The files are the package data of harness.reference (pyproject maps results/reference/ to it), read
+through importlib.resources, so an installed wheel has them as a checkout does.
+
 Each CSV has the columns source, dataset, category, metric, metric_definition, value, protocol_notes,
 and optionally protocol: "single" (one model per category, the default when the column is absent or
 empty) or "unified" (one model for all categories, the multi-class setting); values are fractions
@@ -12,13 +15,16 @@ definition (or an unverified one), and reports flag it.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from harness.errors import HarnessError
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
+REFERENCE_PACKAGE = "harness.reference"
 COLUMNS = ("source", "dataset", "category", "metric", "metric_definition", "value", "protocol_notes")
 PROTOCOLS = ("single", "unified")  # the optional column `protocol` (harness.sweep.plan.PROTOCOLS)
 
@@ -100,28 +106,38 @@ class Reference:
         return rows
 
 
-def names(directory: Path = REFERENCE_DIR) -> list[str]:
-    """The shipped references, by file stem."""
-    return sorted(path.stem for path in Path(directory).glob("*.csv"))
+def shipped() -> Traversable:
+    """The folder of the shipped reference files (inside the installed package, or results/reference/)."""
+    return resources.files(REFERENCE_PACKAGE)
 
 
-def load(name_or_path: str | Path, directory: Path = REFERENCE_DIR) -> Reference:
+def names(directory: Traversable | Path | None = None) -> list[str]:
+    """The shipped references (or those in `directory`), by file stem."""
+    folder = shipped() if directory is None else directory
+    return sorted(entry.name[: -len(".csv")] for entry in folder.iterdir() if entry.name.endswith(".csv"))
+
+
+def load(name_or_path: str | Path, directory: Traversable | Path | None = None) -> Reference:
     """A shipped reference by name (`rd4ad_paper`), or any CSV file in the same format by path."""
     text = str(name_or_path)
     path = Path(text)
-    if not (path.suffix == ".csv" and path.is_file()):
-        path = Path(directory) / f"{text}.csv"
-        if not path.is_file():
-            known = ", ".join(names(directory)) or f"none in {directory}"
-            raise HarnessError(
-                f"unknown reference '{text}'; known references: {known} (or give a run folder or a .csv file)"
-            )
-    return Reference(path.stem, path, tuple(_read_rows(path)))
+    if path.suffix == ".csv" and path.is_file():
+        return Reference(path.stem, path, tuple(_read_rows(path, path)))
+    folder = shipped() if directory is None else directory
+    entry = folder / f"{text}.csv"
+    if not entry.is_file():
+        known = ", ".join(names(folder)) or f"none in {folder}"
+        raise HarnessError(
+            f"unknown reference '{text}'; known references: {known} (or give a run folder or a .csv file)"
+        )
+    # a shipped file has a path on disk unless the package is imported from an archive
+    where = Path(str(entry))
+    return Reference(text, where, tuple(_read_rows(entry, where)))
 
 
-def _read_rows(path: Path) -> list[ReferenceRow]:
+def _read_rows(file: Traversable | Path, path: Path) -> list[ReferenceRow]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with io.TextIOWrapper(file.open("rb"), encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
