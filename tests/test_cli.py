@@ -1,4 +1,5 @@
-"""The command line, end to end, in subprocesses as a user would run it."""
+"""The command line: one sweep end to end and a closed pipe in subprocesses as a user would run them; argument
+and input errors, listings and help in-process through harness.cli.main (no interpreter to start)."""
 
 import json
 import os
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import main
 from harness.datasets.synthetic import COUNTS, DEFECTS
 
 
@@ -22,6 +24,15 @@ def harness(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def exit_code(argv: list[str]) -> int:
+    """main's status for argv, whether it returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+
+
+@pytest.mark.slow  # two trainings in a new interpreter: about 2 minutes on 2 shared cores
 def test_tiny_run_end_to_end(tmp_path):
     out = tmp_path / "run"
     result = harness("run", "--categories", "disc", "--epochs", "2", "--image-size", "64", "--out", str(out))
@@ -62,17 +73,18 @@ def test_tiny_run_end_to_end(tmp_path):
         (["run", "--out", "/proc/forbidden/run"], "cannot write the output folder"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, message):
-    result = harness(*args)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    assert exit_code(args) == 2
+    stderr = capsys.readouterr().err
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
 
 
-def test_usage_errors_exit_2():
-    assert harness("run", "--epochs", "zero").returncode == 2
-    assert harness("frobnicate").returncode == 2
+def test_usage_errors_exit_2(capsys):
+    assert exit_code(["run", "--epochs", "zero"]) == 2
+    assert exit_code(["frobnicate"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly():
@@ -90,11 +102,18 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     assert stderr == ""  # no traceback, no "Exception ignored"
 
 
-def test_list_and_help():
-    listing = harness("list")
-    assert listing.returncode == 0
+def test_list_and_help(capsys):
+    assert exit_code(["list"]) == 0
+    listing = capsys.readouterr().out
     for word in ("synthetic", "mvtec", "demo", "paper", "rd"):
-        assert word in listing.stdout
+        assert word in listing
     for command in ([], ["run"], ["list"]):
-        shown = harness(*command, "--help")
-        assert shown.returncode == 0 and "usage: python -m harness" in shown.stdout
+        assert exit_code([*command, "--help"]) == 0
+        assert "usage: python -m harness" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    from harness import __version__
+
+    assert exit_code(["--version"]) == 0
+    assert capsys.readouterr().out == f"rd-harness {__version__}\n"
