@@ -1,12 +1,12 @@
-"""`check`: drift against a baseline, on run folders written by hand (no training needed)."""
+"""`check`: drift against a baseline, on run folders written by hand (no training needed), in-process."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from harness.store import write_json
+
+from cli_fixtures import run_cli
 
 SETTINGS = {"backbone": "resnet18", "image_size": 64, "epochs": 10, "device": "cpu"}
 MACHINE = {"cpu_model": "AMD EPYC", "cpu_capability": "DEFAULT", "numerics": "portable", "torch_threads": 1}
@@ -33,7 +33,7 @@ def write_run(folder, values: dict[tuple[str, int], dict[str, float]], settings=
 
 
 def check(*args):
-    return subprocess.run([sys.executable, "-m", "harness", "check", *map(str, args)], capture_output=True, text=True)
+    return run_cli("check", *map(str, args))
 
 
 @pytest.fixture

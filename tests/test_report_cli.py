@@ -1,25 +1,18 @@
-"""`python -m harness report` as a user runs it: output, files, and one-line errors (rescore: test_rescore.py)."""
+"""`python -m harness report` as a user runs it (in-process through harness.cli.main): output, files, and one-line
+errors (rescore: test_rescore.py)."""
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_fixtures import run_cli
 from report_fixtures import golden_run
 
 
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=os.environ.copy(),
-        timeout=120,
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 def test_report_prints_markdown_and_writes_files(tmp_path):
