@@ -25,13 +25,16 @@ class _CheckoutFinder(importlib.abc.MetaPathFinder):
         if folder is None:
             return None
         init = self.root / folder / "__init__.py"
+        if not init.is_file():  # a partial copy of a checkout: the installed package's folder, if any
+            return None
         return importlib.util.spec_from_file_location(fullname, init, submodule_search_locations=[str(init.parent)])
 
 
 def _source_checkout() -> Path | None:
     """The checkout this package was imported from, when it is one (not an installed copy)."""
     root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file() and all((root / f / "__init__.py").is_file() for f in _MAPPED.values()):
+    code = ("datasets", "methods")  # the mapped folders holding code; a checkout has them beside harness/
+    if (root / "pyproject.toml").is_file() and all((root / f / "__init__.py").is_file() for f in code):
         return root
     return None
 

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness import __version__
+import harness
 from harness.errors import HarnessError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce and benchmark Reverse Distillation (RD4AD) anomaly detection: train one model per "
         "category, compute exact metrics, keep every result.",
     )
-    parser.add_argument("--version", action="version", version=f"rd-harness {__version__}")
+    parser.add_argument("--version", action="version", version=f"rd-harness {harness.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run_parser(commands)
     listing = commands.add_parser(
