@@ -2,16 +2,18 @@
 fresh virtual environment, runs without the source tree: the published references, the console script and a
 real sweep included.
 
-The environment sees this interpreter's packages (`--system-site-packages`) so torch is not installed again;
-commands run with `python -I` from a folder outside the repository, so neither PYTHONPATH nor the working
-directory nor an editable install of the repository can stand in for the wheel (a test checks where
-`harness` is imported from).
+The environment sees this interpreter's site-packages folders (a .pth file lists them after its own), so torch
+and the other dependencies are not installed again and nothing is downloaded; the .pth files in those folders
+(an editable install of the repository among them) are not run. Commands run with `python -I` from a folder
+outside the repository, so neither PYTHONPATH nor the working directory can stand in for the wheel either (a
+test checks where `harness` is imported from).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -51,8 +53,14 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     [wheel] = dist.glob("rd_harness-*.whl")
     venv = base / "venv"
-    made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], **quiet)
+    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], **quiet)
     assert made.returncode == 0, made.stderr
+    own = subprocess.run(
+        [str(venv / "bin" / "python"), "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        **quiet,
+    ).stdout.strip()
+    outer = [p for p in dict.fromkeys(site.getsitepackages()) if Path(p).is_dir()]
+    (Path(own) / "dependencies-of-the-test-interpreter.pth").write_text("\n".join(outer) + "\n")
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed"]
     done = subprocess.run([*pip, str(wheel)], **quiet)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
