@@ -19,7 +19,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -41,7 +41,7 @@ from harness.report.records import FinishedJob, finished_jobs  # noqa: E402
 from harness.store import load_predictions, read_json  # noqa: E402
 
 if TYPE_CHECKING:
-    from matplotlib.typing import LineStyleType
+    from matplotlib.typing import LineStyleType, RcKeyType
 
 FORMATS = ("png", "pdf")
 GALLERY_PER_ROW = 4
@@ -53,7 +53,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
 SEED_STYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
 EMBED_DPI = 200  # figures in the HTML report
 # Paper styling: seaborn's paper context and white grid, small type, TrueType fonts in PDF and PostScript
-RC = {
+RC: dict[RcKeyType, Any] = {
     "pdf.fonttype": 42,
     "ps.fonttype": 42,
     "svg.fonttype": "none",

@@ -52,7 +52,7 @@ class _Tee(io.TextIOBase):
         return self._terminal is not None and self._terminal.isatty()
 
     @property
-    def encoding(self):  # tqdm and warnings ask for it
+    def encoding(self) -> str:  # type: ignore[override]  # tqdm and warnings ask for it; read-only in io too
         return getattr(self._terminal, "encoding", "utf-8")
 
 

@@ -290,7 +290,7 @@ class DaskBackend(Backend):
             key,
             self.threads,
             self.cluster is not None,
-            {"backend": "dask", "dask_scheduler": self._dask.scheduler.address},
+            {"backend": "dask", "dask_scheduler": getattr(self._dask.scheduler, "address", None)},
             key=key,
             pure=False,
             retries=0,
