@@ -9,6 +9,7 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 from visa_fixtures import make_visa
 
 from sweep_fixtures import (
@@ -46,6 +47,7 @@ def _assert_one_model(records: dict[str, dict], categories) -> None:
     assert first["unified"]["n_train"] == sum(first["unified"]["n_train_by_category"].values())
 
 
+@pytest.mark.slow  # a sweep, its resume, report, check and rescore in new processes: about a minute on 2 cores
 def test_synthetic_three_categories_one_model_per_category_metrics_report_check_rescore(tmp_path):
     out = tmp_path / "run"
     args = [
@@ -101,6 +103,7 @@ def test_synthetic_three_categories_one_model_per_category_metrics_report_check_
     assert {c: metric_values(r) for c, r in records(out).items()} == {c: metric_values(r) for c, r in found.items()}
 
 
+@pytest.mark.slow  # two sweeps in new processes, one killed: about 35 s on 2 cores
 def test_mvtec_layout_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
     data = make_dataset(tmp_path / "data", categories=CATEGORIES)
     args = ["run", *FAST, "--epochs", "6", "--protocol", "unified", "--root", str(data), "--save-checkpoints"]
