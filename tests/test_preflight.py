@@ -17,6 +17,8 @@ from harness.cli import main
 from harness.methods.rd_networks import OneClassBottleneck, StudentDecoder
 from harness.sweep.plan import Sweep
 
+from cli_fixtures import run_cli
+
 ROOTED = ["mvtec", "visa", "brats", "brats_bmad", "cifar10", "mnist", "fashion_mnist", "folder"]
 QUICK = ["--backbone", "resnet18", "--weights", "none", "--image-size", "64", "--epochs", "1"]
 
@@ -89,7 +91,7 @@ def official_checkpoint(path: Path, backbone: str) -> Path:
 
 def test_checkpoint_of_another_backbone_is_one_line_exit_2(tmp_path):
     checkpoint, out = official_checkpoint(tmp_path / "rd18.pth", "resnet18"), tmp_path / "run"
-    result = harness(
+    result = run_cli(  # in-process: refused before any job starts
         "run",
         "--categories",
         "disc,weave",
