@@ -113,6 +113,7 @@ def portable(data, tmp_path_factory):
     }
 
 
+@pytest.mark.slow  # with the portable runs it compares with (a module fixture): about a minute on 2 cores
 @pytest.mark.skipif(NATIVE_BEST == "DEFAULT", reason="this CPU has no vector ISA for ATen: nothing to emulate")
 def test_native_results_follow_the_cpu_portable_results_do_not(data, portable, tmp_path):
     native = {name: run(data, tmp_path / name.replace(" ", "-"), MACHINES[name]) for name in ("as is", "no vector ISA")}
@@ -126,6 +127,7 @@ def test_native_results_follow_the_cpu_portable_results_do_not(data, portable, t
     assert native["as is"]["job_id"] != portable["as is"]["job_id"]  # a portable result is another result
 
 
+@pytest.mark.slow  # uses the portable runs too: a sweep in new processes each (10-15 s), after the fixture's
 @pytest.mark.parametrize("backend", ["local", "dask"])
 def test_every_backend_runs_its_jobs_in_the_portable_mode(data, portable, tmp_path, backend):
     if backend == "dask":
