@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def run(*args):
     env = os.environ | {"OMP_NUM_THREADS": "1"}  # one thread: results repeat exactly
@@ -34,6 +36,7 @@ def only_record(folder):
     return json.loads(record.read_text()), record.parent
 
 
+@pytest.mark.slow  # two sweeps in new processes: about half a minute on 2 cores
 def test_interim_evaluation_is_logged_and_does_not_change_the_result(tmp_path):
     plain = run("--out", tmp_path / "plain")
     logged = run("--out", tmp_path / "logged", "--eval-every", "1", "--save-checkpoints")
