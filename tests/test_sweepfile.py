@@ -132,11 +132,11 @@ def test_a_malformed_sweep_file_stops_the_command_before_any_job(tmp_path, capsy
     assert not out.exists()
 
 
-def test_the_readme_example_is_a_valid_sweep_file(tmp_path):
+def test_the_documented_example_is_a_valid_sweep_file(tmp_path):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "sweeps.md").read_text()
+    example = guide.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "sweep.toml").write_text(example)
     options = read_sweep_file(tmp_path / "sweep.toml")
     assert options["dataset"] == "mvtec" and options["settings"] == {"epochs": 50}
