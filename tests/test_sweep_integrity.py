@@ -51,6 +51,7 @@ def _one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
 # ---- 1. a job's identity includes its data, by content ------------------------------------------
 
 
+@pytest.mark.slow  # three sweeps in new processes: about half a minute on 2 cores
 def test_the_same_command_on_other_data_runs_again_in_its_own_folder(tmp_path, data):
     other = tmp_path / "other"
     shutil.copytree(data, other)
@@ -115,6 +116,7 @@ def test_a_fingerprint_reflects_content_and_unchanged_files_are_not_read_again(t
 # ---- 2. one `run` per run folder ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # sweeps in new processes, one killed: about half a minute on 2 cores
 def test_a_second_run_on_a_busy_folder_stops_with_one_line_and_a_killed_run_leaves_no_lock(tmp_path, data, processes):
     out = tmp_path / "run"
     args = ["run", *FAST, "--categories", "amber", "--root", str(data), "--out", str(out)]
@@ -245,7 +247,10 @@ def test_a_job_out_of_memory_says_what_ran_out_and_what_to_lower(tmp_path, data)
 # ---- 9. provenance; 11. no cursor escapes in logs ----------------------------------------------
 
 
-@pytest.mark.parametrize("backend", [[], ["--backend", "local", "--jobs", "1"]])
+@pytest.mark.parametrize(
+    "backend",
+    [[], pytest.param(["--backend", "local", "--jobs", "1"], marks=pytest.mark.slow)],  # the local one: ~25 s
+)
 def test_piped_output_and_job_logs_hold_no_progress_bar_escapes(tmp_path, data, backend):
     out = tmp_path / "run"
     # bytes, not text: text mode would turn a progress bar's carriage returns into newlines
@@ -284,6 +289,7 @@ def test_piped_output_and_job_logs_hold_no_progress_bar_escapes(tmp_path, data, 
 # ---- 5. every backend computes with the user's thread count ------------------------------------
 
 
+@pytest.mark.slow  # a sweep on each backend (a dask cluster among them): about half a minute on 2 cores
 def test_local_and_dask_use_the_users_thread_count_and_match_serial(tmp_path, data):
     pytest.importorskip("distributed")
     # One job per backend, one process at a time: left to themselves, local and dask would give it all the
