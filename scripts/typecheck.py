@@ -10,6 +10,7 @@ Exit status: 0 with no findings, 1 with findings, 2 when mypy itself fails.
 
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -47,6 +48,7 @@ def sources() -> list[BuildSource]:
 
 
 def main(argv: list[str]) -> int:
+    os.chdir(ROOT)  # the sources are named relative to the checkout, as mypy reports them
     _, options = process_options(
         ["--config-file", str(ROOT / "pyproject.toml"), *argv, str(ROOT / "harness" / "__init__.py")]
     )
