@@ -571,7 +571,7 @@ def make_baseline(
         raise HarnessError(f"{run}: no finished job of {', '.join(categories or [])} to make a baseline from")
     names = metrics or sorted({m for r in records for m in r.get("metrics", {})})
     stats = run_stats(records, names)
-    definitions = {}
+    definitions: dict[str, str | None] = {}
     for record in records:
         for name in names:
             definitions.setdefault(name, record.get("metrics", {}).get(name, {}).get("definition"))
