@@ -504,7 +504,7 @@ def tolerance_lines(comparisons: list[Comparison], baseline: dict, machines: tup
     elif machines:
         lines.append(
             "native numerics on another machine kind: training amplifies last-bit differences, so expect "
-            "differences of a few thousandths; run with --portable for exact comparisons, or commit a tolerance "
+            "differences of up to a few hundredths; run with --portable for exact comparisons, or commit a tolerance "
             "covering your runners (docs/drift-check.md)"
         )
     return lines
