@@ -497,7 +497,7 @@ def tolerance_lines(comparisons: list[Comparison], baseline: dict, machines: tup
     now = machines[1].get("numerics") if machines else base
     if base == "portable" and now == "portable":
         lines.append(
-            "portable numerics on both sides: the same bits are expected on any x86-64 CPU with AVX2 and FMA, "
+            "portable numerics on both sides: the same bits are expected on any x86-64 CPU, "
             "given the same package versions and thread count, so --atol 0 --rtol 0 holds; a difference means "
             "packages, threads or data changed (docs/drift-check.md)"
         )

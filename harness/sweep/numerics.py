@@ -16,8 +16,7 @@ and MKL load, so a process must start with them: `python -m harness run --portab
 once with them set, local child processes and local dask workers inherit them, and a job checks them
 before it runs (a dask worker started without them fails the job with a message saying so).
 Results then depend only on the package versions and the thread count (one thread unless
-OMP_NUM_THREADS says otherwise), which provenance records, on x86-64 CPUs with AVX2 and FMA (glibc's
-libm, used to initialise weights, has other variants without them). docs/drift-check.md has the evidence.
+OMP_NUM_THREADS says otherwise), which provenance records; docs/drift-check.md has the evidence.
 """
 
 from __future__ import annotations
