@@ -218,14 +218,16 @@ def check_baseline(baseline: object, where: str) -> dict:
     values = baseline.get("values")
     if not isinstance(values, dict) or not values:
         raise HarnessError(
-            f"{where}: values: expected an object of category -> metric -> value, found {_found(values)}"
+            f"{where}: values: expected an object of category -> metric -> value, found "
+            f"{'an empty object' if values == {} else _found(values)}"
             if "values" in baseline
             else f"{where}: not a baseline file (no 'values' object of category -> metric -> value)"
         )
     for category, metrics in values.items():
         if not isinstance(metrics, dict) or not metrics:
             raise HarnessError(
-                f"{where}: values.{category}: expected an object of metric -> value, found {_found(metrics)}"
+                f"{where}: values.{category}: expected an object of metric -> value, found "
+                f"{'an empty object' if metrics == {} else _found(metrics)}"
             )
         for metric, entry in metrics.items():
             _check_value(entry, f"{where}: values.{category}.{metric}")
@@ -580,7 +582,7 @@ def make_baseline(
 
     def entry(value: Stats) -> dict:  # unrounded: a baseline can demand the same bits (--atol 0 --rtol 0)
         if math.isnan(value.mean):
-            return {"undefined": True, "std": 0.0, "n": value.n}
+            return {"undefined": True, "std": 0.0, "n": max(value.n, 1)}
         return {"mean": value.mean, "std": value.std, "n": value.n}
 
     return {
