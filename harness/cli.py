@@ -382,6 +382,9 @@ def _add_check_parser(commands) -> None:
     check.add_argument("--atol", type=float, help="absolute tolerance (overrides the baseline's)")
     check.add_argument("--rtol", type=float, help="relative tolerance (overrides the baseline's)")
     check.add_argument("--metrics", help="comma-separated metrics to compare (default: all in the baseline)")
+    check.add_argument(
+        "--categories", help="comma-separated categories to compare or, with --update, to write (default: all)"
+    )
     check.add_argument("--allow-improvement", action="store_true", help="do not fail when a metric got better")
     check.add_argument("--update", action="store_true", help="write the baseline from the run (keeps its tolerances)")
     check.set_defaults(handler=command_check)

@@ -6,6 +6,8 @@ scipy.ndimage.gaussian_filter (mode='reflect', truncate=4.0) so maps match the o
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -59,8 +61,10 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> Tensor:
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     radius = int(truncate * float(sigma) + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * x * x / (float(sigma) ** 2))
+    # math.exp, not torch.exp: torch's goes to MKL's vector math, whose code path (and last bits) depends on
+    # the CPU, and portable numerics keep MKL to its matrix products.
+    weights = [math.exp(-0.5 * x * x / (float(sigma) ** 2)) for x in range(-radius, radius + 1)]
+    kernel = torch.tensor(weights, dtype=torch.float64)
     return kernel / kernel.sum()
 
 

@@ -9,6 +9,7 @@ code paths and must not.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,46 @@ def intel_mkl(folder) -> dict:
     source.write_text("int mkl_serv_intel_cpu_true(void) { return 1; }\nint mkl_serv_intel_cpu(void) { return 1; }\n")
     subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / "libintel.so"), str(source)], check=True)
     return {"LD_PRELOAD": str(folder / "libintel.so")}
+
+
+def no_vector_math(folder) -> dict:
+    """Environment in which any call of MKL's vector math (vms*/vmd*/vs*/vd*: exp, sqrt, ...) aborts the process
+    with its name: a preloaded library defining every such function that torch exports ({} without a C compiler
+    and nm). Their code paths depend on the CPU in every MKL_CBWR mode: the compatible branch's square root is
+    rsqrtps and a Newton step, and rsqrtps gives other bits on Intel than on AMD CPUs."""
+    compiler, nm = shutil.which("cc") or shutil.which("gcc"), shutil.which("nm")
+    library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+    if compiler is None or nm is None or not os.path.isfile(library):
+        return {}
+    listed = subprocess.run([nm, "-D", "--defined-only", library], capture_output=True, text=True, check=True)
+    names = [
+        fields[2]
+        for fields in (line.split() for line in listed.stdout.splitlines())
+        if len(fields) == 3 and fields[1] == "T" and re.fullmatch(r"vm?[sdcz][A-Z][A-Za-z0-9]*", fields[2])
+    ]
+    assert any(name == "vmsSqrt" for name in names), "torch no longer exports MKL's vector math: revisit this test"
+    body = "".join(
+        f'void {name}(void) {{ fputs("MKL vector math called: {name}\\n", stderr); abort(); }}\n' for name in names
+    )
+    source = folder / "novml.c"
+    source.write_text("#include <stdio.h>\n#include <stdlib.h>\n" + body)
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / "libnovml.so"), str(source)], check=True)
+    return {"LD_PRELOAD": str(folder / "libnovml.so")}
+
+
+def test_portable_jobs_use_no_cpu_dependent_vector_math(data, tmp_path):
+    machine = no_vector_math(tmp_path)
+    if not machine:
+        pytest.skip("needs a C compiler and nm to intercept MKL's vector math")
+    check = subprocess.run(
+        [sys.executable, "-c", "import torch; torch.sqrt(torch.ones(8))"],
+        capture_output=True,
+        text=True,
+        env=os.environ | machine,
+    )
+    assert check.returncode != 0 and "MKL vector math called: vmsSqrt" in check.stderr  # the trap works
+    record = run(data, tmp_path / "run", machine, "--portable")  # training, predict and metrics: no call
+    assert record["provenance"]["machine"]["numerics"] == "portable"
 
 
 @pytest.fixture(scope="module")

@@ -151,8 +151,9 @@ def command_rescore(args) -> int:
 
 def command_check(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
     if args.update:
-        baseline = check.update_baseline(args.run, args.baseline, metrics)
+        baseline = check.update_baseline(args.run, args.baseline, metrics, categories)
         print(f"baseline written: {args.baseline} ({len(baseline['values'])} categories)")
         return 0
     baseline = check.load_baseline(args.baseline)
@@ -164,7 +165,13 @@ def command_check(args) -> int:
             atol=args.atol,
             rtol=args.rtol,
             allow_improvement=args.allow_improvement,
+            categories=categories,
         )
+    except check.DataDiffers as different:
+        for line in different.problems:
+            print(f"error: {line}", file=sys.stderr)
+        print(f"{args.run} was made from other data than {args.baseline}: not compared (not drift)", file=sys.stderr)
+        return 2
     except check.NotComparable as incomparable:
         for line in incomparable.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -174,12 +181,16 @@ def command_check(args) -> int:
         )
         return 2
     print(check.comparison_table(comparisons))
+    print()
     machines = check.machines_differ(args.run, baseline)
     if machines:
         print(
-            f"\nmachines differ: baseline made on {check.describe_machine(machines[0])}; "
+            f"machines differ: baseline made on {check.describe_machine(machines[0])}; "
             f"this run on {check.describe_machine(machines[1])}"
         )
+    for line in check.tolerance_lines(comparisons, baseline, machines):
+        print(line)
+    print(check.data_note(args.run, baseline, categories))
     summary = check.drift_summary(comparisons)
     if summary:
         print(f"\n{summary}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Floating-point modes of a run on the CPU: `native` (fastest) and `portable` (the same bits on any x86-64 CPU).
+"""Floating-point modes of a run on the CPU: `native` (fastest) and `portable` (the same bits across x86-64 CPUs).
 
 Training amplifies the last-bit differences between CPUs: ATen's kernels are compiled for several
 instruction sets (scalar, AVX2, AVX-512) and dispatch on the CPU; oneDNN's convolutions and MKL's
@@ -7,12 +7,16 @@ kernels. Each sums in another order, and after a few epochs the metrics differ b
 
 The portable mode pins all of them to one code path: ATen's scalar kernels (ATEN_CPU_CAPABILITY=default),
 MKL's conditional numerical reproducibility in its compatible (SSE2) branch (MKL_CBWR=COMPATIBLE),
-PyTorch's own convolutions instead of oneDNN and NNPACK. The environment variables are read when torch
+PyTorch's own convolutions instead of oneDNN and NNPACK. MKL's vector math (torch.exp, torch.sqrt, ... on
+float tensors) stays CPU-dependent even then: its compatible branch computes square roots with rsqrtps,
+whose bits differ between Intel and AMD CPUs. The methods therefore avoid it (fused Adam, whose square root
+is exact; the Gaussian kernel from math.exp), and tests/test_numerics.py fails a portable job that calls it.
+The environment variables are read when torch
 and MKL load, so a process must start with them: `python -m harness run --portable` restarts itself
 once with them set, local child processes and local dask workers inherit them, and a job checks them
 before it runs (a dask worker started without them fails the job with a message saying so).
 Results then depend only on the package versions and the thread count (one thread unless
-OMP_NUM_THREADS says otherwise), which provenance records.
+OMP_NUM_THREADS says otherwise), which provenance records; docs/drift-check.md has the evidence.
 """
 
 from __future__ import annotations
