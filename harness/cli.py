@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from harness.errors import HarnessError
 
@@ -43,13 +44,34 @@ def _key_values(pairs: list[str]) -> dict:
 
 
 def _positive_seconds(text: str) -> float:
+    from harness.sweep.options import MAX_JOB_TIMEOUT, valid_timeout
+
     try:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got '{text}'")
+    if not valid_timeout(value):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds up to {MAX_JOB_TIMEOUT:.0f} (30 days), got '{text}'"
+        )
     return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors are one line with a pointer to --help, not the usage block (subcommands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # found by the top-level parser: point at the help of the command they were given to
+            words = [w for w in (getattr(parsed, "command", None), getattr(parsed, "data_command", None)) if w]
+            self.exit(
+                EXIT_USAGE,
+                f"error: unrecognized arguments: {' '.join(extras)} (see `{' '.join([self.prog, *words])} --help`)\n",
+            )
+        return parsed
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -463,7 +485,7 @@ def _add_data_parser(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m harness",
         description="Reproduce and benchmark Reverse Distillation (RD4AD) anomaly detection: train one model per "
         "category, compute exact metrics, keep every result.",
