@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -285,6 +286,37 @@ def fetch_file(
             f"{remote.name} from {url}: {size} bytes, the published size is {remote.size}; the file was deleted"
         )
     os.replace(part, dest)
+    return dest
+
+
+class ChecksumMismatch(DownloadError):
+    """A download completed but its bytes are not the ones expected."""
+
+
+def download_to_file(url: str, dest: str | os.PathLike, *, sha256_prefix: str | None = None, what: str = "") -> Path:
+    """One transfer of `url` to `dest`, as torch.hub does it but with read timeouts: through a temporary
+    file beside `dest` that any failure removes (a stalled server included: no byte for TIMEOUT seconds
+    raises TimeoutError), the sha256 prefix checked (ChecksumMismatch), then renamed. Connection and HTTP
+    errors propagate as urllib raises them (URLError, HTTPError, OSError, HTTPException)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}-", suffix=".tmp", dir=dest.parent)
+    try:
+        digest = hashlib.sha256()
+        request = Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+        with os.fdopen(fd, "wb") as out, urlopen(request, timeout=TIMEOUT) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with _progress(total, 0, what or dest.name, True) as bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
+            raise ChecksumMismatch(f"{url}: sha256 {digest.hexdigest()}, expected {sha256_prefix}...")
+        os.replace(temporary, dest)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
     return dest
 
 
