@@ -273,6 +273,7 @@ def command_run(args: argparse.Namespace) -> int:
                 "records": resolved.record_ids,
                 "data_fingerprints": resolved.data_fingerprints,
                 "execution": vars(options.execution()),
+                "settings": resolved.settings,  # a folder of another sweep's settings is refused here
             }
         )
         print(

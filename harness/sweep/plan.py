@@ -312,6 +312,18 @@ class ResolvedSweep:
         return found
 
     @property
+    def settings(self) -> dict[str, dict]:
+        """category (or "unified") -> what its jobs share beyond seed and data: a run folder holds one sweep's."""
+        apart = ("seed", "category", "categories", "data_fingerprint", "data_fingerprints")
+        found = {}
+        for job in self.jobs:
+            identity = {k: v for k, v in job.identity().items() if k not in apart}
+            found[job.category] = identity | {
+                "settings": {k: v for k, v in identity["settings"].items() if k != "seed"}
+            }
+        return found
+
+    @property
     def record_ids(self) -> list[str]:
         """Every job folder that will hold a record, in the sweep's order."""
         return [record_id for job in self.jobs for record_id in job.record_ids]

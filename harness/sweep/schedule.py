@@ -95,9 +95,18 @@ def describe_metrics(record: dict, names: tuple[str, ...]) -> str:
 
 
 def jobs_to_run(resolved: ResolvedSweep, store: RunStore, rerun: bool) -> tuple[list[Job], list[Job]]:
-    """(to run, already done): a job is done iff its record exists (a unified job's: all of them); `rerun`
-    runs every job again."""
-    done = [] if rerun else [job for job in resolved.jobs if all(store.is_done(r) for r in job.record_ids)]
+    """(to run, already done): a job is done iff its record exists (a unified job's: all of them) and no
+    stopped `--rerun` still has to redo it; `rerun` runs every job again and notes them until each is redone,
+    so that a rerun stopped halfway resumes without it."""
+    pending = store.rerun_pending()
+    if rerun:
+        store.set_rerun_pending(pending | set(resolved.record_ids))
+        return list(resolved.jobs), []
+    done = [
+        job
+        for job in resolved.jobs
+        if all(store.is_done(r) for r in job.record_ids) and not pending & set(job.record_ids)
+    ]
     done_ids = {job.job_id for job in done}
     return [job for job in resolved.jobs if job.job_id not in done_ids], done
 
@@ -173,6 +182,9 @@ def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
         store.write_log(job.job_id, outcome.log)
     if outcome.ok:
         store_result(store, outcome.result)
+        pending = store.rerun_pending()
+        if pending & set(job.record_ids):
+            store.set_rerun_pending(pending - set(job.record_ids))
         return
     if outcome.status != "failed":  # a killed or crashed process could not log why itself
         store.append_log(
@@ -297,8 +309,13 @@ def interrupted_message(interrupted: SweepInterrupted, store: RunStore, command:
     import shlex
 
     done = len(interrupted.outcome.finished) if interrupted.outcome else 0
+    # Without --rerun: the jobs a rerun finished are skipped, those it had not reached are still to redo
+    # (rerun-pending.json), so resuming never redoes finished work.
+    resume = [word for word in command if not (len(word) > 4 and "--rerun".startswith(word))]
+    redo = " and the jobs the rerun had not reached run again" if len(resume) < len(command) else ""
+    line = shlex.join([sys.executable, "-m", "harness", *resume])
     return (
         f"\ninterrupted by {signal.Signals(interrupted.signum).name}: {done} job(s) finished in this run and are "
         f"kept in {store.run_dir}; the interrupted job(s) left no record.\n"
-        f"resume with the same command (finished jobs are skipped):\n  {shlex.join([sys.executable, '-m', 'harness', *command])}"
+        f"resume with this command (finished jobs are skipped{redo}):\n  {line}"
     )
