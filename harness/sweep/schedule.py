@@ -312,10 +312,14 @@ def interrupted_message(interrupted: SweepInterrupted, store: RunStore, command:
     # Without --rerun: the jobs a rerun finished are skipped, those it had not reached are still to redo
     # (rerun-pending.json), so resuming never redoes finished work.
     resume = [word for word in command if not (len(word) > 4 and "--rerun".startswith(word))]
-    redo = " and the jobs the rerun had not reached run again" if len(resume) < len(command) else ""
+    how = (
+        "the same command (finished jobs are skipped)"
+        if resume == command
+        else "this command, without --rerun (jobs the rerun finished are skipped, those it had not reached run again)"
+    )
     line = shlex.join([sys.executable, "-m", "harness", *resume])
     return (
         f"\ninterrupted by {signal.Signals(interrupted.signum).name}: {done} job(s) finished in this run and are "
         f"kept in {store.run_dir}; the interrupted job(s) left no record.\n"
-        f"resume with this command (finished jobs are skipped{redo}):\n  {line}"
+        f"resume with {how}:\n  {line}"
     )
