@@ -71,7 +71,8 @@ NOT_SWEEP_SETTINGS = frozenset({"seed"}) | EXECUTION_ONLY
 def record_sweep_settings(record: dict) -> dict:
     """The settings a record shares with every other record of its category in one sweep (seed and
     execution-only settings left out), as one flat dict for `settings_differences`."""
-    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    settings = record.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
     machine = ((record.get("provenance") or {}).get("machine") or {}) if isinstance(record, dict) else {}
     found = {key: record.get(key) for key in ("dataset", "method", "profile", "checkpoint")}
     found["protocol"] = record.get("protocol") or "single"

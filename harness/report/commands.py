@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabulate import tabulate
 
 from harness.errors import HarnessError
+from harness.files import remove_stale_temporaries, scratch_folder
 from harness.report import check, tables
 from harness.report.build import build_report, resolve_vs
 from harness.report.model import Report
@@ -99,10 +99,12 @@ def command_report(args) -> int:
         args.layout, args.width, args.notes, args.std, args.figure_width, label_suffix=args.label is None
     )
     figures, written = None, []
+    if out.is_dir():
+        remove_stale_temporaries(out)  # the scratch folders of a killed report
     if args.plots or "html" in formats:
         from harness.report import plots
 
-        with tempfile.TemporaryDirectory() as scratch:
+        with scratch_folder(out) as scratch:
             folder = out / "plots" if args.plots else Path(scratch)
             figures = plots.make_plots(
                 report,
@@ -142,8 +144,8 @@ def command_rescore(args) -> int:
         print()
     jobs_changed = len({job for job, *_ in changes})
     print(
-        f"rescored {n_jobs} job(s) of {args.run}: {len(changes)} value(s) changed or added in {jobs_changed} record(s); "
-        "results.csv rewritten"
+        f"rescored {n_jobs} job(s) of {args.run}: {len(changes)} value(s) changed or added in {jobs_changed} "
+        "record(s); results.csv rewritten"
     )
     return 0
 
