@@ -242,6 +242,9 @@ class SyntheticAdapter(MVTecLayout):
         if root.exists() and not root.is_dir():
             raise DataError(f"{root}: not a folder; --root must be a folder to generate the synthetic data set in")
 
+    def layout_problem(self, category: str) -> str:
+        return ""  # generated in this layout on first use
+
     def category_dir(self, category: str) -> Path:
         if category in CATEGORIES:
             ensure_generated(Path(self.root))

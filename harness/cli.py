@@ -259,7 +259,7 @@ def command_run(args: argparse.Namespace) -> int:
     backend = make_backend(options.execution(), options.device)  # checks GPUs and addresses; starts nothing yet
     # Builds the model and checks the data's root: an invalid sweep stops here, before anything is written.
     # With an existing dask cluster the data may be on its workers only: the jobs check it there.
-    preflight(resolved.jobs[0], data=not options.dask_address)
+    preflight(resolved.jobs[0], data=not options.dask_address, categories=resolved.categories)
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
     with store.locked():  # one `run` per run folder at a time; another one stops here with one line
         store.prepare(

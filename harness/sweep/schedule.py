@@ -291,14 +291,16 @@ def run_sweep(
     return outcome
 
 
-def preflight(job: Job, *, data: bool = True) -> None:
+def preflight(job: Job, *, data: bool = True, categories: tuple[str, ...] = ()) -> None:
     """Check once, before anything runs or is written, what every job of the sweep needs: the data set's
-    root (with `data`), the method's settings and weights, and the checkpoint to evaluate against the
-    model. Raises HarnessError (one line) instead of letting every job fail the same way."""
+    root and the layout of `categories` (default: the job's), with `data`; then the method's settings and
+    weights, and the checkpoint to evaluate against the model. Raises HarnessError (one line) instead of
+    letting every job fail the same way."""
     from harness import datasets, methods
 
     if data:
-        datasets.create(job.dataset, job.root, **job.data_options).check_root()
+        adapter = datasets.create(job.dataset, job.root, **job.data_options)
+        adapter.check_layout(categories or job.categories or (job.category,))
     method_class = methods.get(job.method)
     method = method_class(method_class.Settings(**job.settings))
     if job.checkpoint:
