@@ -161,7 +161,8 @@ class Adapter:
         how = "; select the categories that are there with --categories" if len(missing) < len(problems) else ""
         count = f"all {len(problems)}" if len(missing) == len(problems) else f"{len(missing)} of {len(problems)}"
         raise DataError(
-            f"{self.root}: no {self.name} layout for {count} categories ({shown}): expected {problems[missing[0]]}{how}"
+            f"{self.root}: no {self.name} layout for {count} categories ({shown}): expected "
+            f"{problems[missing[0]]} in this folder{how}"
         )
 
 
