@@ -31,6 +31,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from harness.errors import DownloadError
+from harness.files import remove_stale_temporaries
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0  # seconds without a byte before a connection counts as broken
@@ -295,11 +296,13 @@ class ChecksumMismatch(DownloadError):
 
 def download_to_file(url: str, dest: str | os.PathLike, *, sha256_prefix: str | None = None, what: str = "") -> Path:
     """One transfer of `url` to `dest`, as torch.hub does it but with read timeouts: through a temporary
-    file beside `dest` that any failure removes (a stalled server included: no byte for TIMEOUT seconds
-    raises TimeoutError), the sha256 prefix checked (ChecksumMismatch), then renamed. Connection and HTTP
-    errors propagate as urllib raises them (URLError, HTTPError, OSError, HTTPException)."""
+    file beside `dest` that any failure removes (the next download removes one of a killed process), a
+    stalled server included (no byte for TIMEOUT seconds raises TimeoutError); then the sha256 prefix is
+    checked (ChecksumMismatch) and the file renamed. Connection and HTTP errors propagate as urllib raises
+    them (URLError, HTTPError, OSError, HTTPException)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest.parent)  # what a download killed outright (SIGKILL) left
     fd, temporary = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}-", suffix=".tmp", dir=dest.parent)
     try:
         digest = hashlib.sha256()

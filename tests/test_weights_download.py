@@ -136,6 +136,8 @@ def test_a_server_that_stalls_mid_transfer_times_out_and_leaves_nothing(
 ):
     """Half the file, then silence with the connection open: the download gives up after the read timeout
     (as `data fetch` does) instead of hanging, and removes what it wrote."""
+    import subprocess
+    import sys
     import time
 
     from harness import downloads
@@ -145,6 +147,10 @@ def test_a_server_that_stalls_mid_transfer_times_out_and_leaves_nothing(
     monkeypatch.delenv("HARNESS_OFFLINE", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(downloads, "TIMEOUT", 0.5)
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    cache.mkdir(parents=True)
+    (cache / f".{REAL}.{killed.pid}-k1ll3d.tmp").write_bytes(b"half")  # a download killed outright before
     with FileServer(
         {f"/torchvision/{REAL}": teacher_file}, stalls={f"/torchvision/{REAL}": len(teacher_file) // 2}
     ) as server:
