@@ -64,6 +64,8 @@ RERUN_PENDING = "rerun-pending.json"  # record ids a stopped `--rerun` had not r
 EXECUTION_ONLY = frozenset({"device", "progress", "predict_batch_size", "cache_teacher", "compile"})
 
 
+SHARED = "*"  # sweep.json's "settings" entry for what every category of the sweep shares
+
 # What tells two sweeps' records of one category apart beyond the seed: a run folder holds one sweep.
 NOT_SWEEP_SETTINGS = frozenset({"seed"}) | EXECUTION_ONLY
 
@@ -160,7 +162,8 @@ class RunStore:
 
     def prepare(self, sweep_description: dict) -> None:
         """Create the folder and save the sweep. A folder that holds a sweep of other settings (its sweep.json's
-        "settings" by category, for the categories both have) is refused before anything is written."""
+        "settings": by category, for the categories both have, and what all categories share under "*") is
+        refused before anything is written."""
         self._create()
         path = self.run_dir / "sweep.json"
         if path.is_file() and "settings" in sweep_description:
@@ -169,14 +172,17 @@ class RunStore:
                 before = read_json(path).get("settings")
             if isinstance(before, dict):
                 self._refuse_another_sweep(before, sweep_description["settings"])
+                # the folder keeps the settings of every category run into it, not only this command's
+                sweep_description = sweep_description | {"settings": before | sweep_description["settings"]}
         write_json(path, sweep_description)
 
     def _refuse_another_sweep(self, before: dict, now: dict) -> None:
         for category in [c for c in now if c in before]:
             differences = settings_differences(now[category], before[category], absent="the default")
             if differences:
+                where = "all categories" if category == SHARED else category
                 raise HarnessError(
-                    f"{self.run_dir} holds a sweep with other settings ({category}: "
+                    f"{self.run_dir} holds a sweep with other settings ({where}: "
                     f"{'; '.join(differences[:3])}, this command vs the folder's); a run folder holds one "
                     "sweep: give another --out, or leave --out out to use the folder named after these settings"
                 )

@@ -120,3 +120,27 @@ def test_a_rerun_stopped_by_sigterm_resumes_without_redoing_what_it_finished(tmp
     assert all(after[job] != stamps[job] for job in after)  # every job now comes from the rerun
     assert not list(out.glob("*rerun*"))  # nothing left to resume
     assert run_in_process(*resume[3:]) == 0 and "0 job(s) run, 3 already done" in capsys.readouterr().out
+
+
+def test_another_sweep_on_other_categories_is_refused_too(tmp_path):
+    """No category in common: the settings every category shares still tell the sweeps apart."""
+    from harness.errors import HarnessError
+    from harness.store import RunStore
+    from harness.sweep.plan import Sweep
+
+    data = make_dataset(tmp_path / "data")
+    store = RunStore(tmp_path / "run")
+
+    def prepare(category: str, epochs: int, profile: str = "demo") -> None:
+        sweep = Sweep(dataset="folder", root=str(data), categories=(category,), profile=profile)
+        sweep.overrides = {"epochs": epochs, "image_size": 64}
+        store.prepare({"settings": sweep.resolve().settings})
+
+    prepare("amber", 2)
+    with pytest.raises(HarnessError, match="epochs 1 vs 2"):
+        prepare("slate", 1)
+    with pytest.raises(HarnessError, match="backbone wide_resnet50_2 vs resnet18"):
+        prepare("slate", 2, profile="paper")
+    prepare("slate", 2)  # another category of the same sweep
+    with pytest.raises(HarnessError, match="epochs 3 vs 2"):
+        prepare("amber", 3)  # the folder still knows amber's settings

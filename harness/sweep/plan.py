@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.errors import DataError, HarnessError
 from harness.files import content_hashes
-from harness.store import EXECUTION_ONLY
+from harness.store import EXECUTION_ONLY, SHARED
 from harness.sweep import profiles
 from harness.sweep.setting_types import check_setting_types
 
@@ -313,14 +313,18 @@ class ResolvedSweep:
 
     @property
     def settings(self) -> dict[str, dict]:
-        """category (or "unified") -> what its jobs share beyond seed and data: a run folder holds one sweep's."""
+        """category (or "unified") -> what its jobs share beyond seed and data, and under SHARED what every
+        category shares (less the settings the profile sets per category): a run folder holds one sweep's."""
         apart = ("seed", "category", "categories", "data_fingerprint", "data_fingerprints")
+        per_category = set().union(*profiles.get(self.profile).category_settings.values())
         found = {}
         for job in self.jobs:
             identity = {k: v for k, v in job.identity().items() if k not in apart}
             found[job.category] = identity | {
                 "settings": {k: v for k, v in identity["settings"].items() if k != "seed"}
             }
+        first = next(iter(found.values()))
+        found[SHARED] = first | {"settings": {k: v for k, v in first["settings"].items() if k not in per_category}}
         return found
 
     @property
