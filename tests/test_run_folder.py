@@ -144,3 +144,19 @@ def test_another_sweep_on_other_categories_is_refused_too(tmp_path):
     prepare("slate", 2)  # another category of the same sweep
     with pytest.raises(HarnessError, match="epochs 3 vs 2"):
         prepare("amber", 3)  # the folder still knows amber's settings
+
+
+def test_a_rerun_asked_for_by_a_sweep_file_says_to_turn_it_off_to_resume(tmp_path, data, capsys, monkeypatch):
+    out, sweep = tmp_path / "run", tmp_path / "sweep.toml"
+    sweep.write_text("rerun = true\n")
+    args = ["run", *ONE, "--root", str(data), "--out", str(out), "--sweep", str(sweep)]
+    stored = schedule._store_outcome
+
+    def store_then_stop(store, job, outcome):
+        stored(store, job, outcome)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(schedule, "_store_outcome", store_then_stop)
+    assert run_in_process(*args) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert f"set rerun = false in {sweep}" in err, err

@@ -39,6 +39,7 @@ class SweepInterrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.outcome = outcome
+        self.rerun = False  # the stopped sweep was a --rerun
 
     @property
     def exit_code(self) -> int:
@@ -281,6 +282,7 @@ def run_sweep(
                     bar.refresh()
     except SweepInterrupted as interrupted:
         interrupted.outcome = outcome
+        interrupted.rerun = rerun
         raise
     finally:
         if bar is not None:
@@ -319,6 +321,10 @@ def interrupted_message(interrupted: SweepInterrupted, store: RunStore, command:
         if resume == command
         else "this command, without --rerun (jobs the rerun finished are skipped, those it had not reached run again)"
     )
+    if interrupted.rerun and resume == command and "--sweep" in command:
+        # the rerun came from the sweep file: as it stands, the file would make the resume redo everything
+        sweep_file = command[command.index("--sweep") + 1] if command.index("--sweep") + 1 < len(command) else ""
+        how = f"the same command once you set rerun = false in {sweep_file} (finished jobs are then skipped)"
     line = shlex.join([sys.executable, "-m", "harness", *resume])
     return (
         f"\ninterrupted by {signal.Signals(interrupted.signum).name}: {done} job(s) finished in this run and are "
