@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -142,6 +143,27 @@ class Adapter:
         and, where the layout is the same for every category, that the layout is there. Cheap: it
         reads no image. Problems of one category are left to that category's job."""
         self.root_dir()
+
+    def layout_problem(self, category: str) -> str:
+        """What the category's folders or files must be, relative to the root, when they are not there ('' when
+        they are). Cheap (folders and names only, no image read); the default expects nothing beyond `check_root`."""
+        return ""
+
+    def check_layout(self, categories: Sequence[str]) -> None:
+        """Before the weights, any job and any write: the root (`check_root`), then each category's layout
+        (`layout_problem`). One DataError for the whole sweep, naming what was expected where."""
+        self.check_root()
+        problems = {category: self.layout_problem(category) for category in categories}
+        missing = [category for category, problem in problems.items() if problem]
+        if not missing:
+            return
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        how = "; select the categories that are there with --categories" if len(missing) < len(problems) else ""
+        count = f"all {len(problems)}" if len(missing) == len(problems) else f"{len(missing)} of {len(problems)}"
+        raise DataError(
+            f"{self.root}: no {self.name} layout for {count} categories ({shown}): expected "
+            f"{problems[missing[0]]} in this folder{how}"
+        )
 
 
 def empty_training_split(where: str | Path, expected: str) -> DataError:

@@ -66,12 +66,21 @@ def folder_entries(folder: Path) -> list[Path]:
 
 
 def images_in(folder: Path) -> list[Path]:
-    """Image files directly in `folder`, sorted by name; hidden files and other files are skipped."""
-    return sorted(
-        p
-        for p in folder_entries(folder)
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )
+    """Image files directly in `folder`, sorted by name. Hidden entries and entries of other kinds (notes,
+    Thumbs.db, folders) are skipped; an entry named like an image that is not a readable file (a folder, a
+    broken or looping link) is a DataError naming it: it would otherwise drop out of the data unseen."""
+    found = []
+    for path in folder_entries(folder):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+            continue
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            raise DataError(f"{path}: named like an image but a folder (move it out of {folder})")
+        else:
+            kind = "a broken or looping link" if path.is_symlink() else "not a regular file"
+            raise DataError(f"{path}: named like an image but {kind} (remove it, or point it at an image)")
+    return sorted(found)
 
 
 def relative(path: Path, root: Path) -> str:

@@ -46,6 +46,9 @@ class FolderDataset(MVTecLayout):
             )
         return found
 
+    def layout_problem(self, category: str) -> str:
+        return ""  # its categories are the folders that have the layout
+
     def category_dir(self, category: str) -> Path:
         self.check_category(category)
         root = self.root_dir()

@@ -83,6 +83,12 @@ class MVTecLayout(FileAdapter):
                 return f" Found {child / category}: point --root at {child}."
         return f" {self.download_hint}" if self.download_hint else ""
 
+    def layout_problem(self, category: str) -> str:
+        folder = Path(self.root_dir()) / category
+        if (folder / "train" / "good").is_dir() and (folder / "test").is_dir():
+            return ""
+        return f"{category}/train/good and {category}/test"
+
     def listing(self, category: str) -> Listing:
         folder = self.category_dir(category)
         train_dir = folder / "train" / "good"

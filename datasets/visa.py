@@ -161,6 +161,21 @@ class VisA(FileAdapter):
             layout = "raw" if self.split_csv().is_file() or (root / category / "Data").is_dir() else "converted"
         return self._raw_listing(category) if layout == "raw" else self._converted_listing(category)
 
+    def layout_problem(self, category: str) -> str:
+        root = self.root_dir()
+        layout = self.options["layout"]
+        raw = f"split_csv/{self.split}.csv with {category}/Data"
+        if layout != "converted" and self.split_csv().is_file() and (root / category / "Data").is_dir():
+            return ""
+        if layout != "raw":
+            try:
+                self._converted_dir(category)
+                return ""
+            except DataError:
+                pass
+        converted = f"{category}/train/good (converted layout)"
+        return {"raw": raw, "converted": converted}.get(layout, f"{raw} (raw download), or {converted}")
+
     # raw download
 
     def _split_rows(self, path: Path) -> list[SplitRow]:

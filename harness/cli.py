@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import harness
 from harness.errors import HarnessError
@@ -44,13 +45,34 @@ def _key_values(pairs: list[str]) -> dict:
 
 
 def _positive_seconds(text: str) -> float:
+    from harness.sweep.options import MAX_JOB_TIMEOUT, valid_timeout
+
     try:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got '{text}'")
+    if not valid_timeout(value):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds up to {MAX_JOB_TIMEOUT:.0f} (30 days), got '{text}'"
+        )
     return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors are one line with a pointer to --help, not the usage block (subcommands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # found by the top-level parser: point at the help of the command they were given to
+            words = [w for w in (getattr(parsed, "command", None), getattr(parsed, "data_command", None)) if w]
+            self.exit(
+                EXIT_USAGE,
+                f"error: unrecognized arguments: {' '.join(extras)} (see `{' '.join([self.prog, *words])} --help`)\n",
+            )
+        return parsed
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -238,7 +260,7 @@ def command_run(args: argparse.Namespace) -> int:
     backend = make_backend(options.execution(), options.device)  # checks GPUs and addresses; starts nothing yet
     # Builds the model and checks the data's root: an invalid sweep stops here, before anything is written.
     # With an existing dask cluster the data may be on its workers only: the jobs check it there.
-    preflight(resolved.jobs[0], data=not options.dask_address)
+    preflight(resolved.jobs[0], data=not options.dask_address, categories=resolved.categories)
     store = RunStore(options.out or Path("results") / "runs" / resolved.name)
     with store.locked():  # one `run` per run folder at a time; another one stops here with one line
         store.prepare(
@@ -252,6 +274,7 @@ def command_run(args: argparse.Namespace) -> int:
                 "records": resolved.record_ids,
                 "data_fingerprints": resolved.data_fingerprints,
                 "execution": vars(options.execution()),
+                "settings": resolved.settings,  # a folder of another sweep's settings is refused here
             }
         )
         print(
@@ -467,7 +490,7 @@ def _add_data_parser(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m harness",
         description="Reproduce and benchmark Reverse Distillation (RD4AD) anomaly detection: train one model per "
         "category, compute exact metrics, keep every result.",

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from harness.errors import DownloadError
+from harness.files import remove_stale_temporaries
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0  # seconds without a byte before a connection counts as broken
@@ -285,6 +287,39 @@ def fetch_file(
             f"{remote.name} from {url}: {size} bytes, the published size is {remote.size}; the file was deleted"
         )
     os.replace(part, dest)
+    return dest
+
+
+class ChecksumMismatch(DownloadError):
+    """A download completed but its bytes are not the ones expected."""
+
+
+def download_to_file(url: str, dest: str | os.PathLike, *, sha256_prefix: str | None = None, what: str = "") -> Path:
+    """One transfer of `url` to `dest`, as torch.hub does it but with read timeouts: through a temporary
+    file beside `dest` that any failure removes (the next download removes one of a killed process), a
+    stalled server included (no byte for TIMEOUT seconds raises TimeoutError); then the sha256 prefix is
+    checked (ChecksumMismatch) and the file renamed. Connection and HTTP errors propagate as urllib raises
+    them (URLError, HTTPError, OSError, HTTPException)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest.parent)  # what a download killed outright (SIGKILL) left
+    fd, temporary = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}-", suffix=".tmp", dir=dest.parent)
+    try:
+        digest = hashlib.sha256()
+        request = Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+        with os.fdopen(fd, "wb") as out, urlopen(request, timeout=TIMEOUT) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with _progress(total, 0, what or dest.name, True) as bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
+            raise ChecksumMismatch(f"{url}: sha256 {digest.hexdigest()}, expected {sha256_prefix}...")
+        os.replace(temporary, dest)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
     return dest
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -69,9 +70,16 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def scratch_folder(parent: str | os.PathLike, what: str = "scratch") -> tempfile.TemporaryDirectory:
+    """A temporary folder in `parent`, named like an atomic write's temporary file (".<what>.<pid>-<random>.tmp")
+    so that `remove_stale_temporaries` removes it when the process that made it is killed."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=f".{what}.{os.getpid()}-", suffix=".tmp", dir=parent)
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files of atomic writes under `folder` whose writer is gone (killed mid-write);
-    a live process's write in progress is left alone. Returns what was deleted."""
+    """Delete the temporary files (and `scratch_folder`s) under `folder` whose writer is gone (killed
+    mid-write); a live process's write in progress is left alone. Returns what was deleted."""
     removed = []
     for path in sorted(Path(folder).rglob(".*.tmp")):
         match = _TEMPORARY.match(path.name)
@@ -80,7 +88,10 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
                 stale = not _process_alive(int(match["pid"]))
             else:
                 stale = time.time() - path.stat().st_mtime > _OLD_TEMPORARY_AGE
-            if stale and path.is_file():
+            if stale and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+                removed.append(path)
+            elif stale and path.is_file():
                 path.unlink()
                 removed.append(path)
         except OSError:

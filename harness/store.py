@@ -4,6 +4,7 @@ results/runs/<run>/
   sweep.json                     the sweep as resolved (with each category's data fingerprint)
   .lock                          flock held by the `run` using the folder (one at a time)
   superseded/<job-id>/           job folders of jobs whose data changed since they ran
+  rerun-pending.json             jobs a stopped `run --rerun` had not redone: the next `run` redoes them
   results.csv                    one row per finished job (aggregated from the records)
   jobs/<job-id>/config.json      the job's resolved configuration (written when the sweep starts)
   jobs/<job-id>/predictions.npz  scores, labels, maps (as evaluated), packed masks, paths
@@ -59,11 +60,66 @@ LOG = "log.txt"
 RESULTS_CSV = "results.csv"
 LOCK = ".lock"  # held (flock) by the `run` using the folder; the kernel releases it when that process dies
 SUPERSEDED = "superseded"  # jobs/<id> folders of jobs that ran on data that have changed since
+RERUN_PENDING = "rerun-pending.json"  # record ids a stopped `--rerun` had not redone: not done until redone
 
 # Settings that change how fast a job runs or what it prints, never its results: kept out of job ids
 # (so a sweep resumed on another device or with another inference batch size finds its finished
 # jobs) and out of the protocol differences that reports point out.
 EXECUTION_ONLY = frozenset({"device", "progress", "predict_batch_size", "cache_teacher", "compile"})
+
+
+SHARED = "*"  # sweep.json's "settings" entry for what every category of the sweep shares
+
+# What tells two sweeps' records of one category apart beyond the seed: a run folder holds one sweep.
+NOT_SWEEP_SETTINGS = frozenset({"seed"}) | EXECUTION_ONLY
+
+
+def record_sweep_settings(record: dict) -> dict:
+    """The settings a record shares with every other record of its category in one sweep (seed and
+    execution-only settings left out), as one flat dict for `settings_differences`."""
+    settings = record.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
+    machine = ((record.get("provenance") or {}).get("machine") or {}) if isinstance(record, dict) else {}
+    found = {key: record.get(key) for key in ("dataset", "method", "profile", "checkpoint")}
+    found["protocol"] = record.get("protocol") or "single"
+    found["numerics"] = machine.get("numerics", "native") if isinstance(machine, dict) else "native"
+    found["checkpoint_sha256"] = (record.get("model") or {}).get("checkpoint_sha256")
+    return found | {k: v for k, v in settings.items() if k not in NOT_SWEEP_SETTINGS}
+
+
+def settings_differences(first: dict, second: dict, *, absent: str = "unset") -> list[str]:
+    """'key A vs B' for every key whose values differ between two flat settings dicts (nested dicts by
+    their dotted keys), in `first`'s order."""
+    lines = []
+    for key in dict.fromkeys([*first, *second]):
+        a, b = first.get(key, absent), second.get(key, absent)
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += [f"{key}.{line}" for line in settings_differences(a, b, absent=absent)]
+        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            lines.append(f"{key} {_shown(a)} vs {_shown(b)}")
+    return lines
+
+
+def _shown(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def check_one_sweep(run_dir: str | Path, records: list[dict]) -> None:
+    """HarnessError (one line) when records of one category differ in more than seed and execution-only
+    settings: two sweeps were written into one run folder, and their mean would mean nothing."""
+    first_of: dict[str, dict] = {}
+    for record in records:
+        category = str(record.get("category"))
+        if category not in first_of:
+            first_of[category] = record
+            continue
+        differences = settings_differences(record_sweep_settings(first_of[category]), record_sweep_settings(record))
+        if differences:
+            raise HarnessError(
+                f"{run_dir}: its records come from more than one sweep ({category}: "
+                f"{'; '.join(differences[:3])}, in {first_of[category].get('job_id')} and {record.get('job_id')}); "
+                "a run folder holds one sweep's settings: move one sweep's job folders to a run folder of its own"
+            )
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -114,9 +170,31 @@ class RunStore:
             raise HarnessError(f"{self.run_dir}: cannot write the output folder ({error.strerror or error})") from None
 
     def prepare(self, sweep_description: dict) -> None:
-        """Create the folder and save the sweep."""
+        """Create the folder and save the sweep. A folder that holds a sweep of other settings (its sweep.json's
+        "settings": by category, for the categories both have, and what all categories share under "*") is
+        refused before anything is written."""
         self._create()
-        write_json(self.run_dir / "sweep.json", sweep_description)
+        path = self.run_dir / "sweep.json"
+        if path.is_file() and "settings" in sweep_description:
+            before = None
+            with contextlib.suppress(HarnessError):  # an unreadable sweep.json is rewritten
+                before = read_json(path).get("settings")
+            if isinstance(before, dict):
+                self._refuse_another_sweep(before, sweep_description["settings"])
+                # the folder keeps the settings of every category run into it, not only this command's
+                sweep_description = sweep_description | {"settings": before | sweep_description["settings"]}
+        write_json(path, sweep_description)
+
+    def _refuse_another_sweep(self, before: dict, now: dict) -> None:
+        for category in [c for c in now if c in before]:
+            differences = settings_differences(now[category], before[category], absent="the default")
+            if differences:
+                where = "all categories" if category == SHARED else category
+                raise HarnessError(
+                    f"{self.run_dir} holds a sweep with other settings ({where}: "
+                    f"{'; '.join(differences[:3])}, this command vs the folder's); a run folder holds one "
+                    "sweep: give another --out, or leave --out out to use the folder named after these settings"
+                )
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -171,6 +249,24 @@ class RunStore:
 
     def is_done(self, job_id: str) -> bool:
         return (self.job_dir(job_id) / RECORD).is_file()
+
+    def rerun_pending(self) -> set[str]:
+        """Record ids that a `--rerun` set out to redo and has not yet: their old records do not count as done."""
+        path = self.run_dir / RERUN_PENDING
+        if not path.is_file():
+            return set()
+        with contextlib.suppress(HarnessError):
+            pending = read_json(path).get("records")
+            if isinstance(pending, list):
+                return {str(record_id) for record_id in pending}
+        return set()
+
+    def set_rerun_pending(self, record_ids: set[str]) -> None:
+        path = self.run_dir / RERUN_PENDING
+        if record_ids:
+            write_json(path, {"records": sorted(record_ids)})
+        else:
+            path.unlink(missing_ok=True)
 
     def write_config(self, job_id: str, config: dict) -> None:
         write_json(self.job_dir(job_id) / CONFIG, config)

@@ -2,7 +2,7 @@
 official checkpoint format {'bn': bottleneck state_dict, 'decoder': decoder state_dict}.
 
 ImageNet weights are read from torchvision's cache (torch.hub.get_dir()/checkpoints). A missing file is
-downloaded from torchvision's URL (or $HARNESS_MIRROR/torchvision/<file>), checked against the sha256
+downloaded from torchvision's URL (or $HARNESS_MIRROR/torchvision/<file>) with read timeouts, checked against the sha256
 prefix in its name as torchvision does, only in a process that permits downloads
 (harness.downloads.permit_downloads: `python -m harness run`, before any job starts) and never offline.
 """
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torchvision import models
 
+from harness import downloads
 from harness.downloads import downloads_permitted, mirror_url, offline
 from harness.errors import CheckpointError
 from harness.methods.rd_networks import BACKBONES, OneClassBottleneck, StudentDecoder, is_teacher_key
@@ -60,14 +61,17 @@ def download_imagenet_weights(backbone: str) -> Path:
     print(f"downloading ImageNet weights for {backbone}: {url} -> {path}", file=sys.stderr)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=True)
-    except RuntimeError as error:  # torch.hub's hash check
-        if "hash" not in str(error):
-            raise
+        downloads.download_to_file(url, path, sha256_prefix=prefix, what=f"ImageNet weights for {backbone}")
+    except downloads.ChecksumMismatch:
         raise CheckpointError(
             f"the download of {name} from {url} does not have the sha256 its name promises "
             f"({prefix}...): incomplete or corrupt, nothing was kept; run again, or "
             f"{advice}"
+        ) from None
+    except TimeoutError:  # a server that stalls mid-transfer must not hang the run
+        raise CheckpointError(
+            f"cannot download ImageNet weights for {backbone} from {url} (the server sent nothing for "
+            f"{downloads.TIMEOUT:g} s); nothing was kept: run again, or {advice}"
         ) from None
     except (OSError, HTTPException, ValueError) as error:
         raise CheckpointError(

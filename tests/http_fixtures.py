@@ -42,6 +42,7 @@ class FileServer:
     files: dict[str, bytes] = field(default_factory=dict)
     drops: dict[str, Drop] = field(default_factory=dict)
     no_range: set[str] = field(default_factory=set)
+    stalls: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before the server goes silent
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
 
     def __enter__(self) -> Self:
@@ -80,6 +81,11 @@ class FileServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "none" if path in server.no_range else "bytes")
                 self.end_headers()
+                if path in server.stalls:  # half a file, then silence with the connection open
+                    self.wfile.write(body[: server.stalls[path]])
+                    self.wfile.flush()
+                    server._stop.wait(60)
+                    return
                 drop = server.drops.get(path)
                 if drop and drop.times > 0:
                     drop.times -= 1
@@ -90,6 +96,7 @@ class FileServer:
                     return
                 self.wfile.write(body)
 
+        self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -97,6 +104,7 @@ class FileServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop.set()
         self._server.shutdown()
         self._server.server_close()
 

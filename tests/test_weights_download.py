@@ -129,3 +129,40 @@ def test_only_a_process_that_permits_downloads_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_MIRROR", "http://127.0.0.1:9")  # nothing listens there; never asked
     with pytest.raises(CheckpointError, match="only `python -m harness run` downloads it, before any job starts"):
         ReverseDistillation(RDSettings(backbone="resnet18", weights="imagenet", image_size=32, device="cpu"))
+
+
+def test_a_server_that_stalls_mid_transfer_times_out_and_leaves_nothing(
+    tmp_path, setup, teacher_file, monkeypatch, capsys
+):
+    """Half the file, then silence with the connection open: the download gives up after the read timeout
+    (as `data fetch` does) instead of hanging, and removes what it wrote."""
+    import subprocess
+    import sys
+    import time
+
+    from harness import downloads
+    from harness.cli import main
+
+    data, cache, _ = setup
+    monkeypatch.delenv("HARNESS_OFFLINE", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(downloads, "TIMEOUT", 0.5)
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    cache.mkdir(parents=True)
+    (cache / f".{REAL}.{killed.pid}-k1ll3d.tmp").write_bytes(b"half")  # a download killed outright before
+    with FileServer(
+        {f"/torchvision/{REAL}": teacher_file}, stalls={f"/torchvision/{REAL}": len(teacher_file) // 2}
+    ) as server:
+        monkeypatch.setenv("HARNESS_MIRROR", server.url)
+        started = time.monotonic()
+        code = main(["run", *QUICK, "--root", str(data), "--out", str(tmp_path / "run")])
+        elapsed = time.monotonic() - started
+    message = last_line(capsys.readouterr().err)
+    assert code == 2 and elapsed < 20
+    assert message.startswith(
+        f"error: cannot download ImageNet weights for resnet18 from {server.url}/torchvision/{REAL}"
+    )
+    assert "sent nothing for 0.5 s" in message and "nothing was kept" in message
+    assert checkpoints(cache) == []  # no final file, no temporary one
+    assert not (tmp_path / "run").exists()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabulate import tabulate
 
 from harness.errors import HarnessError
+from harness.files import remove_stale_temporaries, scratch_folder
 from harness.report import check, tables
 from harness.report.build import build_report, resolve_vs
 from harness.report.model import Report
@@ -99,10 +99,12 @@ def command_report(args) -> int:
         args.layout, args.width, args.notes, args.std, args.figure_width, label_suffix=args.label is None
     )
     figures, written = None, []
+    if out.is_dir():
+        remove_stale_temporaries(out)  # the scratch folders of a killed report
     if args.plots or "html" in formats:
         from harness.report import plots
 
-        with tempfile.TemporaryDirectory() as scratch:
+        with scratch_folder(out) as scratch:
             folder = out / "plots" if args.plots else Path(scratch)
             figures = plots.make_plots(
                 report,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.store import CONFIG, PREDICTIONS, RECORD, read_json, record_set_complete
+from harness.store import CONFIG, PREDICTIONS, RECORD, check_one_sweep, read_json, record_set_complete
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ def finished_jobs(run_dir: str | Path) -> list[FinishedJob]:
     jobs = [job for job in jobs if record_set_complete(job.record, run_dir / "jobs")]
     if not jobs:
         raise HarnessError(f"{run_dir}: no finished jobs (a unified job's records are still incomplete)")
+    check_one_sweep(run_dir, [job.record for job in jobs])
     return jobs
 
 

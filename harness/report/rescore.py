@@ -49,6 +49,7 @@ def rescore(
         raise HarnessError(f"{run_dir}: no predictions.npz for job(s) {', '.join(missing)}: they cannot be rescored")
     # The run folder's lock: a `run` still writing this folder would otherwise race the rewritten records.
     with RunStore(run_dir).locked():
+        RunStore(run_dir).remove_stale_temporaries()  # what a killed rescore (or run) left
         changes = []
         for job in jobs:
             record = job.record

@@ -6,6 +6,7 @@ Everything here is checked before any job starts: conflicting flags are one clea
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
@@ -44,6 +45,9 @@ OPTION_KINDS: dict[str, str] = {
     "settings": "table",
     "data_options": "table",
 }
+# Longest --job-timeout: a finite limit that sweep.json (strict JSON) and every backend's deadline can hold
+MAX_JOB_TIMEOUT = 30 * 24 * 3600.0
+
 # The options that are method settings (they override the profile; a sweep file may also put them in [settings])
 SETTING_KEYS = ("backbone", "weights", "image_size", "epochs", "batch_size", "device", "precision", "deterministic")
 
@@ -102,8 +106,11 @@ class RunOptions:
                 f"{'--jobs' if self.jobs is not None else gpus} is for a local dask cluster; the "
                 "cluster at --dask-address has its own workers (give them --resources GPU=1)"
             )
-        if self.job_timeout is not None and not self.job_timeout > 0:
-            raise HarnessError(f"--job-timeout must be a positive number of seconds, got {self.job_timeout}")
+        if self.job_timeout is not None and not valid_timeout(self.job_timeout):
+            raise HarnessError(
+                f"--job-timeout must be a positive number of seconds up to {MAX_JOB_TIMEOUT:.0f} (30 days), "
+                f"got {self.job_timeout:g}"
+            )
         if self.backend == "dask" and importlib.util.find_spec("distributed") is None:
             raise HarnessError(DASK_INSTALL_HINT)
 
@@ -138,6 +145,10 @@ class RunOptions:
     @property
     def device(self) -> str:
         return str(self.settings.get("device") or "auto")
+
+
+def valid_timeout(seconds: float) -> bool:
+    return math.isfinite(seconds) and 0 < seconds <= MAX_JOB_TIMEOUT
 
 
 def merge_options(from_file: dict, from_flags: dict) -> RunOptions:

@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import DataError, HarnessError
-from harness.store import EXECUTION_ONLY
+from harness.files import content_hashes
+from harness.store import EXECUTION_ONLY, SHARED
 from harness.sweep import profiles
+from harness.sweep.setting_types import check_setting_types
 
 # "single": one model per category (the RD4AD paper's protocol); "unified": one model per seed trained on the
 # training images of every selected category together, evaluated on each category's test set (UniAD, ADer).
 PROTOCOLS = ("single", "unified")
 UNIFIED = "unified"
+# Seeds that every random generator a job seeds accepts (numpy takes no negative seed, torch none above 64 bits)
+SEED_RANGE = (0, 2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,13 @@ class Job:
     protocol: str = "single"
     categories: tuple[str, ...] = ()
     data_fingerprints: dict = field(default_factory=dict)
+    checkpoint_sha256: str = ""  # the content of `checkpoint` (its path alone would not tell two files apart)
 
     def identity(self) -> dict:
         """The part of the configuration that determines the results: the data by content, not by location."""
         settings = {k: v for k, v in sorted(self.settings.items()) if k not in EXECUTION_ONLY}
         if self.protocol == UNIFIED:
-            return unified_identity(self, settings)
+            return unified_identity(self, settings) | self._checkpoint_content()
         return {
             "dataset": self.dataset,
             "category": self.category,
@@ -62,7 +67,11 @@ class Job:
             "data_options": {k: v for k, v in sorted(self.data_options.items()) if k != "cache"},
             "data_fingerprint": self.data_fingerprint,
             "numerics": self.numerics,
-        }
+        } | self._checkpoint_content()
+
+    def _checkpoint_content(self) -> dict:
+        # only where there is a checkpoint, so that the ids of trained jobs stay what they were
+        return {"checkpoint_sha256": self.checkpoint_sha256} if self.checkpoint else {}
 
     @property
     def digest(self) -> str:
@@ -140,6 +149,7 @@ class Sweep:
             raise HarnessError(
                 f"method '{method_name}' has no setting(s) {', '.join(unknown)}; it has: {', '.join(sorted(known))}"
             )
+        overrides = check_setting_types(method_name, method_class.Settings, self.overrides)
         available = adapter.categories
         categories = self.categories or available
         missing = [c for c in categories if c not in available]
@@ -153,11 +163,18 @@ class Sweep:
             raise HarnessError(f"unknown metric '{bad[0]}'; known metrics: {', '.join(METRICS)}")
         if self.checkpoint and not Path(self.checkpoint).is_file():
             raise HarnessError(f"{self.checkpoint}: checkpoint file not found")
+        # a checkpoint is known by its content: another file under the same name makes other jobs
+        checkpoint_sha256 = content_hashes([self.checkpoint])[Path(self.checkpoint)] if self.checkpoint else ""
         protocol = self.protocol or profile.protocol
         if protocol not in PROTOCOLS:
             raise HarnessError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
 
         seeds = self.seeds or profile.seeds
+        wild = [seed for seed in seeds if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]]
+        if wild:
+            raise HarnessError(
+                f"seed {wild[0]} is out of range: seeds are integers from {SEED_RANGE[0]} to {SEED_RANGE[1]}"
+            )
         for what, values in (("category", categories), ("seed", seeds), ("metric", metrics)):
             twice = [v for v in dict.fromkeys(values) if list(values).count(v) > 1]
             if twice:
@@ -168,9 +185,7 @@ class Sweep:
         jobs = []
         for category in categories:
             for seed in seeds:
-                settings = dataclasses.asdict(
-                    method_class.Settings(**(profile.settings_for(category) | self.overrides))
-                )
+                settings = dataclasses.asdict(method_class.Settings(**(profile.settings_for(category) | overrides)))
                 if "seed" in settings:
                     settings["seed"] = seed
                 if self.checkpoint:  # the model is loaded, not trained: no epochs to claim or to tell jobs apart by
@@ -192,6 +207,7 @@ class Sweep:
                         self.save_checkpoints,
                         fingerprints[category],
                         "portable" if self.portable else "native",
+                        checkpoint_sha256=checkpoint_sha256,
                     )
                 )
         if protocol == UNIFIED:
@@ -293,6 +309,22 @@ class ResolvedSweep:
         found: dict[str, str] = {}
         for job in self.jobs:
             found.update(job.data_fingerprints if job.protocol == UNIFIED else {job.category: job.data_fingerprint})
+        return found
+
+    @property
+    def settings(self) -> dict[str, dict]:
+        """category (or "unified") -> what its jobs share beyond seed and data, and under SHARED what every
+        category shares (less the settings the profile sets per category): a run folder holds one sweep's."""
+        apart = ("seed", "category", "categories", "data_fingerprint", "data_fingerprints")
+        per_category = set().union(*profiles.get(self.profile).category_settings.values())
+        found = {}
+        for job in self.jobs:
+            identity = {k: v for k, v in job.identity().items() if k not in apart}
+            found[job.category] = identity | {
+                "settings": {k: v for k, v in identity["settings"].items() if k != "seed"}
+            }
+        first = next(iter(found.values()))
+        found[SHARED] = first | {"settings": {k: v for k, v in first["settings"].items() if k not in per_category}}
         return found
 
     @property

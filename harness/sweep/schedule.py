@@ -39,6 +39,7 @@ class SweepInterrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.outcome = outcome
+        self.rerun = False  # the stopped sweep was a --rerun
 
     @property
     def exit_code(self) -> int:
@@ -95,9 +96,18 @@ def describe_metrics(record: dict, names: tuple[str, ...]) -> str:
 
 
 def jobs_to_run(resolved: ResolvedSweep, store: RunStore, rerun: bool) -> tuple[list[Job], list[Job]]:
-    """(to run, already done): a job is done iff its record exists (a unified job's: all of them); `rerun`
-    runs every job again."""
-    done = [] if rerun else [job for job in resolved.jobs if all(store.is_done(r) for r in job.record_ids)]
+    """(to run, already done): a job is done iff its record exists (a unified job's: all of them) and no
+    stopped `--rerun` still has to redo it; `rerun` runs every job again and notes them until each is redone,
+    so that a rerun stopped halfway resumes without it."""
+    pending = store.rerun_pending()
+    if rerun:
+        store.set_rerun_pending(pending | set(resolved.record_ids))
+        return list(resolved.jobs), []
+    done = [
+        job
+        for job in resolved.jobs
+        if all(store.is_done(r) for r in job.record_ids) and not pending & set(job.record_ids)
+    ]
     done_ids = {job.job_id for job in done}
     return [job for job in resolved.jobs if job.job_id not in done_ids], done
 
@@ -174,6 +184,9 @@ def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
     if outcome.ok:
         assert outcome.result is not None  # ok means a result
         store_result(store, outcome.result)
+        pending = store.rerun_pending()
+        if pending & set(job.record_ids):
+            store.set_rerun_pending(pending - set(job.record_ids))
         return
     if outcome.status != "failed":  # a killed or crashed process could not log why itself
         store.append_log(
@@ -271,6 +284,7 @@ def run_sweep(
                     bar.refresh()
     except SweepInterrupted as interrupted:
         interrupted.outcome = outcome
+        interrupted.rerun = rerun
         raise
     finally:
         if bar is not None:
@@ -281,14 +295,16 @@ def run_sweep(
     return outcome
 
 
-def preflight(job: Job, *, data: bool = True) -> None:
+def preflight(job: Job, *, data: bool = True, categories: tuple[str, ...] = ()) -> None:
     """Check once, before anything runs or is written, what every job of the sweep needs: the data set's
-    root (with `data`), the method's settings and weights, and the checkpoint to evaluate against the
-    model. Raises HarnessError (one line) instead of letting every job fail the same way."""
+    root and the layout of `categories` (default: the job's), with `data`; then the method's settings and
+    weights, and the checkpoint to evaluate against the model. Raises HarnessError (one line) instead of
+    letting every job fail the same way."""
     from harness import datasets, methods
 
     if data:
-        datasets.create(job.dataset, job.root, **job.data_options).check_root()
+        adapter = datasets.create(job.dataset, job.root, **job.data_options)
+        adapter.check_layout(categories or job.categories or (job.category,))
     method_class = methods.get(job.method)
     method = method_class(method_class.Settings(**job.settings))
     if job.checkpoint:
@@ -299,9 +315,21 @@ def interrupted_message(interrupted: SweepInterrupted, store: RunStore, command:
     import shlex
 
     done = len(interrupted.outcome.finished) if interrupted.outcome else 0
+    # Without --rerun: the jobs a rerun finished are skipped, those it had not reached are still to redo
+    # (rerun-pending.json), so resuming never redoes finished work.
+    resume = [word for word in command if not (len(word) > 4 and "--rerun".startswith(word))]
+    how = (
+        "the same command (finished jobs are skipped)"
+        if resume == command
+        else "this command, without --rerun (jobs the rerun finished are skipped, those it had not reached run again)"
+    )
+    if interrupted.rerun and resume == command and "--sweep" in command:
+        # the rerun came from the sweep file: as it stands, the file would make the resume redo everything
+        sweep_file = command[command.index("--sweep") + 1] if command.index("--sweep") + 1 < len(command) else ""
+        how = f"the same command once you set rerun = false in {sweep_file} (finished jobs are then skipped)"
+    line = shlex.join([sys.executable, "-m", "harness", *resume])
     return (
         f"\ninterrupted by {signal.Signals(interrupted.signum).name}: {done} job(s) finished in this run and are "
         f"kept in {store.run_dir}; the interrupted job(s) left no record.\n"
-        "resume with the same command (finished jobs are skipped):\n"
-        f"  {shlex.join([sys.executable, '-m', 'harness', *command])}"
+        f"resume with {how}:\n  {line}"
     )

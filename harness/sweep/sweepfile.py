@@ -27,8 +27,8 @@ import tomllib
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.sweep.options import MAX_JOB_TIMEOUT, SETTING_KEYS, valid_timeout
 from harness.sweep.options import OPTION_KINDS as KEYS
-from harness.sweep.options import SETTING_KEYS
 
 ALIASES = {"overrides": "settings", "data_option": "data_options", "sweep": None}
 EXPECTED = {
@@ -36,7 +36,7 @@ EXPECTED = {
     "names": "a list of strings (or one comma-separated string)",
     "integers": "a list of integers (or one integer)",
     "count": "a positive integer",
-    "seconds": "a positive number of seconds",
+    "seconds": f"a positive number of seconds up to {MAX_JOB_TIMEOUT:.0f} (30 days)",
     "switch": "true or false",
     "table": "a table ([name] section)",
 }
@@ -75,7 +75,7 @@ def _check(source: str, key: str, value, kind: str):
             raise bad()
         return value
     if kind == "seconds":
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not valid_timeout(float(value)):
             raise bad()
         return float(value)
     if kind == "switch":
