@@ -216,6 +216,7 @@ def run_options(args: argparse.Namespace):
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from harness.report.order import ordered
     from harness.report.summary import summary_table
     from harness.store import RunStore
     from harness.sweep.backends import make_backend
@@ -254,7 +255,8 @@ def command_run(args: argparse.Namespace) -> int:
             }
         )
         print(
-            f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
+            f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} "
+            f"[{', '.join(ordered(resolved.sweep.dataset, resolved.categories))}], "
             f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
             f"protocol {resolved.protocol}; backend {options.backend}"
         )
