@@ -94,6 +94,9 @@ def command_report(args) -> int:
         bold=args.bold,
         selected_on_test=args.selected_on_test,
     )
+    for side in report.sides:
+        if side.kind == "run" and side.progress is not None and not side.progress.complete:
+            print(f"warning: {side.path} is incomplete: {side.progress.describe()}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
     rendering = Rendering(
         args.layout, args.width, args.notes, args.std, args.figure_width, label_suffix=args.label is None

@@ -115,11 +115,21 @@ def csv_text(report: Report) -> str:
             "definition",
             "label",
             "categories",
+            "jobs_finished",
+            "jobs_planned",
+            "jobs_missing",
         ]
     )
 
     def number(x):
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(round(float(x), 8))
+
+    def progress(side) -> list:
+        """A run's finished and planned jobs, and the missing ones (space-separated); empty without a plan."""
+        if side.kind == "reference" or side.progress is None:
+            return ["", "", ""]
+        p = side.progress
+        return [len(set(p.finished) & set(p.planned)), len(p.planned), " ".join(p.missing)]
 
     for category in report.rows:
         for metric in report.metrics:
@@ -143,6 +153,7 @@ def csv_text(report: Report) -> str:
                         side.definitions.get(metric, ""),
                         side.tag,
                         "" if cell.covers is None else cell.covers,
+                        *progress(side),
                     ]
                 )
     return buffer.getvalue()
