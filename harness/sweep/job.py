@@ -398,8 +398,9 @@ SELECTION_METRICS = (("image_auroc",), ("pixel_auroc",), ("pro_rd4ad", "au_pro")
 
 def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, every: int) -> dict | None:
     """The epoch the official RD++ script would report: the best mean of I-AUROC, P-AUROC and PRO
-    (those the job computes) over the test-set evaluations (interim ones and the last epoch's); the
-    earliest such epoch on ties, as its strict `>` does. None when the job computes none of the three.
+    (those the job computes, each rounded to 4 decimals as it does) over the test-set evaluations
+    (interim ones and the last epoch's); the earliest such epoch on ties, as its strict `>` does. None
+    when the job computes none of the three.
 
     Model selection on the test set: recorded beside the reported (last-epoch) values, never instead.
     """
@@ -415,7 +416,8 @@ def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, eve
         return None
     best_epoch, best = None, -math.inf
     for epoch in sorted(evaluations):
-        score = sum(evaluations[epoch][m] for m in used) / len(used)
+        # the official script rounds each metric to 4 decimals before averaging: closer epochs tie
+        score = sum(round(evaluations[epoch][m], 4) for m in used) / len(used)
         if score > best:
             best_epoch, best = epoch, score
     cadence = (
@@ -495,7 +497,8 @@ def failure_message(error: BaseException, job: Job) -> str:
     if not _out_of_memory(error):
         return message
     frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
-    # the job path's own frame (_compute or _compute_unified; the numerics wrapper sits above it), then the step it called
+    # the job path's own frame (_compute or _compute_unified; the numerics wrapper sits above it),
+    # then the step it called
     path = [i for i, name in enumerate(frames[:-1]) if name in ("_compute", "_compute_unified")]
     step = _STEPS.get(frames[path[-1] + 1]) if path else None
     memory = "GPU memory" if "CUDA" in str(error) or type(error).__module__.startswith("torch.cuda") else "memory (RAM)"
