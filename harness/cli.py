@@ -244,7 +244,8 @@ def command_run(args: argparse.Namespace) -> int:
     from harness.sweep.schedule import SweepInterrupted, interrupted_message, preflight, run_sweep
 
     options = run_options(args)
-    name = run_folder_name(args.run_name, options.out) if args.run_name is not None else None
+    name = getattr(args, "run_name", None)
+    name = run_folder_name(name, options.out) if name is not None else None
     if options.portable:
         from harness.sweep import numerics
 
