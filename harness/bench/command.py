@@ -118,7 +118,7 @@ def command_bench(args: argparse.Namespace) -> int:
     settings, profile, method = model_settings(args)
     model_sections = bool({"train", "infer", "versus", "phases"} & set(sections))
     device = resolve_device(settings.device) if model_sections else None
-    if "versus" in sections and device.type != "cpu":
+    if "versus" in sections and device is not None and device.type != "cpu":
         raise HarnessError("bench official runs on the CPU only (--device cpu)")
     timed_model = "train" in sections or "infer" in sections
     counts = estimate.split_counts(args.dataset, args.root) if args.dataset and timed_model else None
@@ -129,7 +129,7 @@ def command_bench(args: argparse.Namespace) -> int:
         if args.epochs or not counts
         else {c: o["epochs"] for c, o in profile.category_settings.items() if c in counts[0] and "epochs" in o}
     )
-    if protocol == "unified" and category_epochs:  # refused before anything is measured
+    if protocol == "unified" and category_epochs and counts:  # refused before anything is measured
         estimate.unified_epochs(counts[0], settings.epochs, category_epochs)
     source = (
         data_speed.data_source(args.dataset or "synthetic", args.root, args.category) if "data" in sections else None
@@ -184,22 +184,22 @@ def command_bench(args: argparse.Namespace) -> int:
                 model_speed.format_model_table(result["setup"], result.get("train"), result.get("infer"))
                 + f"\nCPU numerics: {result['numerics']}"
             )
-    if "data" in sections:
+    if source is not None:  # the data section
         result["data"] = data_speed.bench_data(source, settings.image_size)
         blocks.append(data_speed.format_bench_data(result["data"]))
     if "metrics" in sections:
         result["metrics"] = metric_speed.bench_metrics(args.n_images, args.size, repeats=args.repeats)
         blocks.append(metric_speed.format_bench_metrics(result["metrics"]))
     if counts:
-        counts, counted = counts
+        per_category, counted = counts
         size = settings.image_size
         # the teacher cache holds one model's training images: a category's, or all of them (unified)
-        cached_images = (sum if protocol == "unified" else max)(n for n, _ in counts.values())
+        cached_images = (sum if protocol == "unified" else max)(n for n, _ in per_category.values())
         needed = cache_bytes(settings.backbone, cached_images, size, size, settings.teacher_cache_dtype)
         plan = plan_cache(settings.cache_teacher, needed, device)
         data = result.get("data") if result.get("data", {}).get("dataset") == args.dataset else None
         sweep_estimate = estimate.estimate_sweep(
-            counts,
+            per_category,
             epochs=settings.epochs,
             seeds=len(profile.seeds),
             cache_used=plan.use,
@@ -219,7 +219,7 @@ def command_bench(args: argparse.Namespace) -> int:
         header = (
             f"sweep estimate: {args.dataset} ({counted}), method {method}, profile {profile.name} "
             f"({settings.backbone}, {size} px, {estimate.epochs_text(sweep_estimate)}, batch {settings.batch_size}), "
-            f"{len(counts)} categories x "
+            f"{len(per_category)} categories x "
             f"{len(profile.seeds)} seed(s), protocol {protocol}, on {device}; teacher cache "
             f"{'on' if plan.use else 'off'}: {plan.reason}"
         )

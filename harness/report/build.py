@@ -79,12 +79,12 @@ def selected_side(key: str, run: Side) -> Side | None:
         chosen = record.get("selected_on_test")
         if not isinstance(chosen, dict) or not isinstance(chosen.get("metrics"), dict):
             continue
-        metrics = {
+        values = {
             name: metric | {"value": chosen["metrics"].get(name)}
             for name, metric in record["metrics"].items()
             if name in chosen["metrics"]
         }
-        records.append(record | {"metrics": metrics})
+        records.append(record | {"metrics": values})
     if not records:
         return None
     metrics = list(dict.fromkeys(m for r in records for m in r["metrics"]))
@@ -168,7 +168,8 @@ def reference_side(
     each group mean row (`groups`: row -> categories) likewise, when it publishes every category of the group."""
     rows = reference.for_dataset(dataset)
     cells = {(row.category, row.metric): Cell(row.value) for row in rows}
-    definitions, standard = {}, {}
+    definitions: dict[str, str] = {}
+    standard: dict[str, bool] = {}
     for row in rows:
         definitions.setdefault(row.metric, row.metric_definition)
         standard[row.metric] = standard.get(row.metric, True) and row.standard
@@ -202,10 +203,10 @@ def reference_side(
         elif (MEAN, metric) not in cells:  # no published mean: the mean of the published categories
             values = [cells[c, metric].mean for c in own if (c, metric) in cells]
             cells[MEAN, metric] = Cell(statistics.fmean(values), covers=len(values))
-        for row, members in (groups or {}).items():
+        for group_row, members in (groups or {}).items():
             values = [cells[c, metric].mean for c in members if (c, metric) in cells]
             if values and len(values) == len(members):
-                cells[row, metric] = Cell(statistics.fmean(values), covers=len(values))
+                cells[group_row, metric] = Cell(statistics.fmean(values), covers=len(values))
     return side
 
 

@@ -309,7 +309,7 @@ def make_baseline(run: str | Path, previous: dict | None = None, metrics: list[s
     records = load_records(run)
     names = metrics or sorted({m for r in records for m in r.get("metrics", {})})
     stats = run_stats(records, names)
-    definitions = {}
+    definitions: dict[str, str | None] = {}
     for record in records:
         for name in names:
             definitions.setdefault(name, record.get("metrics", {}).get(name, {}).get("definition"))

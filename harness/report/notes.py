@@ -251,7 +251,7 @@ def _protocol(report: Report) -> list[Note]:
                     + "."
                 )
             )
-        prints = {}
+        prints: dict[str, dict[str, set]] = {}
         for side in runs:
             for record in side.records:
                 prints.setdefault(record["category"], {}).setdefault(side.key, set()).add(

@@ -20,6 +20,7 @@ import math
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -48,7 +49,7 @@ OVERLAY_CMAP = "inferno"  # perceptually uniform, readable in grey
 OVERLAY_ALPHA = 0.8  # opacity of the highest map values; lower values fade out linearly
 PALETTE = sns.color_palette("colorblind")  # one colour per run or reference, in the report's order
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
-SEED_STYLES = ("-", "--", ":", "-.")
+SEED_STYLES: tuple[Literal["-", "--", ":", "-."], ...] = ("-", "--", ":", "-.")
 EMBED_DPI = 200  # figures in the HTML report
 # Paper styling: seaborn's paper context and white grid, small type, TrueType fonts in PDF and PostScript
 RC = {
@@ -378,7 +379,7 @@ def _load_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((shape[1], shape[0]), Image.BILINEAR))
+        return np.asarray(image.convert("RGB").resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
 
 
 def _pick(scores: np.ndarray, labels: np.ndarray) -> list[tuple[str, list[int]]]:
@@ -434,7 +435,9 @@ def _gallery(report, side, category: str, jobs: list, result: PlotResult, width:
                 ax.set_facecolor("white")
                 continue
             i = picked[c]
-            ax.imshow(_load_image(paths[i], maps[i].shape))
+            path = paths[i]
+            assert path is not None  # every picked image was found on disk above
+            ax.imshow(_load_image(path, maps[i].shape))
             ax.imshow(_overlay(maps[i], low, high))
             if masks is not None and masks[i].any():
                 outline = ax.contour(masks[i], levels=[0.5], colors="white", linewidths=0.7)

@@ -338,7 +338,8 @@ def _compute_unified(
         "n_train": sum(n for _, n, _ in loaded.values()),
         "n_train_by_category": {category: n for category, (_, n, _) in loaded.items()},
     }
-    parts, means = [], {}
+    parts: list = []
+    means: dict[str, list] = {}
     for category in job.categories:
         test = tests.pop(category)  # scored categories are let go one by one
         clock = time.perf_counter()
@@ -414,7 +415,7 @@ def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, eve
             used.append(found)
     if not used:
         return None
-    best_epoch, best = None, -math.inf
+    best_epoch, best = min(evaluations), -math.inf
     for epoch in sorted(evaluations):
         # the official script rounds each metric to 4 decimals before averaging: closer epochs tie
         score = sum(round(evaluations[epoch][m], 4) for m in used) / len(used)
@@ -506,7 +507,7 @@ def failure_message(error: BaseException, job: Job) -> str:
     lower = {
         "training": "--batch-size or --image-size",
         "predicting": "the setting predict_batch_size (a sweep file's [settings]) or --image-size",
-    }.get(step, "--image-size")
+    }.get(step or "", "--image-size")
     detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
     return (
         f"{type(error).__name__}: out of {memory}{f' while {step}' if step else ''} at image_size "
