@@ -267,7 +267,7 @@ class ReverseDistillation(Method):
         # batch sizes). In deterministic mode on the CPU, predict uses PyTorch's native kernels,
         # which make each image's map bitwise independent of predict_batch_size (about 2x slower).
         if batch_invariant and det and self.device.type == "cpu":
-            torch.backends.mkldnn.enabled = False
+            torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # a settable flag at runtime
         try:
             yield
         finally:
