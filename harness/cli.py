@@ -200,8 +200,28 @@ def _add_run_parser(commands) -> None:
         action="store_true",
         help="never download (as HARNESS_OFFLINE=1): missing ImageNet weights are an error instead",
     )
-    run.add_argument("--out", help="run folder (default: results/runs/<dataset>-<method>-<profile>-<hash>)")
+    run.add_argument(
+        "--out",
+        help="run folder (default: results/runs/<dataset>-<method>-<profile>[-<what differs from it>]-<hash>)",
+    )
+    run.add_argument("--name", dest="run_name", metavar="NAME", help="run folder results/runs/NAME (instead of --out)")
     run.set_defaults(handler=command_run)
+
+
+def _add_runs_parser(commands) -> None:
+    def command_runs(args: argparse.Namespace) -> int:
+        from harness.sweep.runs import command_runs as runs
+
+        return runs(args.folder)
+
+    runs = commands.add_parser(
+        "runs",
+        help="list run folders: data set, method, profile, what differs from it, seeds, jobs, date",
+        description="One line per run folder under FOLDER (default results/runs): data set, method, profile, the "
+        "settings that differ from the profile, seeds, jobs done/failed/planned and when it last started.",
+    )
+    runs.add_argument("folder", nargs="?", metavar="FOLDER", help="folder of run folders, or one run folder")
+    runs.set_defaults(handler=command_runs)
 
 
 def _flag_options(args: argparse.Namespace) -> dict:
@@ -239,12 +259,16 @@ def run_options(args: argparse.Namespace):
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from harness.report.order import ordered
     from harness.report.summary import summary_table
     from harness.store import RunStore
     from harness.sweep.backends import make_backend
+    from harness.sweep.runs import run_folder_name
     from harness.sweep.schedule import SweepInterrupted, interrupted_message, preflight, run_sweep
 
     options = run_options(args)
+    name = getattr(args, "run_name", None)
+    name = run_folder_name(name, options.out) if name is not None else None
     if options.portable:
         from harness.sweep import numerics
 
@@ -261,7 +285,7 @@ def command_run(args: argparse.Namespace) -> int:
     # Builds the model and checks the data's root: an invalid sweep stops here, before anything is written.
     # With an existing dask cluster the data may be on its workers only: the jobs check it there.
     preflight(resolved.jobs[0], data=not options.dask_address, categories=resolved.categories)
-    store = RunStore(options.out or Path("results") / "runs" / resolved.name)
+    store = RunStore(options.out or Path("results") / "runs" / (name or resolved.name))
     with store.locked():  # one `run` per run folder at a time; another one stops here with one line
         store.prepare(
             {
@@ -278,7 +302,8 @@ def command_run(args: argparse.Namespace) -> int:
             }
         )
         print(
-            f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
+            f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} "
+            f"[{', '.join(ordered(resolved.sweep.dataset, resolved.categories))}], "
             f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
             f"protocol {resolved.protocol}; backend {options.backend}"
         )
@@ -509,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rescore_parser(commands)
     _add_check_parser(commands)
     _add_bench_parser(commands)
+    _add_runs_parser(commands)
     return parser
 
 

@@ -75,7 +75,9 @@ class RDSettings:
     # deterministic algorithms where they exist; CPU: predict with batch-size-independent kernels.
     deterministic: bool = False
     # CUDA on Ampere and later: let fp32 matmuls and convolutions run as TF32 (faster, ~1e-3 relative
-    # error). Off by default, so fp32 means fp32; the official code predates the switch.
+    # error). Off by default, so fp32 means fp32. The official code ran on torch 1.10, whose default was
+    # TF32 for both convolutions and matmuls on Ampere GPUs (matmuls default to fp32 from torch 1.12):
+    # tf32=True is the official numerics there.
     tf32: bool = False
     seed: int = 111
     progress: bool = True

@@ -102,17 +102,24 @@ def _blob(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def plot_run(
-    tmp: Path, *, categories=("weave", "disc"), seeds=(0, 1), size: int = 32, images_on_disk: bool = True
+    tmp: Path,
+    *,
+    categories=("weave", "disc"),
+    seeds=(0, 1),
+    size: int = 32,
+    images_on_disk: bool = True,
+    n_images: int = 6,
 ) -> Path:
-    """A small synthetic-data run with predictions.npz, config.json, loss history and test images on disk."""
+    """A small synthetic-data run with predictions.npz, config.json, loss history and test images on disk
+    (`n_images` per category, the second half anomalous)."""
     from harness.metrics import evaluate
 
     run, root = tmp / "plot-run", tmp / "data"
     store = RunStore(run)
     for c, category in enumerate(categories):
         paths, types, masks, labels = [], [], [], []
-        for i in range(6):
-            anomalous = i >= 3
+        for i in range(n_images):
+            anomalous = i >= n_images // 2
             kind = "scratch" if anomalous else "good"
             paths.append(f"{category}/test/{kind}/{i:03d}.png")
             types.append(kind)
@@ -125,7 +132,7 @@ def plot_run(
         masks = np.stack(masks)
         for seed in seeds:
             rng = np.random.default_rng([c, seed])
-            maps = rng.random((6, size, size)) * 0.5 + masks * rng.uniform(0.2, 0.6)
+            maps = rng.random((n_images, size, size)) * 0.5 + masks * rng.uniform(0.2, 0.6)
             maps = maps.astype(np.float32)  # as the methods return them
             scores = maps.max(axis=(1, 2))
             metrics = evaluate(scores, labels, maps, masks, names=("image_auroc", "pixel_auroc", "au_pro"))

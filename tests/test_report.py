@@ -85,8 +85,9 @@ def test_latex_is_well_formed(runs, vs, layout):
         depth += {"{": 1, "}": -1}.get(char, 0)
         assert depth >= 0
     assert text.count("$") % 2 == 0
-    assert text.count(r"\toprule") == 1 and text.count(r"\bottomrule") == 1
-    environment = "table" if layout == "compact" else "table*"
+    tables_ = len(report.metrics) if layout == "per-metric" else 1
+    assert text.count(r"\toprule") == tables_ and text.count(r"\bottomrule") == tables_
+    environment = "table" if layout in ("compact", "per-metric") else "table*"
     assert rf"\begin{{{environment}}}" in text and rf"\end{{{environment}}}" in text and r"\begin{tabular}" in text
     assert r"\resizebox" not in text
     body = text.split("\\begin{tabular}", 1)[1]
@@ -110,7 +111,7 @@ def test_numbers_mean_std_difference_and_bold(runs):
     assert report.best("bottle", "image_auroc") == set()  # a published number is never bold unless asked
     assert build_report([runs[0]], vs="rd4ad_rerun_official", bold="all").best("bottle", "image_auroc") == {"B"}
     assert report.cell("bottle", "au_pro", b) is None  # the paper's PRO is another metric: never paired with AU-PRO
-    text = tables.markdown(report)
+    text = tables.markdown(report, layout="wide")
     assert "| metal_nut  |   99.4 ± 0.3 |                     100.0 |                           -0.6 |" in text
     assert "**" not in text.split("Notes:")[0].split("\n", 2)[2]
 
@@ -207,7 +208,7 @@ def test_notes_flag_definitions_and_protocol_differences(runs):
 
 def test_run_vs_run_flags_random_teacher_and_settings(runs):
     report = build_report([runs[0]], vs=Path(runs[1]))
-    text = tables.markdown(report)
+    text = tables.markdown(report, layout="wide")
     assert "- RD (demo)†: this harness, run quick-run" in text
     assert "† randomly initialised teacher: not comparable to published numbers." in text
     assert (
@@ -238,15 +239,22 @@ def test_std_shown_where_it_fits(runs):
     assert latex.plan(single, "compact").std
 
 
-def test_layout_that_cannot_fit_warns(tmp_path):
+def test_layout_that_cannot_fit_is_refused_and_auto_picks_one_that_fits(tmp_path):
     runs = [
         dataset_run(
             tmp_path / f"r{i}", "mvtec", MVTEC_TEXTURES + MVTEC_OBJECTS, seeds=(0,), offset=i / 100, epochs=10 + i
         )
         for i in range(5)
     ]
-    rendered = latex.render(build_report(runs[:1], vs=runs[1:]), "compact")
-    assert not rendered.fit.fits and "more than the 3.25 in asked for" in rendered.fit.warnings[0]
+    report = build_report(runs[:1], vs=runs[1:])
+    with pytest.raises(
+        HarnessError, match=r"^the compact LaTeX table would be about [\d.]+ in wide, more than the 3.25 in"
+    ):
+        latex.render(report, "compact")
+    rendered = latex.render(report, "auto")
+    assert rendered.fit.fits and rendered.fit.layout == "per-metric"  # five runs: a table per metric fits a column
+    with pytest.raises(HarnessError, match=r"^no LaTeX layout fits \(compact [\d.]+ in for 2 in, per-metric"):
+        latex.render(report, "auto", width=2)
 
 
 def test_single_run_table_and_files(runs, tmp_path):

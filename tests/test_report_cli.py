@@ -78,13 +78,18 @@ def test_report_flags_for_a_paper(tmp_path):
         "anomalib_rd",
         "--format",
         "latex",
+        "--layout",
+        "compact",
         "--width",
         "2",
         "--out",
         "narrow",
         cwd=tmp_path,
     )
-    assert too_wide.returncode == 0 and "warning: the compact table is about" in too_wide.stderr
+    assert too_wide.returncode == 2, too_wide.stderr
+    assert too_wide.stderr.startswith("error: the compact LaTeX table would be about ")
+    assert "more than the 2 in it is made for; use --layout auto" in too_wide.stderr
+    assert len(too_wide.stderr.splitlines()) == 1 and not (tmp_path / "narrow").exists()  # nothing written
 
 
 def _corrupt(run: Path) -> None:

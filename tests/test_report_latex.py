@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import HarnessError
 from harness.report import latex
 from harness.report.build import build_report
 from harness.report.order import MVTEC_OBJECTS, MVTEC_TEXTURES, VISA
@@ -118,8 +119,9 @@ def test_every_layout_compiles_without_overfull_boxes(tmp_path, case):
 def test_estimated_widths_match_tex(tmp_path):
     """The width estimate that picks font sizes is within a few percent of what TeX sets, and not below it."""
     boxes = []
-    for report in reports(tmp_path, "mvtec"):
-        for layout in latex.LAYOUTS:
+    pair, three = reports(tmp_path, "mvtec")
+    for report in (pair, three, *latex.per_metric_reports(three)):  # per-metric: compact tables of one metric
+        for layout in ("compact", "wide", "transposed"):
             text = latex.render(report, layout, "none").text
             tabular = text[text.index(r"\begin{tabular}") : text.rindex(r"\end{tabular}") + len(r"\end{tabular}")]
             fit = latex.plan(report, layout)
@@ -142,3 +144,73 @@ def test_golden_tables_compile(tmp_path):
     tables_ = [(golden / name).read_text() + r"\clearpage" for name in sorted(p.name for p in golden.glob("*.tex"))]
     log = compile_tex(TWO_COLUMN % (CVPR | {"tables": "\n".join(tables_)}), tmp_path / "golden")
     assert overfull(log) == [] and len(tables_) >= 4
+
+
+STATED = re.compile(r"made for \\(columnwidth|textwidth) >= ([\d.]+) in")
+
+
+def stated_width_reports(tmp_path: Path):
+    """Four metrics beside the official re-run (one run); three runs and a reference; five runs."""
+    every = MVTEC_TEXTURES + MVTEC_OBJECTS
+    four = ("image_auroc", "pixel_auroc", "au_pro", "pro_rd4ad")
+    dataset_run(tmp_path / "four", "mvtec", every, metrics=four)
+    for i in range(5):
+        dataset_run(tmp_path / f"r{i}", "mvtec", every, seeds=(0, 1) if i < 3 else (0,), offset=i / 100, epochs=10 + i)
+    runs = [tmp_path / f"r{i}" for i in range(5)]
+    return [
+        build_report([tmp_path / "four"], vs="rd4ad_rerun_official"),
+        build_report(runs[:1], vs=[*runs[1:3], "rd4ad_rerun_official"]),
+        build_report(runs[:1], vs=runs[1:]),
+    ]
+
+
+def stated_tables(reports) -> dict[tuple[str, str], list[str]]:
+    """(\\columnwidth or \\textwidth, inches) -> the tables that state it, from every layout that is not refused."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for r, report in enumerate(reports):
+        for layout in ("auto", *latex.AUTO):
+            for width in (None, 3.5):
+                try:
+                    text = latex.render(report, layout, "short", width=width).text
+                except HarnessError:
+                    assert layout != "auto", "auto found no layout"
+                    continue
+                tables_ = text.split("% Written by")[1:]
+                for t, table in enumerate(tables_):
+                    line, inches = STATED.search(table).groups()
+                    label = f"r{r}-{layout}-{width}-{t}"
+                    table = re.sub(r"\\label\{[^}]*\}", rf"\\label{{{label}}}", table)
+                    found.setdefault((line, inches), []).append("% Written by" + table + r"\clearpage")
+    return found
+
+
+def test_the_issue_table_is_never_written_wider_than_stated(tmp_path):
+    """Without TeX: four metrics beside the official re-run do not fit 3.25 in as one compact table; compact
+    is refused, auto picks a layout whose estimate fits, and every table states a width it fits by estimate."""
+    four = stated_width_reports(tmp_path)[0]
+    with pytest.raises(HarnessError, match="compact LaTeX table would be about"):
+        latex.render(four, "compact")
+    assert latex.choose_layout(four).layout == "per-metric"
+    for layout in latex.AUTO:
+        fit = latex.plan(four, layout)
+        if layout != "compact":
+            assert fit.fits and fit.width <= latex.SAFETY * latex.TARGET_IN[layout] * latex.POINTS_PER_INCH
+
+
+@needs_tex
+def test_each_table_fits_the_width_it_states(tmp_path):
+    """Every table, in every layout that is not refused, compiled where its column (table) or text (table*) is
+    exactly the width its header states: no overfull box."""
+    found = stated_tables(stated_width_reports(tmp_path))
+    assert ("columnwidth", "3.25") in found and ("textwidth", "6.875") in found and ("columnwidth", "3.5") in found
+    for (line, inches), tables_ in found.items():
+        width = float(inches)
+        if line == "columnwidth":  # two columns of exactly that width
+            geometry = {"text": f"{2 * width + 0.25}in", "sep": "0.25in"}
+        else:  # table* spans the text: exactly that width
+            geometry = {"text": f"{width}in", "sep": "0.25in"}
+        log = compile_tex(TWO_COLUMN % (geometry | {"tables": "\n".join(tables_)}), tmp_path / f"{line}-{inches}")
+        if line == "columnwidth":
+            stated = float(re.search(r"COLUMNWIDTH=([\d.]+)pt", log).group(1))
+            assert abs(stated - width * 72.27) < 0.01, (stated, width)
+        assert overfull(log) == [], (line, inches)

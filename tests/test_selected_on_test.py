@@ -41,6 +41,17 @@ def test_best_mean_of_the_three_metrics_earliest_on_ties():
     assert best_last["epoch"] == 4 and best_last["metrics"] == {"image_auroc": 1.0, "pixel_auroc": 1.0, "au_pro": 1.0}
 
 
+def test_metrics_rounded_to_four_decimals_before_averaging_as_the_official_script():
+    interim = {
+        1: {"image_auroc": 0.91231, "pixel_auroc": 0.9, "au_pro": 0.9},
+        2: {"image_auroc": 0.91234, "pixel_auroc": 0.9, "au_pro": 0.9},  # higher, but the same to 4 decimals
+    }
+    chosen = selected_on_test(interim, 3, final(image_auroc=0.5, pixel_auroc=0.5, au_pro=0.5), every=1)
+    assert chosen["epoch"] == 1  # a tie once rounded: the earlier wins
+    interim[2]["image_auroc"] = 0.91246  # 0.9125 against 0.9123: epoch 2 is better
+    assert selected_on_test(interim, 3, final(image_auroc=0.5, pixel_auroc=0.5, au_pro=0.5), every=1)["epoch"] == 2
+
+
 def test_selection_uses_the_official_per_image_pro_when_computed_and_says_so():
     interim = {1: {"image_auroc": 0.9, "pixel_auroc": 0.9, "au_pro": 0.1, "pro_rd4ad": 0.95}}
     chosen = selected_on_test(interim, 2, final(image_auroc=0.9, pixel_auroc=0.9, au_pro=0.9, pro_rd4ad=0.5), every=3)
@@ -128,7 +139,7 @@ def test_selected_on_test_column_is_an_option_and_labelled(method_runs):
     assert c.tag == "RD++ (best epoch on test)" and b.tag == "RD++"
     assert report.cell("bottle", "image_auroc", c).mean == pytest.approx(1.0)
     assert report.cell("bottle", "image_auroc", b).mean == pytest.approx(0.97)  # B itself unchanged
-    text = tables.markdown(report)
+    text = tables.markdown(report, layout="wide")
     assert (
         "- RD++ (best epoch on test): this harness, run rdpp-run at each job's best epoch on the test set, as "
         "the official RD++ script reports: selected on test data, so optimistic (not the run's result, which is "

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,12 +72,32 @@ def json_path(args: argparse.Namespace, what: str) -> Path:
     return path
 
 
+def cores_available() -> int:
+    """The CPU cores this process may run on (its affinity mask; all of them where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_warning(start: float, end: float, cores: int) -> str | None:
+    """One line when the 1-minute load average, at the start or the end, exceeded the cores available: other
+    work then competed for the CPU, and the figures say more about it than about the code."""
+    if max(start, end) <= cores:
+        return None
+    return (
+        f"warning: load average {start:.2f} at the start, {end:.2f} at the end, above the {cores} core(s) "
+        "available: other work competed for the CPU, so these figures mean little; measure on an idle machine"
+    )
+
+
 def machine_info(device: str | None) -> dict:
     from harness.sweep import provenance
 
     return provenance.software() | {
         "device_name": provenance.device_name(device or "cpu"),
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cores_available": cores_available(),
     }
 
 
@@ -170,15 +191,15 @@ def command_bench(args: argparse.Namespace) -> int:
         result["metrics"] = metric_speed.bench_metrics(args.n_images, args.size, repeats=args.repeats)
         blocks.append(metric_speed.format_bench_metrics(result["metrics"]))
     if split and device is not None:  # split counts are taken with a model section, which resolves the device
-        counts, counted = split
+        per_category, counted = split
         size = settings.image_size
         # the teacher cache holds one model's training images: a category's, or all of them (unified)
-        cached_images = (sum if protocol == "unified" else max)(n for n, _ in counts.values())
+        cached_images = (sum if protocol == "unified" else max)(n for n, _ in per_category.values())
         needed = cache_bytes(settings.backbone, cached_images, size, size, settings.teacher_cache_dtype)
         plan = plan_cache(settings.cache_teacher, needed, device)
         data = result.get("data") if result.get("data", {}).get("dataset") == args.dataset else None
         sweep_estimate = estimate.estimate_sweep(
-            counts,
+            per_category,
             epochs=settings.epochs,
             seeds=len(profile.seeds),
             cache_used=plan.use,
@@ -196,20 +217,25 @@ def command_bench(args: argparse.Namespace) -> int:
         }
         result["estimate"] = sweep_estimate
         header = (
-            f"sweep estimate: {args.dataset} ({counted}), method {method}, "
-            f"profile {profile.name} ({settings.backbone}, {size} px, {estimate.epochs_text(sweep_estimate)}, "
-            f"batch {settings.batch_size}), {len(counts)} categories x "
+            f"sweep estimate: {args.dataset} ({counted}), method {method}, profile {profile.name} "
+            f"({settings.backbone}, {size} px, {estimate.epochs_text(sweep_estimate)}, batch {settings.batch_size}), "
+            f"{len(per_category)} categories x "
             f"{len(profile.seeds)} seed(s), protocol {protocol}, on {device}; teacher cache "
             f"{'on' if plan.use else 'off'}: {plan.reason}"
         )
         blocks.append(estimate.format_estimate(sweep_estimate, header))
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
 
+    machine = result["machine"]
+    warning = load_warning(machine["load_average"][0], machine["load_average_after"][0], machine["cores_available"])
+    machine["load_warning"] = warning
     print("\n\n".join(blocks))
     atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
-    load = ", ".join(f"{x:.2f}" for x in result["machine"]["load_average"])
-    print(f"\nload average at start {load} ({os.cpu_count()} CPUs); JSON: {path}")
-    return 0
+    load = ", ".join(f"{x:.2f}" for x in machine["load_average"])
+    print(f"\nload average at start {load} ({machine['cores_available']} cores available); JSON: {path}")
+    if warning:
+        print(warning, file=sys.stderr)
+    return 0  # a measurement, not a test: no figure makes it fail
 
 
 def add_arguments(bench: argparse.ArgumentParser, positive_int) -> None:

@@ -1,7 +1,8 @@
 """Metric times against one np.argsort of the same pixel scores (`python -m harness bench metrics`).
 
-The target: for 150 maps of 256x256, image AUROC + pixel AUROC + AU-PRO together take at most 2x
-one np.argsort of the same float32 pixel scores, and pro_rd4ad at most 1 s.
+The design budget: for 150 maps of 256x256, image AUROC + pixel AUROC + AU-PRO together take at most
+2x one np.argsort of the same float32 pixel scores, and pro_rd4ad at most 1 s. The bench reports the
+figures beside the budget and passes no verdict: a timing is a measurement of this machine at this moment.
 """
 
 from __future__ import annotations
@@ -89,7 +90,6 @@ def bench_metrics(n_images: int = 150, size: int = 256, seed: int = 0, repeats: 
         "ratio_target": TARGET_RATIO,
         "pro_rd4ad_s": rd4ad_s,
         "pro_rd4ad_target_s": TARGET_RD4AD_S,
-        "passed": ratio <= TARGET_RATIO and rd4ad_s <= TARGET_RD4AD_S,
         "values": values,
     }
 
@@ -101,9 +101,9 @@ def format_bench_metrics(result: dict) -> str:
         (
             " + ".join(result["metrics"]),
             f"{result['metrics_s']:.3f} s",
-            f"ratio {result['ratio']:.2f} (target <= {result['ratio_target']:g})",
+            f"ratio {result['ratio']:.2f} (design budget {result['ratio_target']:g})",
         ),
-        ("pro_rd4ad", f"{result['pro_rd4ad_s']:.3f} s", f"target <= {result['pro_rd4ad_target_s']:g} s"),
+        ("pro_rd4ad", f"{result['pro_rd4ad_s']:.3f} s", f"(design budget {result['pro_rd4ad_target_s']:g} s)"),
     ]
     width = max(len(r[0]) for r in rows)
     head = (
@@ -114,5 +114,4 @@ def format_bench_metrics(result: dict) -> str:
     lines = [head] + [f"  {a:<{width}}  {b:>9}  {c}".rstrip() for a, b, c in rows]
     values = ", ".join(f"{k} {v:.4f}" for k, v in result["values"].items())
     lines.append(f"  values: {values}")
-    lines.append(f"  {'PASS' if result['passed'] else 'FAIL'}")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from harness.report import order, references
 from harness.report.aggregate import category_cells
 from harness.report.model import BOLD_CHOICES, MEAN, Cell, Report, Side
 from harness.report.notes import table_notes
-from harness.report.records import finished_jobs, uses_random_teacher
+from harness.report.records import finished_jobs, run_progress, uses_random_teacher
 
 DESCRIBED_SETTINGS = ("backbone", "weights", "image_size", "epochs", "batch_size")
 METHOD_NAMES = {"rd": "RD", "rdpp": "RD++"}  # the name a run is printed under by default
@@ -61,6 +61,7 @@ def run_side(key: str, run_dir: str | Path) -> Side:
     )
     side.description = _describe_run(records, seeds)
     side.training_protocol = run_protocol(records)
+    side.progress = run_progress(run_dir, [str(r.get("job_id")) for r in records])
     return side
 
 

@@ -29,6 +29,7 @@ from tabulate import tabulate
 from harness.errors import HarnessError
 from harness.metrics import LABELS
 from harness.report.aggregate import category_cells
+from harness.report.order import ordered
 from harness.report.records import load_records
 from harness.store import EXECUTION_ONLY, read_json, write_json
 
@@ -261,7 +262,7 @@ def load_baseline(path: str | Path) -> dict:
 def run_stats(records: list[dict], metrics: list[str]) -> dict[str, dict[str, Stats]]:
     """{category: {metric: Stats over seeds}}; NaN mean where the metric is undefined or absent."""
     cells = category_cells(records, metrics)
-    categories = dict.fromkeys(r["category"] for r in records)
+    categories = ordered(records[0]["dataset"], [r["category"] for r in records]) if records else []
     stats: dict[str, dict[str, Stats]] = {}
     for category in categories:
         stats[category] = {}

@@ -23,7 +23,8 @@ SUFFIX = {"md": "md", "latex": "tex", "csv": "csv", "html": "html"}
 class Rendering:
     """How the tables and figures are rendered (the `report` flags)."""
 
-    layout: str = "compact"
+    layout: str = "auto"  # LaTeX: a layout that fits (harness.report.latex.choose_layout) once chosen
+    markdown_layout: str = "auto"
     width: float | None = None  # inches the LaTeX table must fit
     notes: str | None = None  # None: short in LaTeX, full in Markdown and HTML
     std: bool | None = None  # None: in LaTeX when it fits
@@ -34,7 +35,7 @@ class Rendering:
 
 def render(report: Report, fmt: str, rendering: Rendering, figures=None) -> str:
     if fmt == "md":
-        return tables.markdown(report, rendering.notes or "full")
+        return tables.markdown(report, rendering.notes or "full", rendering.markdown_layout)
     if fmt == "csv":
         return tables.csv_text(report)
     if fmt == "html":
@@ -94,10 +95,26 @@ def command_report(args) -> int:
         bold=args.bold,
         selected_on_test=args.selected_on_test,
     )
+    for side in report.sides:
+        if side.kind == "run" and side.progress is not None and not side.progress.complete:
+            print(f"warning: {side.path} is incomplete: {side.progress.describe()}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
     rendering = Rendering(
-        args.layout, args.width, args.notes, args.std, args.figure_width, label_suffix=args.label is None
+        args.layout,
+        tables.markdown_layout(args.layout),
+        args.width,
+        args.notes,
+        args.std,
+        args.figure_width,
+        label_suffix=args.label is None,
     )
+    if "latex" in formats:  # a table that cannot fit its width is refused before anything is written
+        from harness.report.latex import choose_layout
+
+        fit = choose_layout(report, args.layout, args.std, args.width)
+        if fit.layout != args.layout:
+            print(f"LaTeX layout: {fit.layout} (the first that fits {fit.target / 72.27:g} in)", file=sys.stderr)
+        rendering.layout = fit.layout
     figures, written = None, []
     if out.is_dir():
         remove_stale_temporaries(out)  # the scratch folders of a killed report
@@ -120,7 +137,7 @@ def command_report(args) -> int:
     written = write_report(report, out, formats, rendering, figures) + written
     for warning in rendering.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(tables.markdown(report, args.notes or "full"), end="")
+    print(tables.markdown(report, args.notes or "full", rendering.markdown_layout), end="")
     print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 

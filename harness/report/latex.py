@@ -2,33 +2,42 @@
 
 compact     a `table` for one column (\\columnwidth >= 3.25 in, CVPR/ICCV; IEEE is 3.5 in): one column
             group per run or reference, its metrics in one cell ("99.6/98.7/95.0");
+per-metric  a `table` per metric, each for one column, laid out as compact with one metric;
 wide        a `table*` across both columns (\\textwidth >= 6.875 in): one column per run and metric,
             mean ± std when there are several seeds;
 transposed  a `table*`: one column per category, one row per run or reference, a block per metric.
 
 Each layout tries a few font sizes and column gaps, largest first, and takes the first whose width
 (estimated from Computer Modern's character widths at 10 pt) fits its width; with `std=None` the ±
-std is dropped before the font gets smaller than \\footnotesize. Numbers are aligned on the decimal
-point by siunitx; bold marks the best of the runs (never a published number unless asked).
-Widths assume a 10 pt document; `tests/test_report_latex.py` compiles every layout to check them.
+std is dropped before the font gets smaller than \\footnotesize. A table never claims a width it does
+not fit: `auto` takes the first layout that fits (compact, per-metric, wide, transposed), and a layout
+asked for by name that does not fit is refused (HarnessError naming the width and the options).
+Numbers are aligned on the decimal point by siunitx; bold marks the best of the runs (never a
+published number unless asked). Widths assume a 10 pt document; `tests/test_report_latex.py`
+compiles every table in a document whose column (or text) is exactly the width it states.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from harness.errors import HarnessError
 from harness.metrics import LABELS
 from harness.report.model import Report
 from harness.report.notes import FEWER, format_note
-from harness.report.options import LAYOUTS, NOTES
+from harness.report.options import NOTES
 from harness.report.order import category_name
 
-TARGET_IN = {"compact": 3.25, "wide": 6.875, "transposed": 6.875}  # the width each layout is made to fit
-ENVIRONMENT = {"compact": "table", "wide": "table*", "transposed": "table*"}
+# the width each layout is made to fit
+TARGET_IN = {"compact": 3.25, "per-metric": 3.25, "wide": 6.875, "transposed": 6.875}
+ENVIRONMENT = {"compact": "table", "per-metric": "table", "wide": "table*", "transposed": "table*"}
+AUTO = ("compact", "per-metric", "wide", "transposed")  # what `--layout auto` tries, in order
+LAYOUTS = AUTO  # every layout by name
 POINTS_PER_INCH = 72.27
 SIZES = {"small": 9.0, "footnotesize": 8.0, "scriptsize": 7.0}  # in a 10 pt document
 # Computer Modern's smaller design sizes are wider per em than cmr10 scaled (cmr8 digits 0.531 em, cmr7 0.571 em)
@@ -56,6 +65,7 @@ SISETUP = (
 )
 PACKAGES = {
     "compact": r"\usepackage{booktabs,siunitx}",
+    "per-metric": r"\usepackage{booktabs,siunitx}",
     "wide": r"\usepackage{booktabs,siunitx}",
     "transposed": r"\usepackage{booktabs,siunitx,graphicx}",
 }
@@ -402,8 +412,11 @@ def _measure(report: Report, layout: str, grid: Grid, size_name: str, sep: float
 def plan(report: Report, layout: str = "compact", std: bool | None = None, width: float | None = None) -> Fit:
     """The font size, column gap and ± std a layout is set with, and its estimated width; `width` in inches
     (default: the layout's, TARGET_IN)."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout {layout!r}: choose from {', '.join(LAYOUTS)}")
+    if layout not in AUTO:
+        raise ValueError(f"layout {layout!r}: choose from {', '.join(AUTO)}")
+    if layout == "per-metric":  # as wide as its widest table
+        fits = [plan(part, "compact", std, width) for part in per_metric_reports(report)]
+        return dataclasses.replace(max(fits, key=lambda f: f.width), layout=layout)
     target = (width or TARGET_IN[layout]) * POINTS_PER_INCH
     has_std = layout != "transposed" and any(c.std is not None for s in report.sides for c in s.cells.values())
     candidates = CANDIDATES[layout]
@@ -414,23 +427,63 @@ def plan(report: Report, layout: str = "compact", std: bool | None = None, width
     else:  # ± std while the font stays at \footnotesize or larger; in compact only with one metric per cell
         keep = layout != "compact" or len(report.metrics) == 1
         tries = [(True, c) for c in candidates if keep and SIZES[c[0]] >= 8] + [(False, c) for c in candidates]
-    fit = None
+    fits = []
     for with_std, (size, sep) in tries:
         grid = _grid(report, layout, with_std)
-        fit = Fit(layout, size, sep, with_std, _measure(report, layout, grid, size, sep)[0], target)
+        fits.append(Fit(layout, size, sep, with_std, _measure(report, layout, grid, size, sep)[0], target))
+        if fits[-1].fits:
+            break
+    return fits[-1]
+
+
+def _inches(points: float) -> str:
+    return f"{points / POINTS_PER_INCH:.2f}".rstrip("0").rstrip(".")
+
+
+def choose_layout(report: Report, layout: str = "auto", std: bool | None = None, width: float | None = None) -> Fit:
+    """The fit of `layout`, or with "auto" of the first layout that fits (compact, per-metric, wide, transposed);
+    HarnessError (one line: the widths and the options) when none fits. `width` in inches applies to every
+    layout tried (default: each layout's own, TARGET_IN)."""
+    tried = [plan(report, name, std, width) for name in (AUTO if layout == "auto" else (layout,))]
+    for fit in tried:
         if fit.fits:
             return fit
-    assert fit is not None  # every layout has candidates
-    fit.warnings.append(
-        f"the {layout} table is about {fit.width / POINTS_PER_INCH:.2f} in wide, more than "
-        f"the {fit.target / POINTS_PER_INCH:g} in asked for (--width)"
-        + (
-            "; try --layout transposed or wide, or fewer --metrics"
-            if layout == "compact"
-            else "; try fewer --metrics or runs, or another --layout"
+    if layout != "auto":
+        fit = tried[0]
+        raise HarnessError(
+            f"the {layout} LaTeX table would be about {_inches(fit.width)} in wide, more than the "
+            f"{_inches(fit.target)} in it is made for; use --layout auto (the first of {', '.join(AUTO)} that "
+            "fits), another --layout, a larger --width, or fewer --metrics or runs"
         )
+    widths = ", ".join(f"{fit.layout} {_inches(fit.width)} in for {_inches(fit.target)} in" for fit in tried)
+    raise HarnessError(
+        f"no LaTeX layout fits ({widths}); give fewer --metrics or runs, a larger --width, "
+        "or leave LaTeX out with --format md,csv"
     )
-    return fit
+
+
+def _slug(metric: str) -> str:
+    """A metric as a label part: its printed name, lower case ("AU-PRO" -> "au-pro"); never the internal name."""
+    return re.sub(r"[^a-z0-9]+", "-", LABELS.get(metric, metric).lower()).strip("-")
+
+
+def per_metric_reports(report: Report, suffix: str = "") -> list[Report]:
+    """The report split into one report per metric (the per-metric layout): each its own caption and label
+    (the report's, then `suffix`, then the metric)."""
+    from harness.report.build import default_caption
+
+    shared = report.caption == default_caption(report.sides, report.metrics)
+    parts = []
+    for metric in report.metrics:
+        caption = (
+            default_caption(report.sides, [metric]) if shared else f"{report.caption} {LABELS.get(metric, metric)}."
+        )
+        parts.append(
+            dataclasses.replace(
+                report, metrics=[metric], caption=caption, label=f"{report.label}{suffix}-{_slug(metric)}"
+            )
+        )
+    return parts
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
@@ -454,7 +507,13 @@ def render(
     `label_suffix`: append the layout to the label (several layouts of one table in one paper)."""
     if notes not in NOTES:
         raise ValueError(f"notes {notes!r}: choose from {', '.join(NOTES)}")
-    fit = plan(report, layout, std, width)
+    fit = choose_layout(report, layout, std, width)
+    layout = fit.layout
+    if layout == "per-metric":
+        suffix = "-per-metric" if label_suffix else ""
+        parts = [render(part, "compact", notes, std, False, width) for part in per_metric_reports(report, suffix)]
+        text = "\n".join(part.text.replace("--layout compact", "--layout per-metric", 1) for part in parts)
+        return Rendered(text, fit)
     grid = _grid(report, layout, fit.std)
     styler = grid.frame.style
     styler = styler.format(escape=None)

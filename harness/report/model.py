@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.report.order import GROUP_NAMES, group_mean_key
+from harness.report.records import Progress
 
 MEAN = "mean"  # the row name of the mean over categories
 HINT = "Hint: "  # notes that are commands for the user, left out of the LaTeX table
@@ -49,6 +50,7 @@ class Side:
     path: Path | None = None
     label: str = ""  # the name tables and figures print: --name, or a readable default
     label_given: bool = False  # set by --name
+    progress: Progress | None = None  # runs: finished against planned jobs (None: no plan in the folder)
 
     @property
     def metrics(self) -> list[str]:

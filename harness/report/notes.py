@@ -395,10 +395,20 @@ def _selected_on_test(report: Report) -> list[Note]:
     return notes
 
 
+def _progress(report: Report) -> list[Note]:
+    """A run still in progress, interrupted or with failed jobs: its table and means cover only what finished."""
+    notes = []
+    for side in report.sides:
+        if side.kind == "run" and side.progress is not None and not side.progress.complete:
+            notes.append(Note(f"{side.tag} is incomplete: {side.progress.describe()}.", short=True))
+    return notes
+
+
 def table_notes(report: Report) -> list[Note]:
     """Every note but the format line (renderers add it: it depends on what they print)."""
     return (
-        _legend(report)
+        _progress(report)
+        + _legend(report)
         + _means(report)
         + _definitions(report)
         + _unshown_reference_metrics(report)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 FORMATS = ("md", "latex", "csv", "html")
-LAYOUTS = ("compact", "wide", "transposed")
+LAYOUTS = ("auto", "compact", "per-metric", "wide", "transposed")
 NOTES = ("none", "short", "full")
 BOLD = ("runs", "all", "none")
 FIGURE_WIDTHS = {"column": 3.3, "page": 6.9}  # inches: one column, two columns of a paper
@@ -39,15 +39,19 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layout",
         choices=LAYOUTS,
-        default="compact",
-        help="LaTeX layout: compact (table, \\columnwidth >= 3.25 in), wide (table*, \\textwidth >= "
-        "6.875 in), transposed (table*, categories as columns); default compact",
+        default="auto",
+        help="table layout. LaTeX: compact (table, \\columnwidth >= 3.25 in, metrics in one cell), per-metric "
+        "(a table per metric, same width), wide (table*, \\textwidth >= 6.875 in), transposed (table*, "
+        "categories as columns); auto (default): the first of these that fits, and a named layout that does not "
+        "fit is refused. Markdown: wide (one table, every metric), per-metric, transposed (runs as rows), "
+        "compact (metrics in one cell); auto: wide when its lines fit in 120 characters, else per-metric",
     )
     parser.add_argument(
         "--width",
         type=_inches,
         metavar="INCHES",
-        help="the width the LaTeX table must fit (default: 3.25 compact, 6.875 wide and transposed)",
+        help="the width the LaTeX table must fit (default: 3.25 compact and per-metric, 6.875 wide and "
+        "transposed; with auto, every layout is tried at this width)",
     )
     parser.add_argument(
         "--notes",

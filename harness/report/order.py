@@ -1,7 +1,8 @@
 """How papers present a data set: the order of its categories, their groups, and readable names.
 
 MVTec AD follows the RD4AD paper's table (textures, then objects, each group with its mean); VisA
-follows its split files (no groups). Other data sets keep the order the runs give.
+follows its split files (no groups); the synthetic data set its generator's order. Other data sets keep
+the order the runs give. The run's end-of-run table and every report use this one order.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ VISA = (
     "pcb4",
     "pipe_fryum",
 )
+SYNTHETIC = ("weave", "tiles", "disc")  # the generator's order (harness.datasets.synthetic.CATEGORIES)
 
 # data set -> [(group key or None, categories in the published order)]; groups get a mean row when
 # the table has more than one group
 PAPER_ORDER: dict[str, list[tuple[str | None, tuple[str, ...]]]] = {
     "mvtec": [("textures", MVTEC_TEXTURES), ("objects", MVTEC_OBJECTS)],
     "visa": [(None, VISA)],
+    "synthetic": [(None, SYNTHETIC)],
 }
 GROUP_NAMES = {"textures": "Textures", "objects": "Objects"}
 DATASET_NAMES = {
@@ -87,6 +90,11 @@ def arrange(dataset: str, categories: list[str]) -> list[tuple[str | None, list[
         flat = [c for _, chosen in groups for c in chosen] + extra
         return [(None, flat)]
     return groups
+
+
+def ordered(dataset: str, categories: list[str] | tuple[str, ...]) -> list[str]:
+    """The categories in the data set's published order (unknown ones last, as given), without group rows."""
+    return [c for _, members in arrange(dataset, list(dict.fromkeys(categories))) for c in members]
 
 
 def dataset_name(dataset: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("png", "pdf")
 GALLERY_PER_ROW = 4
+ROW_TITLE_PT = 5.5  # the gallery's row titles
 PRO_LIMIT = 0.3  # the AU-PRO integration limit drawn on the PRO plot
 OVERLAY_CMAP = "inferno"  # perceptually uniform, readable in grey
 OVERLAY_ALPHA = 0.8  # opacity of the highest map values; lower values fade out linearly
@@ -432,7 +434,7 @@ def _gallery(report, side, category: str, jobs: list, result: PlotResult, width:
             for spine in ax.spines.values():
                 spine.set_visible(False)
             if c == 0:
-                ax.set_ylabel(title.replace(", ", ",\n"), fontsize=5.5)
+                ax.set_ylabel(_row_title(title, cell), fontsize=ROW_TITLE_PT)
             if c >= len(picked):
                 ax.set_facecolor("white")
                 continue
@@ -448,6 +450,14 @@ def _gallery(report, side, category: str, jobs: list, result: PlotResult, width:
     bar = figure.add_subplot(grid[:, columns])
     _colour_bar(bar, low, high)
     return figure
+
+
+def _row_title(title: str, cell: float) -> str:
+    """A gallery row's title in lines that fit the row's height (`cell` inches, less the images' own titles):
+    rotated, a longer line would run past the figure's edge at the first or last row."""
+    room = cell * 72 - 10  # points: the row less the title above each image
+    characters = max(8, int(room / (0.6 * ROW_TITLE_PT)))  # DejaVu Sans averages under 0.6 em a character
+    return "\n".join(textwrap.wrap(title, characters, break_long_words=False))
 
 
 def _overlay(values: np.ndarray, low: float, high: float) -> np.ndarray:

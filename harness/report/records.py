@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.store import CONFIG, PREDICTIONS, RECORD, check_one_sweep, read_json, record_set_complete
+from harness.store import CONFIG, FAILURE, PREDICTIONS, RECORD, check_one_sweep, read_json, record_set_complete
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,48 @@ def finished_jobs(run_dir: str | Path) -> list[FinishedJob]:
         raise HarnessError(f"{run_dir}: no finished jobs (a unified job's records are still incomplete)")
     check_one_sweep(run_dir, [job.record for job in jobs])
     return jobs
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How much of what `run` planned has finished: the record ids it planned (sweep.json), the finished ones,
+    and the missing ones, those whose job failed first."""
+
+    planned: list[str]
+    finished: list[str]
+    failed: list[str]  # planned, not finished, with a failure.json
+
+    @property
+    def missing(self) -> list[str]:
+        done = set(self.finished)
+        return [record_id for record_id in self.planned if record_id not in done]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def describe(self) -> str:
+        """ "k of n planned jobs finished; missing: a, b (failed), c" (the same words in every format)."""
+        text = f"{len(set(self.finished) & set(self.planned))} of {len(self.planned)} planned jobs finished"
+        if self.missing:
+            failed = set(self.failed)
+            text += "; missing: " + ", ".join(f"{r} (failed)" if r in failed else r for r in self.missing)
+        return text
+
+
+def run_progress(run_dir: str | Path, finished: list[str]) -> Progress | None:
+    """The run's progress against the jobs its sweep.json planned (record ids); None without a readable plan
+    (a folder written by hand, or by a version that did not save it)."""
+    run_dir = Path(run_dir)
+    try:
+        sweep = read_json(run_dir / "sweep.json")
+    except (HarnessError, OSError):
+        return None
+    planned = sweep.get("records") or sweep.get("jobs") if isinstance(sweep, dict) else None
+    if not isinstance(planned, list) or not all(isinstance(r, str) for r in planned):
+        return None
+    failed = [r for r in planned if r not in finished and (run_dir / "jobs" / r / FAILURE).is_file()]
+    return Progress(list(planned), list(finished), failed)
 
 
 def load_records(run_dir: str | Path) -> list[dict]:

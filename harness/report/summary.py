@@ -9,12 +9,14 @@ from tabulate import tabulate
 from harness.metrics import LABELS
 from harness.report.aggregate import category_cells
 from harness.report.model import MEAN
+from harness.report.order import ordered
 
 
 def summary_table(records: list[dict], metrics: list[str], fmt: str = "github") -> str:
-    """Percentages with one decimal; NaN and missing values shown as 'n/a'."""
+    """Percentages with one decimal; NaN and missing values shown as 'n/a'. Categories in the data set's
+    published order, as every report prints them."""
     cells = category_cells(records, metrics)
-    categories = list(dict.fromkeys(r["category"] for r in records))
+    categories = ordered(records[0]["dataset"], [r["category"] for r in records]) if records else []
 
     def shown(category: str, metric: str) -> str:
         cell = cells.get((category, metric))

@@ -399,8 +399,9 @@ SELECTION_METRICS = (("image_auroc",), ("pixel_auroc",), ("pro_rd4ad", "au_pro")
 
 def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, every: int) -> dict | None:
     """The epoch the official RD++ script would report: the best mean of I-AUROC, P-AUROC and PRO
-    (those the job computes) over the test-set evaluations (interim ones and the last epoch's); the
-    earliest such epoch on ties, as its strict `>` does. None when the job computes none of the three.
+    (those the job computes, each rounded to 4 decimals as it does) over the test-set evaluations
+    (interim ones and the last epoch's); the earliest such epoch on ties, as its strict `>` does. None
+    when the job computes none of the three.
 
     Model selection on the test set: recorded beside the reported (last-epoch) values, never instead.
     """
@@ -414,9 +415,10 @@ def selected_on_test(interim: dict[int, dict], last_epoch: int, final: dict, eve
             used.append(found)
     if not used:
         return None
-    best_epoch, best = None, -math.inf
+    best_epoch, best = min(evaluations), -math.inf
     for epoch in sorted(evaluations):
-        score = sum(evaluations[epoch][m] for m in used) / len(used)
+        # the official script rounds each metric to 4 decimals before averaging: closer epochs tie
+        score = sum(round(evaluations[epoch][m], 4) for m in used) / len(used)
         if score > best:
             best_epoch, best = epoch, score
     if best_epoch is None:  # no epoch has a finite score

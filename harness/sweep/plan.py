@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from harness.errors import DataError, HarnessError
 from harness.files import content_hashes
 from harness.store import EXECUTION_ONLY, SHARED
 from harness.sweep import profiles
+from harness.sweep.profiles import Profile
 from harness.sweep.setting_types import check_setting_types
 
 # "single": one model per category (the RD4AD paper's protocol); "unified": one model per seed trained on the
@@ -212,7 +214,9 @@ class Sweep:
                 )
         if protocol == UNIFIED:
             jobs = unified_jobs(jobs, tuple(categories), tuple(seeds))
-        return ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs, protocol)
+        resolved = ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs, protocol)
+        resolved.available_categories = tuple(available)
+        return resolved
 
 
 def without_optional_settings(method_class, settings: dict) -> dict:
@@ -293,6 +297,33 @@ def convert_options(adapter_class, options: dict) -> dict:
     return converted
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+]+", "", text.replace(",", "+"))
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def profile_differences(overrides: dict, profile: Profile, seeds: list, protocol: str) -> list[tuple[str, str]]:
+    """(name, value as text) for every setting in `overrides` whose value differs from `profile`'s (a setting
+    the profile leaves at the method's default counts when given), then the seeds and the protocol when they
+    differ from the profile's."""
+    found = []
+    for key in sorted(overrides):
+        value = overrides[key]
+        if key in profile.settings and _text(profile.settings[key]) == _text(value):
+            continue
+        found.append((key, _text(value)))
+    if [int(s) for s in seeds] != [int(s) for s in profile.seeds]:
+        found.append(("seeds", _text(seeds)))
+    if protocol and protocol != profile.protocol:
+        found.append(("protocol", protocol))
+    return found
+
+
 @dataclass
 class ResolvedSweep:
     sweep: Sweep
@@ -302,6 +333,7 @@ class ResolvedSweep:
     seeds: tuple[int, ...]
     jobs: list[Job]
     protocol: str = "single"
+    available_categories: tuple[str, ...] = ()  # every category of the data set (a sweep may take fewer)
 
     @property
     def data_fingerprints(self) -> dict[str, str]:
@@ -334,8 +366,19 @@ class ResolvedSweep:
 
     @property
     def name(self) -> str:
-        """A stable run name: the same sweep on the same data (by content) gets the same folder, so rerunning
-        it resumes; other data make other job ids and so another folder."""
+        """A stable run name that says what differs from the profile: the same sweep on the same data (by
+        content) gets the same folder, so rerunning it resumes; other data make other job ids and so another
+        folder. E.g. synthetic-rd-demo-epochs2-seeds0+1-3f9a1c."""
         digest = hashlib.sha256(json.dumps(sorted(j.job_id for j in self.jobs)).encode()).hexdigest()[:6]
         unified = "-unified" if self.protocol == UNIFIED else ""
-        return f"{self.sweep.dataset}-{self.method}-{self.profile}{unified}-{digest}"
+        differs = [(k, v) for k, v in self.differences() if k != "protocol"]
+        if self.sweep.categories and set(self.categories) != set(self.available_categories):
+            differs.append(
+                ("", "+".join(self.categories) if len(self.categories) <= 3 else f"{len(self.categories)}cats")
+            )
+        parts = "".join(f"-{_slug(key)}{_slug(value)}" for key, value in differs)[:80]
+        return f"{self.sweep.dataset}-{self.method}-{self.profile}{unified}{parts}-{digest}"
+
+    def differences(self) -> list[tuple[str, str]]:
+        """What this sweep sets other than its profile: (setting, value as text), seeds and protocol included."""
+        return profile_differences(self.sweep.overrides, profiles.get(self.profile), list(self.seeds), self.protocol)
