@@ -103,7 +103,11 @@ def friedman(names: list[str], values: np.ndarray, alpha: float = 0.05) -> Fried
         raise ValueError("the Friedman test compares three or more runs")
     ranks = np.vstack([scipy_stats.rankdata(-row) for row in values])  # 1 = best, ties averaged
     mean_ranks = ranks.mean(axis=0)
-    result = scipy_stats.friedmanchisquare(*values.T)
+    if np.all(ranks == ranks[0]) and np.all(ranks == (k + 1) / 2):  # every category a full tie: no evidence
+        statistic, p_value = 0.0, 1.0
+    else:
+        result = scipy_stats.friedmanchisquare(*values.T)
+        statistic, p_value = float(result.statistic), float(result.pvalue)
     se = math.sqrt(k * (k + 1) / (6.0 * n))
     raw = []
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
@@ -115,8 +119,8 @@ def friedman(names: list[str], values: np.ndarray, alpha: float = 0.05) -> Fried
     return Friedman(
         list(names),
         mean_ranks.tolist(),
-        float(result.statistic),
-        float(result.pvalue),
+        statistic,
+        p_value,
         n,
         None if q is None else q * se,
         [(i, j, p, a) for (i, j), p, a in zip(pairs, raw, adjusted, strict=True)],
