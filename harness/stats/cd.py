@@ -14,7 +14,7 @@ def cliques(result: Friedman, alpha: float = 0.05) -> list[tuple[int, int]]:
     order = sorted(range(len(result.names)), key=lambda i: result.mean_ranks[i])
     apart = {(i, j) for i, j, _, adjusted in result.pairs if adjusted < alpha}
     apart |= {(j, i) for i, j in apart}
-    spans = []
+    spans: list[tuple[int, int]] = []
     for start in range(len(order)):
         end = start
         while end + 1 < len(order) and all((order[a], order[end + 1]) not in apart for a in range(start, end + 1)):
@@ -54,10 +54,17 @@ def draw(result: Friedman, path_stem: Path, title: str, formats: tuple[str, ...]
         )
     for number, (start, end) in enumerate(spans):
         y = -0.2 - 0.12 * number
-        ax.plot([result.mean_ranks[order[start]] - 0.03, result.mean_ranks[order[end]] + 0.03], [y, y], linewidth=3, color="0.3")
+        ax.plot(
+            [result.mean_ranks[order[start]] - 0.03, result.mean_ranks[order[end]] + 0.03],
+            [y, y],
+            linewidth=3,
+            color="0.3",
+        )
     if result.critical_difference is not None:
         ax.plot([1, 1 + result.critical_difference], [1.2, 1.2], color="black", linewidth=1.5)
-        ax.text(1 + result.critical_difference / 2, 1.28, f"CD = {result.critical_difference:.2f}", ha="center", fontsize=8)
+        ax.text(
+            1 + result.critical_difference / 2, 1.28, f"CD = {result.critical_difference:.2f}", ha="center", fontsize=8
+        )
     ax.set_title(title, fontsize=9, pad=2)
     written = []
     path_stem.parent.mkdir(parents=True, exist_ok=True)

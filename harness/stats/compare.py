@@ -34,7 +34,9 @@ def shared_metrics(runs: list[RunIntervals], requested: list[str] | None) -> lis
     if requested:
         missing = [m for m in requested if m not in common]
         if missing:
-            raise HarnessError(f"metric '{missing[0]}' is not in every run compared (have: {', '.join(sorted(common))})")
+            raise HarnessError(
+                f"metric '{missing[0]}' is not in every run compared (have: {', '.join(sorted(common))})"
+            )
         return requested
     return [m for m in METRICS if m in common]
 
@@ -101,7 +103,17 @@ def command_compare(args) -> int:
     print(
         tabulate(
             rows,
-            headers=["vs", "metric", "category", names[0], "other", "Δ", f"{options.confidence:.0%} interval", "p", "test"],
+            headers=[
+                "vs",
+                "metric",
+                "category",
+                names[0],
+                "other",
+                "Δ",
+                f"{options.confidence:.0%} interval",
+                "p",
+                "test",
+            ],
             tablefmt="github",
             disable_numparse=True,
         )
@@ -134,7 +146,9 @@ def command_compare(args) -> int:
             for i, j, raw, adjusted in result.pairs:
                 print(f"  {names[i]} vs {names[j]}: p = {_p(raw)}, Holm-adjusted {_p(adjusted)}")
             try:
-                written += draw(result, out / f"cd-{metric}", f"{LABELS.get(metric, metric)}: mean rank over {result.n} categories")
+                written += draw(
+                    result, out / f"cd-{metric}", f"{LABELS.get(metric, metric)}: mean rank over {result.n} categories"
+                )
             except OSError as error:
                 raise HarnessError(f"{out}: cannot write the figure ({error.strerror or error})") from None
     try:
@@ -154,8 +168,8 @@ def _value(run: RunIntervals, category: str, metric: str, categories: list[str] 
         values = [_value(run, c, metric) for c in categories or []]
         values = [v for v in values if not math.isnan(v)]
         return float(np.mean(values)) if values else math.nan
-    values = [v.get(metric) for v in run.data[category].values]
-    return math.nan if any(v is None for v in values) else float(np.mean(values))
+    found = [v.get(metric) for v in run.data[category].values]
+    return math.nan if any(v is None for v in found) else float(np.mean([float(v) for v in found if v is not None]))
 
 
 def _plain(x: float) -> str:

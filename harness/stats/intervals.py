@@ -200,15 +200,15 @@ class RunIntervals:
         return Interval(low, high, bootstrap_method(self.options))
 
     def _seed_interval(self, category: str, metric: str) -> Interval:
-        if category == MEAN:
+        values: list[float]
+        if category == MEAN:  # the per-seed means over categories, from seeds that have every category
             per_seed: dict = {}
             for data in self.data.values():
-                for seed, values in zip(data.seeds, data.values, strict=True):
-                    per_seed.setdefault(seed, []).append(values.get(metric))
-            means = [statistics.fmean(v) for v in per_seed.values() if None not in v and len(v) == len(self.data)]
-            values = means
+                for seed, found in zip(data.seeds, data.values, strict=True):
+                    per_seed.setdefault(seed, []).append(found.get(metric))
+            values = [statistics.fmean(v) for v in per_seed.values() if None not in v and len(v) == len(self.data)]
         else:
-            values = [v.get(metric) for v in self.data[category].values if v.get(metric) is not None]
+            values = [float(v[metric]) for v in self.data[category].values if v.get(metric) is not None]
         if len(values) < 2:
             return Interval(math.nan, math.nan, "", "one seed: no interval over seeds")
         found = seed_interval(values, self.options.confidence)
@@ -267,7 +267,9 @@ def paired_difference(a: RunIntervals, b: RunIntervals, category: str, metric: s
         for c in rows:
             x, y = a.data[c], b.data[c]
             part = delong.components(np.stack(x.scores + y.scores), x.labels)
-            contrast = np.concatenate([np.full(len(x.scores), 1 / len(x.scores)), np.full(len(y.scores), -1 / len(y.scores))])
+            contrast = np.concatenate(
+                [np.full(len(x.scores), 1 / len(x.scores)), np.full(len(y.scores), -1 / len(y.scores))]
+            )
             differences.append(float(contrast @ part.aucs))
             variance += float(contrast @ part.covariance @ contrast)
         found = delong.paired_from_components(
@@ -286,10 +288,11 @@ def paired_difference(a: RunIntervals, b: RunIntervals, category: str, metric: s
 
 
 def _point(data: CategoryData, metric: str) -> float:
+    """The category's recorded value, mean over seeds (NaN when a seed has it undefined)."""
     values = [v.get(metric) for v in data.values]
     if any(v is None for v in values):
         return math.nan
-    return statistics.fmean(values)
+    return statistics.fmean(float(v) for v in values if v is not None)
 
 
 __all__ = [

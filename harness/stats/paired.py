@@ -47,7 +47,12 @@ def bootstrap_p_value(differences: np.ndarray) -> float:
 
 
 def paired_bootstrap(
-    value_a: float, value_b: float, resampled_a: np.ndarray, resampled_b: np.ndarray, method: str, confidence: float = 0.95
+    value_a: float,
+    value_b: float,
+    resampled_a: np.ndarray,
+    resampled_b: np.ndarray,
+    method: str,
+    confidence: float = 0.95,
 ) -> PairedDifference:
     """Difference of two runs from their values on the same resamples (same images for both sides)."""
     differences = np.asarray(resampled_a) - np.asarray(resampled_b)
