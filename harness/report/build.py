@@ -339,6 +339,7 @@ def build_report(
     names: list[str] | None = None,
     bold: str = "runs",
     selected_on_test: bool = False,
+    intervals=None,
 ) -> Report:
     """A report of run folders (the first is side A) beside `vs`: one or several run folders (Path) and
     references (names or CSV paths), in the order given. `selected_on_test` adds, after those, a column per
@@ -379,6 +380,10 @@ def build_report(
         sides, chosen, categories, [], caption or default_caption(sides, chosen), label, groups=groups, bold=bold
     )
     report.notes = table_notes(report)
+    if intervals is not None:  # report --ci: harness.stats.intervals.Options
+        from harness.report.intervals import attach_intervals
+
+        attach_intervals(report, intervals)
     return report
 
 

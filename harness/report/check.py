@@ -24,6 +24,7 @@ from tabulate import tabulate
 
 from harness.errors import HarnessError
 from harness.metrics import LABELS
+from harness.report import check_interval
 from harness.report.aggregate import category_cells
 from harness.report.records import load_records
 from harness.store import EXECUTION_ONLY, read_json, write_json
@@ -238,7 +239,7 @@ def compare(
                     allow_improvement,
                 )
             )
-    return comparisons
+    return check_interval.apply(comparisons, baseline)  # {"mode": "interval"}: the baseline's own interval
 
 
 def machines_differ(run: str | Path, baseline: dict) -> tuple[dict, dict] | None:
@@ -342,6 +343,6 @@ def make_baseline(run: str | Path, previous: dict | None = None, metrics: list[s
 
 def update_baseline(run: str | Path, path: str | Path, metrics: list[str] | None = None) -> dict:
     previous = read_json(Path(path)) if Path(path).is_file() else None
-    baseline = make_baseline(run, previous, metrics)
+    baseline = check_interval.add_intervals(make_baseline(run, previous, metrics), run, metrics)
     write_json(Path(path), baseline)
     return baseline

@@ -93,6 +93,7 @@ def command_report(args) -> int:
         names=args.name,
         bold=args.bold,
         selected_on_test=args.selected_on_test,
+        intervals=_interval_options(args),
     )
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
     rendering = Rendering(
@@ -121,6 +122,15 @@ def command_report(args) -> int:
     print(tables.markdown(report, args.notes or "full"), end="")
     print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
+
+
+def _interval_options(args):
+    """report --ci: how intervals are computed; None without --ci."""
+    if not getattr(args, "ci", False):
+        return None
+    from harness.stats.intervals import Options
+
+    return Options(args.resamples, args.ci_seed, args.confidence, args.ci_over)
 
 
 def command_rescore(args) -> int:

@@ -13,6 +13,7 @@ from harness.report.model import Report
 from harness.report.notes import format_note
 
 DASH = "–"  # not reported
+SIGNIFICANT = "‡"  # report --ci --vs RUN: the interval of the paired difference excludes 0
 
 
 def percent(value: float) -> str:
@@ -29,7 +30,12 @@ def _value(cell, bold: bool) -> str:
         text = f"**{text}**"
     if cell.std is not None:
         text += " ± " + percent(cell.std)
-    return text
+    return text + interval_text(cell)
+
+
+def interval_text(cell) -> str:
+    """ " [low, high]" in % when the cell has an interval (report --ci), else ""."""
+    return f" [{percent(cell.ci_low)}, {percent(cell.ci_high)}]" if cell.has_interval else ""
 
 
 def _delta(delta: float | None) -> str:
@@ -54,7 +60,8 @@ def _row(report: Report, row: str) -> list[str]:
     cells = []
     for metric, kind, side in _columns(report):
         if kind == "delta":
-            cells.append(_delta(report.delta(row, metric, side, as_printed=True)))
+            mark = SIGNIFICANT if report.significant(row, metric, side) else ""
+            cells.append(_delta(report.delta(row, metric, side, as_printed=True)) + mark)
         else:
             bold = side.key in report.best(row, metric)
             cells.append(_value(report.cell(row, metric, side), bold))
@@ -115,6 +122,13 @@ def csv_text(report: Report) -> str:
             "definition",
             "label",
             "categories",
+            "ci_low",
+            "ci_high",
+            "ci_method",
+            "difference_ci_low",
+            "difference_ci_high",
+            "difference_p_value",
+            "difference_test",
         ]
     )
 
@@ -143,6 +157,17 @@ def csv_text(report: Report) -> str:
                         side.definitions.get(metric, ""),
                         side.tag,
                         "" if cell.covers is None else cell.covers,
+                        number(cell.ci_low),
+                        number(cell.ci_high),
+                        cell.ci_method or "",
+                        *_paired_columns(report.paired.get((category, metric, side.key)), number),
                     ]
                 )
     return buffer.getvalue()
+
+
+def _paired_columns(found, number) -> list[str]:
+    """difference_ci_low, difference_ci_high, difference_p_value, difference_test of a paired difference."""
+    if found is None:
+        return ["", "", "", ""]
+    return [number(found.low), number(found.high), number(found.p_value), found.method]

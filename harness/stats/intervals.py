@@ -83,8 +83,9 @@ class CategoryData:
         return self._tables["rd4ad", s]
 
 
-def load_run(run_dir: str | Path) -> dict[str, CategoryData]:
-    """category -> its predictions, seeds in order; HarnessError (one line) when they cannot be used."""
+def load_run(run_dir: str | Path, predictions: bool = True) -> dict[str, CategoryData]:
+    """category -> its predictions, seeds in order; HarnessError (one line) when they cannot be used.
+    Without `predictions`, the records' values only (for intervals over seeds)."""
     jobs = Path(run_dir) / "jobs"
     if not jobs.is_dir():
         raise HarnessError(f"{run_dir}: run folder not found (no jobs/)")
@@ -94,11 +95,19 @@ def load_run(run_dir: str | Path) -> dict[str, CategoryData]:
     if not records:
         raise HarnessError(f"{run_dir}: no finished jobs")
     for folder, record in sorted(records, key=lambda item: (str(item[1].get("category")), str(item[1].get("seed")))):
-        if not (folder / PREDICTIONS).is_file():
-            raise HarnessError(f"{folder}: no {PREDICTIONS}: intervals need the stored predictions")
-        data = load_predictions(folder / PREDICTIONS)
         category = str(record.get("category"))
         fingerprint = (record.get("data") or {}).get("fingerprint")
+        if not predictions:
+            entry = found.setdefault(category, CategoryData(category, np.zeros(0, bool), None, [], fingerprint))
+            entry.seeds.append(record.get("seed"))
+            entry.values.append({n: (m or {}).get("value") for n, m in (record.get("metrics") or {}).items()})
+            continue
+        if not (folder / PREDICTIONS).is_file():
+            raise HarnessError(
+                f"{folder}: no {PREDICTIONS}: intervals over test images need the stored predictions "
+                "(--ci-over seeds needs only the records)"
+            )
+        data = load_predictions(folder / PREDICTIONS)
         paths = [str(p) for p in data["paths"]]
         entry = found.get(category)
         if entry is None:
@@ -162,7 +171,7 @@ class RunIntervals:
     def __init__(self, run_dir: str | Path, options: Options | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.options = options or Options()
-        self.data = load_run(run_dir)
+        self.data = load_run(run_dir, predictions=self.options.over == "images")
         self._boot: dict[tuple[str, str], np.ndarray] = {}
 
     def boot(self, category: str, metric: str) -> np.ndarray:
@@ -211,8 +220,8 @@ class RunIntervals:
             values = [float(v[metric]) for v in self.data[category].values if v.get(metric) is not None]
         if len(values) < 2:
             return Interval(math.nan, math.nan, "", "one seed: no interval over seeds")
-        found = seed_interval(values, self.options.confidence)
-        return Interval(found.low, found.high, f"t over {found.n} seeds, {self.options.confidence:.0%}")
+        interval = seed_interval(values, self.options.confidence)
+        return Interval(interval.low, interval.high, f"t over {interval.n} seeds, {self.options.confidence:.0%}")
 
     def _mean_interval(self, metric: str) -> Interval:
         categories = [c for c in self.data if _undefined(self.data[c], metric) is None]
