@@ -66,11 +66,11 @@ def apply(comparisons: list, baseline: dict) -> list:
     changed = []
     for comparison in comparisons:
         entry = baseline["values"][comparison.category][comparison.metric]
-        bounds = (entry.get("ci_low"), entry.get("ci_high")) if isinstance(entry, dict) else (None, None)
+        low, high = (entry.get("ci_low"), entry.get("ci_high")) if isinstance(entry, dict) else (None, None)
         if math.isnan(comparison.baseline.mean):
             changed.append(comparison)
             continue
-        if None in bounds:
+        if low is None or high is None:
             raise HarnessError(
                 f"the baseline is in interval mode but has no interval for {comparison.category}/{comparison.metric}; "
                 "remake it with `check --update` from a run with its predictions"
@@ -78,6 +78,6 @@ def apply(comparisons: list, baseline: dict) -> list:
         kind = type(comparison)
         mixed = _MIXED.setdefault(kind, type(f"Interval{kind.__name__}", (_IntervalComparison, kind), {}))
         upgraded = mixed(**{name: getattr(comparison, name) for name in kind.__dataclass_fields__})
-        upgraded.ci_low, upgraded.ci_high = float(bounds[0]), float(bounds[1])
+        upgraded.ci_low, upgraded.ci_high = float(low), float(high)
         changed.append(upgraded)
     return changed

@@ -7,8 +7,6 @@ Published references have no predictions: only the runs' own intervals are known
 
 from __future__ import annotations
 
-import math
-
 from harness.metrics import LABELS, METRICS
 from harness.report.model import MEAN, Note, Report, Side
 from harness.stats.intervals import Options, RunIntervals, paired_difference, same_images
@@ -25,7 +23,7 @@ def attach_intervals(report: Report, options: Options) -> None:
             continue
         stats = computed[side.key] = RunIntervals(side.path, options)
         for (row, metric), cell in side.cells.items():
-            if metric not in METRICS or row in report.group_rows or math.isnan(cell.mean):
+            if metric not in METRICS or row in report.group_rows:
                 continue
             found = stats.interval(row, metric)
             if found.reason:

@@ -9,7 +9,7 @@ import math
 from tabulate import tabulate
 
 from harness.metrics import LABELS
-from harness.report.model import Report
+from harness.report.model import Report, Side
 from harness.report.notes import format_note
 
 DASH = "–"  # not reported
@@ -47,7 +47,7 @@ def _delta(delta: float | None) -> str:
     return text if text.startswith("-") else "+" + text
 
 
-def _columns(report: Report) -> list[tuple[str, str, object]]:
+def _columns(report: Report) -> list[tuple[str, str, Side]]:
     """(metric, kind, side) per value column; kind is "value" or "delta"."""
     columns = []
     for metric in report.metrics:

@@ -109,12 +109,14 @@ def load_run(run_dir: str | Path, predictions: bool = True) -> dict[str, Categor
             )
         data = load_predictions(folder / PREDICTIONS)
         paths = [str(p) for p in data["paths"]]
-        entry = found.get(category)
-        if entry is None:
+        known = found.get(category)
+        if known is None:
             entry = found[category] = CategoryData(
                 category, data["labels"].astype(bool), data["masks"], paths, fingerprint
             )
-        elif paths != entry.paths or not np.array_equal(data["labels"].astype(bool), entry.labels):
+        else:
+            entry = known
+        if paths != entry.paths or not np.array_equal(data["labels"].astype(bool), entry.labels):
             raise HarnessError(f"{run_dir}: the seeds of '{category}' were tested on different images")
         entry.seeds.append(record.get("seed"))
         entry.scores.append(np.asarray(data["scores"]))
