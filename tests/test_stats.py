@@ -222,3 +222,16 @@ def test_compare_refuses_runs_on_different_images(tmp_path, capsys):
     assert main(["compare", str(a), str(b)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not tested on the same images" in err[0] and "fingerprints differ" in err[0]
+
+
+def test_the_bootstrap_bench_reports_paired_differences_of_the_tables():
+    from harness.bench.bootstrap_speed import bench_bootstrap, format_bench_bootstrap, paired_bootstrap_seconds
+    from harness.bench.metric_speed import synthetic_test_set
+
+    result = bench_bootstrap(n_images=8, size=32, resamples=20)
+    assert set(result["threads"]) == {1, 2} and all(t["seconds"] > 0 for t in result["threads"].values())
+    assert "20 resamples of P-AUROC and AU-PRO" in format_bench_bootstrap(result)
+    maps, masks = synthetic_test_set(8, 32, seed=0)
+    _, _, one = paired_bootstrap_seconds(maps, maps[::-1].copy(), masks, 20, threads=1)
+    _, _, two = paired_bootstrap_seconds(maps, maps[::-1].copy(), masks, 20, threads=2)
+    np.testing.assert_array_equal(one, two)  # the same resamples whatever the number of threads

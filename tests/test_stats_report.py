@@ -69,7 +69,10 @@ def test_latex_prints_the_interval_as_a_siunitx_uncertainty(tmp_path, capsys):
     run = _run(tmp_path / "run", "mvtec", ["bottle"])
     out = tmp_path / "out"
     assert main(["report", str(run), "--ci", "--resamples", "30", "--format", "latex,csv", "--layout", "wide"]) == 0
-    assert main(["report", str(run), "--ci", "--resamples", "30", "--format", "latex,csv", "--out", str(out), "--std"]) == 0
+    assert (
+        main(["report", str(run), "--ci", "--resamples", "30", "--format", "latex,csv", "--out", str(out), "--std"])
+        == 0
+    )
     tex = (out / "report.tex").read_text()
     rows = {(r["category"], r["metric"]): r for r in csv.DictReader((out / "report.csv").open())}
     row = rows["bottle", "au_pro"]

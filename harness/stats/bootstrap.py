@@ -99,7 +99,7 @@ class PixelTable:
         high, low = (1, 0) if sys.byteorder == "little" else (0, 1)
         key, index = words[:, high].copy(), words[:, low].astype(np.int64)
         del packed, words
-        image = index // per_image
+        image = (index // per_image).astype(np.int32)  # int32 halves the memory of the per-pixel arrays
         flat_ids = regions.ids.reshape(-1)[index]
         positive = flat_ids != 0
         with np.errstate(divide="ignore"):
@@ -107,7 +107,8 @@ class PixelTable:
         run_end = np.empty(len(key), dtype=bool)
         np.not_equal(key[1:], key[:-1], out=run_end[:-1])
         run_end[-1] = True
-        run = np.concatenate([[0], np.cumsum(run_end[:-1])])  # run id of every pixel
+        run = np.zeros(len(key), dtype=np.int32)  # run id of every pixel
+        np.cumsum(run_end[:-1], out=run[1:])
         self.neg = np.bincount(image[~positive], minlength=n).astype(np.int64)
         self.pos = np.bincount(image[positive], minlength=n).astype(np.int64)
         self._image, self._positive, self._inverse_size, self._run_end = image, positive, inverse_size, run_end
@@ -119,7 +120,7 @@ class PixelTable:
         bounds = np.unique(np.concatenate([[0], ends[np.minimum(np.searchsorted(ends, wanted), len(ends) - 1)]]))
         self.bounds = bounds  # pixels above each checkpoint
         g = len(bounds) - 1
-        cell_of = np.repeat(np.arange(g, dtype=np.int64), np.diff(bounds))  # cell of every pixel
+        cell_of = np.repeat(np.arange(g, dtype=np.int32), np.diff(bounds))  # cell of every pixel
 
         # Per-image counts above each checkpoint: negatives f[c, j], region-overlap sums p[c, i].
         self.f = np.zeros((g + 1, n), dtype=np.int64)
