@@ -89,7 +89,7 @@ PIXEL_METRICS = ("pixel_auroc", "au_pro", "pixel_ap", "pixel_f1_max")
 def test_each_resample_equals_the_exact_metric_of_the_resampled_images(levels, checkpoints, fpr_limit, dtype):
     maps, masks, labels = _test_set(levels=levels)
     maps = maps.astype(dtype)
-    table = PixelTable(maps, masks, fpr_limit=fpr_limit, checkpoints=checkpoints)
+    table = PixelTable(maps, masks, fpr_limit=fpr_limit, checkpoints=checkpoints, curves=True)
     for w in stratified_multiplicities(labels, 25, seed=11):
         index = expand(w)  # an image drawn twice is in the test set twice
         exact = evaluate(

@@ -20,8 +20,10 @@ Instead of sorting every pixel again per resample, `PixelTable` precomputes, fro
 Images with multiplicity 0 still have their runs in the global sort, where they only repeat the
 previous point of the curve (a step of zero width): the resampled curve is the exact curve of the
 resampled test set, so the value equals harness.metrics on that set up to float summation order
-(about 1e-15; tests check 1e-12). P-AP and P-F1max walk the global sort with the resample's
-weights (exact in integers, O(pixels) per resample); the RD4AD PRO is a mean of per-image values.
+(about 1e-15; tests check 1e-12). P-AP and P-F1max change only at runs that hold anomalous
+pixels: per such run the table keeps (with curves=True) each image's normal pixels up to it, so a
+resample's operating points are one matrix-vector product of integer counts (exact); the RD4AD PRO
+is a mean of per-image values.
 """
 
 from __future__ import annotations
@@ -78,7 +80,10 @@ class PixelTable:
     """Per-image tables of one test set (maps, masks) from which a resample's P-AUROC, AU-PRO, P-AP
     and P-F1max are computed exactly without sorting pixels again."""
 
-    def __init__(self, maps, masks, fpr_limit: float = DEFAULT_FPR_LIMIT, checkpoints: int = CHECKPOINTS) -> None:
+    def __init__(
+        self, maps, masks, fpr_limit: float = DEFAULT_FPR_LIMIT, checkpoints: int = CHECKPOINTS, curves: bool = False
+    ) -> None:
+        """`curves`: also keep what P-AP and P-F1max need (8 bytes per anomalous pixel run and image)."""
         maps, masks = check_maps_masks(maps, masks)
         self.n_images = n = len(maps)
         self.fpr_limit = fpr_limit
@@ -88,7 +93,6 @@ class PixelTable:
         for i in range(n):
             region_image[np.unique(regions.ids[i])] = i
         self.regions = np.bincount(region_image[1:], minlength=n).astype(np.int64)
-        self.maps, self.masks = maps, masks  # kept for P-AP / P-F1max / RD4AD PRO
 
         # One global descending sort: packed (order key, pixel index), ties ordered by index.
         packed = _order_key(maps).astype(np.uint64)
@@ -145,7 +149,14 @@ class PixelTable:
         run_of_pixel = np.empty_like(run)  # in the maps' own layout: image j's pixels are one slice
         run_of_pixel[index] = run
         normal_pixel = ~masks.reshape(n, -1)
-        del run, index
+        # P-AP and P-F1max change only at runs holding positives: per such run, each image's negatives up to it
+        pos_runs = run[pos_index]
+        self._pos_run_end = np.ones(n_pos, dtype=bool)
+        np.not_equal(pos_runs[1:], pos_runs[:-1], out=self._pos_run_end[:-1])
+        self._pos_image = pos_image
+        self.curves = curves
+        self._fp_at_runs = np.zeros((int(self._pos_run_end.sum()), n) if curves else (0, n), dtype=np.float64)
+        del run, index, pos_runs
         for j in range(n):
             runs_j = run_of_pixel[j * per_image : (j + 1) * per_image][normal_pixel[j]]
             if len(runs_j) == 0 or n_pos == 0:
@@ -158,6 +169,8 @@ class PixelTable:
             self.twice_u[:, j] = 2 * self.neg[j] * self.pos - below
             cell_sums = np.bincount(pos_cell * n + pos_image, weights=pos_u * twice_above / 2, minlength=g * n)
             self.q[1:, :, j] = np.cumsum(cell_sums.reshape(g, n), axis=0)
+            if curves:
+                self._fp_at_runs[:, j] = at_or_above[self._pos_run_end]
 
     # ---- per resample ----------------------------------------------------------------------
 
@@ -193,11 +206,16 @@ class PixelTable:
         return min(base / limit + area_to_limit(np.minimum(fpr, 1.0), np.minimum(pro, 1.0), limit) / limit, 1.0)
 
     def _weighted_counts(self, w: np.ndarray) -> RankCounts:
-        """The resample's operating points over the global sort (zero-weight runs repeat a point)."""
-        weight = np.asarray(w, dtype=np.int64)[self._image]
-        tp = np.cumsum(np.where(self._positive, weight, 0))[self._run_end]
-        fp = np.cumsum(np.where(self._positive, 0, weight))[self._run_end]
-        return RankCounts(tp=tp, fp=fp, n_pos=int(tp[-1]), n_neg=int(fp[-1]))
+        """The resample's operating points at the runs that hold positives (the only points where AP and F1
+        can change; a run of zero weight repeats the point before it). Counts below 2^53: float products exact."""
+        if not self.curves:
+            raise ValueError("this PixelTable was built without curves=True (needed for P-AP and P-F1max)")
+        w = np.asarray(w, dtype=np.int64)
+        tp = np.cumsum(w[self._pos_image])[self._pos_run_end]
+        fp = np.rint(self._fp_at_runs @ w.astype(np.float64)).astype(np.int64)
+        if len(tp) == 0 or tp[-1] == 0:
+            raise UndefinedMetricError("no anomalous pixel in the resample")
+        return RankCounts(tp=tp, fp=fp, n_pos=int(tp[-1]), n_neg=int(w @ self.neg))
 
     def pixel_ap(self, w: np.ndarray) -> float:
         try:

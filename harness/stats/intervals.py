@@ -24,6 +24,7 @@ from harness.stats import delong
 from harness.stats.bootstrap import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
+    PIXEL_WALK,
     PixelTable,
     Rd4adTable,
     expand,
@@ -72,10 +73,12 @@ class CategoryData:
     values: list[dict] = field(default_factory=list)  # the records' metric values, per seed
     _tables: dict = field(default_factory=dict)
 
-    def pixel_table(self, s: int) -> PixelTable:
-        if ("pixel", s) not in self._tables:
-            self._tables["pixel", s] = PixelTable(self.maps[s], self.masks)
-        return self._tables["pixel", s]
+    def pixel_table(self, s: int, curves: bool = False) -> PixelTable:
+        """Seed s's tables (built once; again with `curves` when P-AP or P-F1max first need them)."""
+        table = self._tables.get(("pixel", s))
+        if table is None or (curves and not table.curves):
+            table = self._tables["pixel", s] = PixelTable(self.maps[s], self.masks, curves=curves)
+        return table
 
     def rd4ad_table(self, s: int) -> Rd4adTable:
         if ("rd4ad", s) not in self._tables:
@@ -156,7 +159,7 @@ def resampled(data: CategoryData, metric: str, s: int, draws: np.ndarray) -> np.
         return out
     if metric == "pro_rd4ad":
         return resampled_values(None, data.rd4ad_table(s), metric, draws)
-    return resampled_values(data.pixel_table(s), None, metric, draws)
+    return resampled_values(data.pixel_table(s, curves=metric in PIXEL_WALK), None, metric, draws)
 
 
 def _undefined(data: CategoryData, metric: str) -> str | None:
