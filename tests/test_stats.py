@@ -235,3 +235,16 @@ def test_the_bootstrap_bench_reports_paired_differences_of_the_tables():
     _, _, one = paired_bootstrap_seconds(maps, maps[::-1].copy(), masks, 20, threads=1)
     _, _, two = paired_bootstrap_seconds(maps, maps[::-1].copy(), masks, 20, threads=2)
     np.testing.assert_array_equal(one, two)  # the same resamples whatever the number of threads
+
+
+def test_critical_difference_cliques_join_runs_no_test_separates():
+    from harness.stats.cd import cliques
+    from harness.stats.paired import Friedman
+
+    # a-b and b-c not significant, a-c significant: two overlapping groups {a, b} and {b, c}
+    result = Friedman(
+        ["a", "b", "c"], [1.0, 2.0, 3.0], 6.0, 0.05, 10, 1.0, [(0, 1, 0.4, 0.5), (0, 2, 0.001, 0.003), (1, 2, 0.4, 0.5)]
+    )
+    assert cliques(result) == [(0, 1), (1, 2)]
+    apart = Friedman(["a", "b"], [1.0, 2.0], 6.0, 0.05, 10, 1.0, [(0, 1, 0.001, 0.001)])
+    assert cliques(apart) == []

@@ -80,7 +80,7 @@ def _methods_note(report: Report, options: Options) -> Note:
     extra = (
         " Normal and anomalous images are resampled apart; a category's seeds share each resample, so the "
         "interval is that of the mean over seeds; group mean rows have none. Pixel metrics of data sets "
-        "without masks: not applicable."
+        "without masks: not applicable. An AUC of exactly 1 has DeLong variance 0: its interval is the point."
         if options.over == "images"
         else " Over seeds: Student's t interval of the per-seed values (training randomness, not test images)."
     )

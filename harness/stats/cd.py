@@ -34,36 +34,34 @@ def draw(result: Friedman, path_stem: Path, title: str, formats: tuple[str, ...]
     k = len(result.names)
     order = sorted(range(k), key=lambda i: result.mean_ranks[i])
     spans = cliques(result)
-    height = 1.2 + 0.25 * (k + len(spans))
-    fig, ax = plt.subplots(figsize=(6.0, height))
+    below_bars = -0.3 - 0.15 * len(spans)  # names start under the clique bars
+    rows = (k + 1) // 2
+    bottom = below_bars - 0.35 * rows
+    fig, ax = plt.subplots(figsize=(6.0, 0.9 + 0.45 * (1.6 - bottom)))
     ax.set_xlim(0.5, k + 0.5)
-    ax.set_ylim(-(k / 2 + 1 + 0.3 * len(spans)), 1.9)
+    ax.set_ylim(bottom, 1.6)
     ax.axis("off")
     ax.hlines(0, 1, k, color="black", linewidth=1)
     for r in range(1, k + 1):
         ax.vlines(r, 0, 0.12, color="black", linewidth=1)
         ax.text(r, 0.2, str(r), ha="center", va="bottom", fontsize=8)
+    for number, (start, end) in enumerate(spans):
+        y = -0.15 - 0.15 * number
+        left, right = result.mean_ranks[order[start]], result.mean_ranks[order[end]]
+        ax.plot([left - 0.03, right + 0.03], [y, y], linewidth=3, color="0.3", solid_capstyle="butt")
     for position, i in enumerate(order):
         rank = result.mean_ranks[i]
-        left = position < (k + 1) // 2
-        y = -0.4 - 0.35 * (position if left else k - 1 - position)
+        left = position < rows
+        y = below_bars - 0.35 * (position if left else k - 1 - position)
         x_text = 0.55 if left else k + 0.45
-        ax.plot([rank, rank, x_text], [0, y, y], color="black", linewidth=0.8)
+        ax.plot([rank, rank, x_text], [0, y, y], color="black", linewidth=0.8, zorder=0)
         ax.text(
-            x_text, y + 0.05, f"{result.names[i]} ({rank:.2f})", ha="left" if left else "right", va="bottom", fontsize=8
-        )
-    for number, (start, end) in enumerate(spans):
-        y = -0.2 - 0.12 * number
-        ax.plot(
-            [result.mean_ranks[order[start]] - 0.03, result.mean_ranks[order[end]] + 0.03],
-            [y, y],
-            linewidth=3,
-            color="0.3",
+            x_text, y + 0.04, f"{result.names[i]} ({rank:.2f})", ha="left" if left else "right", va="bottom", fontsize=8
         )
     if result.critical_difference is not None:
-        ax.plot([1, 1 + result.critical_difference], [1.2, 1.2], color="black", linewidth=1.5)
+        ax.plot([1, 1 + result.critical_difference], [1.0, 1.0], color="black", linewidth=1.5)
         ax.text(
-            1 + result.critical_difference / 2, 1.28, f"CD = {result.critical_difference:.2f}", ha="center", fontsize=8
+            1 + result.critical_difference / 2, 1.08, f"CD = {result.critical_difference:.2f}", ha="center", fontsize=8
         )
     ax.set_title(title, fontsize=9, pad=2)
     written = []
