@@ -123,3 +123,12 @@ def test_check_interval_mode(tmp_path, capsys):
         capsys.readouterr()
         assert main(["check", str(run), "--baseline", str(baseline)]) == expected
     assert "drift in 1 of 3 values: bottle/au_pro" in capsys.readouterr().err
+
+
+def test_compare_on_an_image_level_data_set_tests_image_metrics_only(tmp_path, capsys):
+    a = _run(tmp_path / "a", "cifar10", ["airplane", "bird"], masks=False)
+    b = _run(tmp_path / "b", "cifar10", ["airplane", "bird"], masks=False, shift=0.3)
+    assert main(["compare", str(a), str(b), "--resamples", "20"]) == 0
+    rows = list(csv.DictReader((a / "compare" / "compare.csv").open()))
+    assert {r["metric"] for r in rows} == {"image_auroc"} and len(rows) == 3
+    assert all(r["ci_method"].startswith("paired DeLong") for r in rows)
