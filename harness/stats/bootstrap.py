@@ -85,6 +85,8 @@ class PixelTable:
     ) -> None:
         """`curves`: also keep what P-AP and P-F1max need (8 bytes per anomalous pixel run and image)."""
         maps, masks = check_maps_masks(maps, masks)
+        if maps.size >= 2**32:  # the sort packs a 32-bit pixel index beside the score's key
+            raise ValueError(f"{maps.size} pixels: the image bootstrap handles fewer than 2^32 pixels per category")
         self.n_images = n = len(maps)
         self.fpr_limit = fpr_limit
         per_image = maps[0].size
