@@ -132,3 +132,28 @@ def test_compare_on_an_image_level_data_set_tests_image_metrics_only(tmp_path, c
     rows = list(csv.DictReader((a / "compare" / "compare.csv").open()))
     assert {r["metric"] for r in rows} == {"image_auroc"} and len(rows) == 3
     assert all(r["ci_method"].startswith("paired DeLong") for r in rows)
+
+
+def test_a_runs_resampled_values_are_the_exact_metrics_of_the_resampled_images(tmp_path):
+    """Through the run folder: each resample's value is the mean over seeds of harness.metrics on the
+    resampled images, read back from predictions.npz (the same draws for every metric)."""
+    from harness.stats.bootstrap import expand
+    from harness.stats.intervals import Options, RunIntervals, draws_for
+    from harness.store import load_predictions
+
+    run = _run(tmp_path / "run", "mvtec", ["bottle"], seeds=(0, 1))
+    stats = RunIntervals(run, Options(resamples=12, seed=3))
+    data = stats.data["bottle"]
+    draws = draws_for("bottle", data.labels, stats.options)
+    stored = [load_predictions(path) for path in data.files]
+    for metric in ("pixel_auroc", "au_pro", "pixel_ap"):
+        resampled = stats.boot("bottle", metric)
+        for b, w in enumerate(draws):
+            index = expand(w)
+            exact = [
+                evaluate(p["scores"][index], p["labels"][index], p["maps"][index], p["masks"][index], (metric,))[
+                    metric
+                ].value
+                for p in stored
+            ]
+            assert resampled[b] == pytest.approx(np.mean(exact), abs=1e-12)

@@ -24,6 +24,7 @@ from harness.stats import delong
 from harness.stats.bootstrap import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
+    PIXEL_FAST,
     PIXEL_WALK,
     PixelTable,
     Rd4adTable,
@@ -69,21 +70,12 @@ class CategoryData:
     fingerprint: str | None
     seeds: list = field(default_factory=list)
     scores: list[np.ndarray] = field(default_factory=list)
-    maps: list[np.ndarray] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # each seed's predictions.npz (maps are read when needed)
     values: list[dict] = field(default_factory=list)  # the records' metric values, per seed
-    _tables: dict = field(default_factory=dict)
 
-    def pixel_table(self, s: int, curves: bool = False) -> PixelTable:
-        """Seed s's tables (built once; again with `curves` when P-AP or P-F1max first need them)."""
-        table = self._tables.get(("pixel", s))
-        if table is None or (curves and not table.curves):
-            table = self._tables["pixel", s] = PixelTable(self.maps[s], self.masks, curves=curves)
-        return table
-
-    def rd4ad_table(self, s: int) -> Rd4adTable:
-        if ("rd4ad", s) not in self._tables:
-            self._tables["rd4ad", s] = Rd4adTable(self.maps[s], self.masks, self.labels)
-        return self._tables["rd4ad", s]
+    def maps(self, s: int) -> np.ndarray:
+        """Seed s's maps, read again from its file: a run's maps are not all held in memory at once."""
+        return load_predictions(self.files[s])["maps"]
 
 
 def load_run(run_dir: str | Path, predictions: bool = True) -> dict[str, CategoryData]:
@@ -123,7 +115,8 @@ def load_run(run_dir: str | Path, predictions: bool = True) -> dict[str, Categor
             raise HarnessError(f"{run_dir}: the seeds of '{category}' were tested on different images")
         entry.seeds.append(record.get("seed"))
         entry.scores.append(np.asarray(data["scores"]))
-        entry.maps.append(data["maps"])
+        entry.files.append(folder / PREDICTIONS)
+        del data
         entry.values.append({n: (m or {}).get("value") for n, m in (record.get("metrics") or {}).items()})
     return found
 
@@ -157,9 +150,20 @@ def resampled(data: CategoryData, metric: str, s: int, draws: np.ndarray) -> np.
             index = expand(w)
             out[b] = evaluate(data.scores[s][index], data.labels[index], names=(metric,))[metric].value
         return out
-    if metric == "pro_rd4ad":
-        return resampled_values(None, data.rd4ad_table(s), metric, draws)
-    return resampled_values(data.pixel_table(s, curves=metric in PIXEL_WALK), None, metric, draws)
+    return resampled_pixels(data, [metric], s, draws)[metric]
+
+
+def resampled_pixels(data: CategoryData, metrics: list[str], s: int, draws: np.ndarray) -> dict[str, np.ndarray]:
+    """Seed s's pixel metrics on every resample, from one set of tables (built, used and dropped here)."""
+    maps, found = data.maps(s), {}
+    if "pro_rd4ad" in metrics:
+        found["pro_rd4ad"] = resampled_values(None, Rd4adTable(maps, data.masks, data.labels), "pro_rd4ad", draws)
+    tabled = [m for m in metrics if m in PIXEL_FAST + PIXEL_WALK]
+    if tabled:
+        table = PixelTable(maps, data.masks, curves=any(m in PIXEL_WALK for m in tabled))
+        for metric in tabled:
+            found[metric] = resampled_values(table, None, metric, draws)
+    return found
 
 
 def _undefined(data: CategoryData, metric: str) -> str | None:
@@ -180,12 +184,22 @@ class RunIntervals:
         self._boot: dict[tuple[str, str], np.ndarray] = {}
 
     def boot(self, category: str, metric: str) -> np.ndarray:
-        """The seed-mean of the metric on each resample of the category."""
+        """The seed-mean of the metric on each resample of the category. The first pixel metric asked for
+        computes every pixel metric the category's records have, so each seed's tables are built once."""
         key = (category, metric)
         if key not in self._boot:
             data = self.data[category]
             draws = draws_for(category, data.labels, self.options)
-            self._boot[key] = np.mean([resampled(data, metric, s, draws) for s in range(len(data.seeds))], axis=0)
+            seeds = range(len(data.seeds))
+            if METRICS[metric].level == "image":
+                self._boot[key] = np.mean([resampled(data, metric, s, draws) for s in seeds], axis=0)
+            else:
+                recorded = {m for values in data.values for m in values if m in METRICS}
+                wanted = [m for m in METRICS if METRICS[m].level == "pixel" and (m in recorded or m == metric)]
+                wanted = [m for m in wanted if (category, m) not in self._boot]
+                per_seed = [resampled_pixels(data, wanted, s, draws) for s in seeds]
+                for name in wanted:
+                    self._boot[category, name] = np.mean([found[name] for found in per_seed], axis=0)
         return self._boot[key]
 
     def delong_parts(self, category: str) -> delong.Components:
