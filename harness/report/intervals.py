@@ -7,6 +7,8 @@ Published references have no predictions: only the runs' own intervals are known
 
 from __future__ import annotations
 
+import sys
+
 from harness.metrics import LABELS, METRICS
 from harness.report.model import MEAN, Note, Report, Side
 from harness.stats.intervals import Options, RunIntervals, paired_difference, same_images
@@ -22,6 +24,7 @@ def attach_intervals(report: Report, options: Options) -> None:
         if side.kind != "run" or side.path is None:
             continue
         stats = computed[side.key] = RunIntervals(side.path, options)
+        print(f"intervals: {side.name}, {len(stats.data)} categories, {over}", file=sys.stderr)
         for (row, metric), cell in side.cells.items():
             if metric not in METRICS or row in report.group_rows:
                 continue

@@ -257,7 +257,8 @@ class RunIntervals:
                 variance += float(part.covariance.sum()) / k**2
             mean, se = statistics.fmean(means), math.sqrt(variance) / len(means)
             half = delong._z(confidence) * se
-            return Interval(mean - half, mean + half, f"DeLong, categories independent, normal {confidence:.0%}")
+            low, high = max(mean - half, 0.0), min(mean + half, 1.0)  # a mean of AUCs near 1: clipped to [0, 1]
+            return Interval(low, high, f"DeLong, categories independent, normal {confidence:.0%}, clipped to [0, 1]")
         stacked = np.mean([self.boot(c, metric) for c in categories], axis=0)
         low, high = percentile_interval(stacked, confidence)
         return Interval(low, high, bootstrap_method(self.options) + ", resample by resample over categories")
