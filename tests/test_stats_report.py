@@ -157,3 +157,16 @@ def test_a_runs_resampled_values_are_the_exact_metrics_of_the_resampled_images(t
                 for p in stored
             ]
             assert resampled[b] == pytest.approx(np.mean(exact), abs=1e-12)
+
+
+def test_an_interval_mode_baseline_without_intervals_is_refused_in_one_line(tmp_path, capsys):
+    run = _run(tmp_path / "run", "mvtec", ["bottle"])
+    baseline = tmp_path / "baseline.json"
+    assert main(["check", str(run), "--baseline", str(baseline), "--update"]) == 0  # fixed tolerance
+    data = json.loads(baseline.read_text())
+    data["tolerance"]["mode"] = "interval"  # switched by hand, never remade
+    baseline.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["check", str(run), "--baseline", str(baseline)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "remake it with `check --update`" in err[0]
