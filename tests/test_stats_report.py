@@ -170,3 +170,12 @@ def test_an_interval_mode_baseline_without_intervals_is_refused_in_one_line(tmp_
     assert main(["check", str(run), "--baseline", str(baseline)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "remake it with `check --update`" in err[0]
+
+
+def test_plot_error_bars_are_the_interval_when_there_is_one():
+    from harness.report.model import Cell
+    from harness.report.plots import _bar
+
+    assert _bar(Cell(0.9, std=0.01, n=3, ci_low=0.85, ci_high=0.92)) == pytest.approx([[5.0], [2.0]])
+    assert _bar(Cell(0.9, std=0.01, n=3)) == pytest.approx(1.0)
+    assert Cell(0.9, std=0.01, ci_low=0.85, ci_high=0.92).spread == pytest.approx(0.05)  # LaTeX's ±: the larger half
