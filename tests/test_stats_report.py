@@ -176,6 +176,6 @@ def test_plot_error_bars_are_the_interval_when_there_is_one():
     from harness.report.model import Cell
     from harness.report.plots import _bar
 
-    assert _bar(Cell(0.9, std=0.01, n=3, ci_low=0.85, ci_high=0.92)) == pytest.approx([[5.0], [2.0]])
+    np.testing.assert_allclose(_bar(Cell(0.9, std=0.01, n=3, ci_low=0.85, ci_high=0.92)), [[5.0], [2.0]])
     assert _bar(Cell(0.9, std=0.01, n=3)) == pytest.approx(1.0)
     assert Cell(0.9, std=0.01, ci_low=0.85, ci_high=0.92).spread == pytest.approx(0.05)  # LaTeX's ±: the larger half
