@@ -41,9 +41,10 @@ from harness.metrics.pro import area_to_limit, label_regions
 from harness.metrics.ranking import RankCounts, ap_from_counts, f1_max_from_counts
 from harness.metrics.rd4ad import image_pro
 from harness.metrics.validation import MetricWarning, UndefinedMetricError, check_maps_masks
+from harness.stats.options import DEFAULT_RESAMPLES, DEFAULT_SEED
 
-DEFAULT_RESAMPLES = 1000
-DEFAULT_SEED = 0
+__all__ = ["DEFAULT_RESAMPLES", "DEFAULT_SEED", "PixelTable", "Rd4adTable", "stratified_multiplicities"]
+
 CHECKPOINTS = 512  # AU-PRO cells; memory (G+1) n^2 float64 is capped below
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from harness.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED  # numpy only
+DEFAULT_RESAMPLES = 1000  # bootstrap resamples
+DEFAULT_SEED = 0  # seed of the resamples
 
 
 def _confidence(text: str) -> float:
