@@ -52,8 +52,9 @@ def _pair(report: Report, a: RunIntervals, b: RunIntervals, first: Side, side: S
     problem = same_images(a, b)
     if problem:
         return Note(f"Δ vs {side.tag} not tested: the two runs were not tested on the same images ({problem}).")
+    same_set = set(a.data) == set(b.data)  # else the mean rows average different categories: not paired
     for metric in report.metrics:
-        for row in [*report.categories, MEAN]:
+        for row in [*report.categories, *([MEAN] if same_set else [])]:
             if (row, metric) in first.cells and (row, metric) in side.cells:
                 found = paired_difference(a, b, row, metric)
                 if found is not None:
@@ -62,7 +63,8 @@ def _pair(report: Report, a: RunIntervals, b: RunIntervals, first: Side, side: S
     return Note(
         f"Δ vs {side.tag}: ‡ where the {boot.confidence:.0%} interval of the paired difference excludes 0; "
         f"I-AUROC by the paired DeLong test, the other metrics by a paired stratified image bootstrap (the same "
-        f"resampled images for both runs, B={boot.resamples}, seed {boot.seed}); p-values in report.csv."
+        f"resampled images for both runs, B={boot.resamples}, seed {boot.seed}); p-values in report.csv"
+        + ("." if same_set else "; the mean rows cover different categories and are not tested.")
     )
 
 
