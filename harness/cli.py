@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | list | data | report | rescore | check | bench`.
+"""Command line: `python -m harness run | list | data | report | rescore | check | bench | compare`.
 
 Exit codes: 0 success; 1 a job failed or metrics drifted; 2 bad input or usage.
 """
@@ -535,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_parser(commands)
     _add_bench_parser(commands)
     _add_runs_parser(commands)
+    from harness.stats.options import add_compare_parser
+
+    add_compare_parser(commands)
     return parser
 
 

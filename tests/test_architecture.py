@@ -22,8 +22,9 @@ ALLOWED = {
     "harness.datasets": set(),
     "harness.methods": set(),
     "harness.sweep": {"harness.metrics", "harness.store", "harness.datasets", "harness.methods"},
-    "harness.report": {"harness.metrics", "harness.store", "harness.datasets"},
-    "harness.bench": {"harness.metrics", "harness.datasets", "harness.methods", "harness.sweep"},
+    "harness.stats": {"harness.metrics", "harness.store"},
+    "harness.report": {"harness.metrics", "harness.store", "harness.datasets", "harness.stats"},
+    "harness.bench": {"harness.metrics", "harness.datasets", "harness.methods", "harness.sweep", "harness.stats"},
     "harness.cli": {
         "harness.metrics",
         "harness.store",
@@ -32,10 +33,11 @@ ALLOWED = {
         "harness.sweep",
         "harness.report",
         "harness.bench",
+        "harness.stats",
     },
     "harness.__main__": {"harness.cli"},
 }
-NEVER_TORCH = ("harness.metrics", "harness.report", "harness.store")  # they read arrays and files only
+NEVER_TORCH = ("harness.metrics", "harness.report", "harness.store", "harness.stats")  # they read arrays and files only
 
 
 def _modules():

@@ -190,6 +190,10 @@ def command_bench(args: argparse.Namespace) -> int:
     if "metrics" in sections:
         result["metrics"] = metric_speed.bench_metrics(args.n_images, args.size, repeats=args.repeats)
         blocks.append(metric_speed.format_bench_metrics(result["metrics"]))
+        from harness.bench import bootstrap_speed
+
+        result["bootstrap"] = bootstrap_speed.bench_bootstrap(args.n_images, args.size)
+        blocks.append(bootstrap_speed.format_bench_bootstrap(result["bootstrap"]))
     if split and device is not None:  # split counts are taken with a model section, which resolves the device
         per_category, counted = split
         size = settings.image_size

@@ -15,6 +15,7 @@ import json
 import re
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 from harness.metrics import LABELS, METRICS
@@ -23,6 +24,9 @@ from harness.report.aggregate import category_cells
 from harness.report.model import BOLD_CHOICES, MEAN, Cell, Report, Side
 from harness.report.notes import table_notes
 from harness.report.records import finished_jobs, run_progress, uses_random_teacher
+
+if TYPE_CHECKING:
+    from harness.stats.intervals import Options
 
 DESCRIBED_SETTINGS = ("backbone", "weights", "image_size", "epochs", "batch_size")
 METHOD_NAMES = {"rd": "RD", "rdpp": "RD++"}  # the name a run is printed under by default
@@ -341,6 +345,7 @@ def build_report(
     names: list[str] | None = None,
     bold: str = "runs",
     selected_on_test: bool = False,
+    intervals: Options | None = None,
 ) -> Report:
     """A report of run folders (the first is side A) beside `vs`: one or several run folders (Path) and
     references (names or CSV paths), in the order given. `selected_on_test` adds, after those, a column per
@@ -381,6 +386,10 @@ def build_report(
         sides, chosen, categories, [], caption or default_caption(sides, chosen), label, groups=groups, bold=bold
     )
     report.notes = table_notes(report)
+    if intervals is not None:  # report --ci: harness.stats.intervals.Options
+        from harness.report.intervals import attach_intervals
+
+        attach_intervals(report, intervals)
     return report
 
 

@@ -28,6 +28,7 @@ from tabulate import tabulate
 
 from harness.errors import HarnessError
 from harness.metrics import LABELS
+from harness.report import check_interval
 from harness.report.aggregate import category_cells
 from harness.report.order import ordered
 from harness.report.records import load_records
@@ -466,7 +467,7 @@ def compare(
                     allow_improvement,
                 )
             )
-    return comparisons
+    return check_interval.apply(comparisons, baseline)  # {"mode": "interval"}: the baseline's own interval
 
 
 def machines_differ(run: str | Path, baseline: dict) -> tuple[dict, dict] | None:
@@ -621,6 +622,6 @@ def update_baseline(
         if not isinstance(previous, dict):
             raise HarnessError(f"{path}: not a baseline file (expected a JSON object, found {_found(previous)})")
         parse_tolerances(previous, str(path))
-    baseline = make_baseline(run, previous, metrics, categories)
+    baseline = check_interval.add_intervals(make_baseline(run, previous, metrics, categories), run, metrics)
     write_json(Path(path), baseline)
     return baseline

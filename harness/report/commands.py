@@ -94,6 +94,7 @@ def command_report(args) -> int:
         names=args.name,
         bold=args.bold,
         selected_on_test=args.selected_on_test,
+        intervals=_interval_options(args),
     )
     for side in report.sides:
         if side.kind == "run" and side.progress is not None and not side.progress.complete:
@@ -140,6 +141,15 @@ def command_report(args) -> int:
     print(tables.markdown(report, args.notes or "full", rendering.markdown_layout), end="")
     print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
+
+
+def _interval_options(args):
+    """report --ci: how intervals are computed; None without --ci."""
+    if not getattr(args, "ci", False):
+        return None
+    from harness.stats.intervals import Options
+
+    return Options(args.resamples, args.ci_seed, args.confidence, args.ci_over)
 
 
 def command_rescore(args) -> int:

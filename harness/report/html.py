@@ -16,6 +16,7 @@ from harness.metrics import LABELS
 from harness.report.model import Report
 from harness.report.notes import FEWER, format_note
 from harness.report.order import category_name
+from harness.report.tables import interval_text
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 2rem auto;
@@ -41,7 +42,8 @@ def _cell(cell) -> str:
         return "–"
     if math.isnan(cell.mean):
         return "n/a"
-    return f"{100 * cell.mean:.1f}" + (f" ± {100 * cell.std:.1f}" if cell.std is not None else "")
+    text = f"{100 * cell.mean:.1f}" + (f" ± {100 * cell.std:.1f}" if cell.std is not None else "")
+    return text + interval_text(cell)
 
 
 def table_html(report: Report) -> str:

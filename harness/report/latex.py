@@ -224,8 +224,8 @@ class Column:
             return
         self.bold |= bold
         self.integers = max(self.integers, len(f"{100 * cell.mean:.1f}".split(".")[0]))
-        if std and cell.std is not None:
-            self.std_integers = max(self.std_integers, len(f"{100 * cell.std:.1f}".split(".")[0]))
+        if std and cell.spread is not None:  # the std over seeds, or with --ci the interval's larger half
+            self.std_integers = max(self.std_integers, len(f"{100 * cell.spread:.1f}".split(".")[0]))
 
     def spec(self) -> str:
         fmt = f"{self.integers}.1" + (f"({self.std_integers}.1)" if self.std_integers else "")
@@ -245,8 +245,8 @@ def _number(cell, std: bool) -> str:
     if math.isnan(cell.mean):
         return "{n/a}"
     text = f"{100 * cell.mean:.1f}"
-    if std and cell.std is not None:
-        text += rf" \pm {100 * cell.std:.1f}"
+    if std and cell.spread is not None:
+        text += rf" \pm {100 * cell.spread:.1f}"
     return text
 
 
@@ -418,7 +418,7 @@ def plan(report: Report, layout: str = "compact", std: bool | None = None, width
         fits = [plan(part, "compact", std, width) for part in per_metric_reports(report)]
         return dataclasses.replace(max(fits, key=lambda f: f.width), layout=layout)
     target = (width or TARGET_IN[layout]) * POINTS_PER_INCH
-    has_std = layout != "transposed" and any(c.std is not None for s in report.sides for c in s.cells.values())
+    has_std = layout != "transposed" and any(c.spread is not None for s in report.sides for c in s.cells.values())
     candidates = CANDIDATES[layout]
     if not has_std or std is False:
         tries = [(False, c) for c in candidates]
@@ -615,7 +615,7 @@ def _notes(report: Report, layout: str, level: str, fit: Fit) -> list[str]:
         return []
     cell_metrics = report.metrics if layout == "compact" else None
     dashes = any(report.cell(row, metric, side) is None for side, metric in _shown(report) for row in report.rows)
-    notes = [format_note(report, std=fit.std, cell_metrics=cell_metrics, dashes=dashes).text]
+    notes = [format_note(report, std=fit.std, cell_metrics=cell_metrics, dashes=dashes, brackets=False).text]
     notes += report.note_lines(level, hints=False)
     if not notes:
         return []

@@ -25,6 +25,20 @@ class Cell:
     n: int = 1
     reason: str | None = None  # why the value is NaN
     covers: int | None = None  # mean rows: how many categories the mean is over
+    ci_low: float | None = None  # report --ci: the interval (fractions) and the method that made it
+    ci_high: float | None = None
+    ci_method: str | None = None
+
+    @property
+    def has_interval(self) -> bool:
+        return self.ci_low is not None and self.ci_high is not None and not math.isnan(self.ci_low)
+
+    @property
+    def spread(self) -> float | None:
+        """What a single ± prints: the larger half of the interval when there is one, else the std over seeds."""
+        if self.has_interval and self.ci_low is not None and self.ci_high is not None:
+            return max(self.mean - self.ci_low, self.ci_high - self.mean)
+        return self.std
 
 
 @dataclass
@@ -83,6 +97,13 @@ class Report:
     label: str
     groups: list[tuple[str | None, list[str]]] = field(default_factory=list)  # [(group, categories)]
     bold: str = "runs"  # which sides compete for bold: runs, all, none
+    intervals: str = ""  # report --ci: what the intervals are over ("test images" or "seeds"); "" without
+    paired: dict = field(default_factory=dict)  # (row, metric, side key) -> a paired difference of A and that side
+
+    def significant(self, row: str, metric: str, side: Side) -> bool:
+        """True when the interval of the paired difference of A and `side` excludes 0 (report --ci --vs RUN)."""
+        found = self.paired.get((row, metric, side.key))
+        return bool(found is not None and found.excludes_zero)
 
     def __post_init__(self):
         if not self.groups:

@@ -54,7 +54,13 @@ def _seeds(side: Side) -> int:
 
 
 def format_note(
-    report: Report, *, std: bool, delta: bool = False, cell_metrics: list[str] | None = None, dashes: bool | None = None
+    report: Report,
+    *,
+    std: bool,
+    delta: bool = False,
+    cell_metrics: list[str] | None = None,
+    dashes: bool | None = None,
+    brackets: bool = True,
 ) -> Note:
     """What the numbers are, as a renderer shows them: `std` whether ± std is printed, `delta` whether
     difference columns are, `cell_metrics` the metrics that share one cell (the compact layout), `dashes`
@@ -65,13 +71,19 @@ def format_note(
         parts = [f"Each cell: {' / '.join(label(m) for m in cell_metrics)}, in %"]
     else:
         parts = ["Values in %"]
-    if seeded:
+    if report.intervals and not brackets:  # LaTeX with --ci: a single ± carries the interval instead of the std
+        parts.append(f"± the larger half of the {report.intervals}" if std else f"{report.intervals} in report.csv")
+    elif seeded:
         counts = sorted(set(seeded.values()))
         over = f"{counts[0]} seeds" if len(counts) == 1 else f"{'/'.join(map(str, counts))} seeds"
         whom = "" if len(seeded) == len(runs) else " for " + ", ".join(seeded)
         parts.append(f"mean ± sample std over {over}{whom}" if std else f"mean over {over}{whom}; std in report.csv")
+    if report.intervals and brackets:
+        parts.append(f"[low, high]: {report.intervals}")
     if delta and report.comparing:
         parts.append(f"Δ = {report.sides[0].tag} minus the other, in points")
+    if delta and report.paired:
+        parts.append("‡ the interval of the paired difference excludes 0")
     if report.competing() and len(report.competing()) > 1:
         parts.append("bold: best of " + ("the runs" if report.bold == "runs" else "each row"))
     if dashes is None:

@@ -86,6 +86,21 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         default="column",
         help="figures for one column (3.3 in, default) or both columns (6.9 in) of a paper",
     )
+    parser.add_argument(
+        "--ci",
+        action="store_true",
+        help="add intervals from the stored predictions: DeLong for I-AUROC, stratified image bootstrap for "
+        "the other metrics; with --vs RUN, mark differences whose paired interval excludes 0 (docs/statistics.md)",
+    )
+    parser.add_argument(
+        "--ci-over",
+        choices=("images", "seeds"),
+        default="images",
+        help="--ci over the test images (default) or over seeds (Student's t of the per-seed values)",
+    )
+    from harness.stats.options import add_interval_arguments
+
+    add_interval_arguments(parser)
     parser.add_argument("--out", help="output folder (default: <first run>/report)")
 
 

@@ -234,7 +234,12 @@ def _per_category(report, width: str):
     y = np.arange(len(rows))
     offsets = np.linspace(-0.2, 0.2, len(report.sides)) if len(report.sides) > 1 else np.zeros(1)
     values = [100 * c.mean for s in report.sides for c in s.cells.values() if not math.isnan(c.mean)]
-    spreads = [100 * (c.mean - (c.std or 0)) for s in report.sides for c in s.cells.values() if not math.isnan(c.mean)]
+    spreads = [
+        100 * (c.ci_low if c.has_interval and c.ci_low is not None else c.mean - (c.std or 0))
+        for s in report.sides
+        for c in s.cells.values()
+        if not math.isnan(c.mean)
+    ]
     low = max(0.0, 5 * math.floor((min(spreads + values, default=90) - 1) / 5))
     room = (full - 0.8) / columns  # inches per panel, about
     ticks = max(2, min(5, int(room / 0.3)))  # labelled ticks; a light grid every fifth of a step between them
@@ -252,7 +257,7 @@ def _per_category(report, width: str):
                 ax.errorbar(
                     100 * cell.mean,
                     i + offset,
-                    xerr=None if cell.std is None else 100 * cell.std,
+                    xerr=_bar(cell),
                     fmt=marker,
                     color=colour,
                     markerfacecolor="white" if fewer else colour,
@@ -287,7 +292,11 @@ def _per_category(report, width: str):
         for tick, row in zip(ax.get_yticklabels(), rows, strict=False):
             tick.set_fontweight("bold" if report.is_mean_row(row) else "normal")
     footer = "value (%)" + (
-        "; bars: ± sample std over seeds" if any(c.std for s in report.sides for c in s.cells.values()) else ""
+        f"; bars: {report.intervals}"
+        if report.intervals
+        else "; bars: ± sample std over seeds"
+        if any(c.std for s in report.sides for c in s.cells.values())
+        else ""
     )
     if report.any_fewer():
         footer += f"\n{FEWER} open marker: mean over fewer categories than another's"
@@ -543,3 +552,10 @@ def _loss(report, runs: list, result: PlotResult, width: str):
         labels += [f"seed {seed}" for seed in seeds]
     _legend(figure, handles, labels, min(len(labels), 4 if width == "column" else 8))
     return figure
+
+
+def _bar(cell):
+    """The error bar of a value: its interval (report --ci; asymmetric), else ± the sample std over seeds."""
+    if cell.has_interval:
+        return [[100 * (cell.mean - cell.ci_low)], [100 * (cell.ci_high - cell.mean)]]
+    return None if cell.std is None else 100 * cell.std

@@ -13,6 +13,7 @@ from harness.report.model import Cell, Report, Side
 from harness.report.notes import format_note
 
 DASH = "–"  # not reported
+SIGNIFICANT = "‡"  # report --ci --vs RUN: the interval of the paired difference excludes 0
 
 
 def percent(value: float) -> str:
@@ -29,7 +30,12 @@ def _value(cell: Cell | None, bold: bool) -> str:
         text = f"**{text}**"
     if cell.std is not None:
         text += " ± " + percent(cell.std)
-    return text
+    return text + interval_text(cell)
+
+
+def interval_text(cell) -> str:
+    """ " [low, high]" in % when the cell has an interval (report --ci), else ""."""
+    return f" [{percent(cell.ci_low)}, {percent(cell.ci_high)}]" if cell.has_interval else ""
 
 
 def _mean(cell: Cell | None, bold: bool) -> str:
@@ -61,7 +67,8 @@ def _row(report: Report, row: str, metrics: list[str] | None = None) -> list[str
     cells = []
     for metric, kind, side in _columns(report, metrics):
         if kind == "delta":
-            cells.append(_delta(report.delta(row, metric, side, as_printed=True)))
+            mark = SIGNIFICANT if report.significant(row, metric, side) else ""
+            cells.append(_delta(report.delta(row, metric, side, as_printed=True)) + mark)
         else:
             bold = side.key in report.best(row, metric)
             cells.append(_value(report.cell(row, metric, side), bold))
@@ -208,6 +215,13 @@ def csv_text(report: Report) -> str:
             "jobs_finished",
             "jobs_planned",
             "jobs_missing",
+            "ci_low",
+            "ci_high",
+            "ci_method",
+            "difference_ci_low",
+            "difference_ci_high",
+            "difference_p_value",
+            "difference_test",
         ]
     )
 
@@ -244,6 +258,17 @@ def csv_text(report: Report) -> str:
                         side.tag,
                         "" if cell.covers is None else cell.covers,
                         *progress(side),
+                        number(cell.ci_low),
+                        number(cell.ci_high),
+                        cell.ci_method or "",
+                        *_paired_columns(report.paired.get((category, metric, side.key)), number),
                     ]
                 )
     return buffer.getvalue()
+
+
+def _paired_columns(found, number) -> list[str]:
+    """difference_ci_low, difference_ci_high, difference_p_value, difference_test of a paired difference."""
+    if found is None:
+        return ["", "", "", ""]
+    return [number(found.low), number(found.high), number(found.p_value), found.method]
