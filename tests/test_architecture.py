@@ -21,7 +21,8 @@ ALLOWED = {
     "harness.store": set(),
     "harness.datasets": set(),
     "harness.methods": set(),
-    "harness.sweep": {"harness.metrics", "harness.store", "harness.datasets", "harness.methods"},
+    "harness.sweep": {"harness.metrics", "harness.store", "harness.datasets", "harness.methods", "harness.tracking"},
+    "harness.tracking": {"harness.store", "harness.report"},
     "harness.report": {"harness.metrics", "harness.store", "harness.datasets"},
     "harness.bench": {"harness.metrics", "harness.datasets", "harness.methods", "harness.sweep"},
     "harness.cli": {
@@ -32,6 +33,7 @@ ALLOWED = {
         "harness.sweep",
         "harness.report",
         "harness.bench",
+        "harness.tracking",
     },
     "harness.__main__": {"harness.cli"},
 }
