@@ -57,9 +57,10 @@ def _history(client, run_id: str, name: str) -> list[tuple[int, float]]:
 @needs_mlflow
 def test_mlflow_holds_every_job_as_its_record_says(data, tmp_path):
     run = tmp_path / "run"
-    code = run_in_process("run", *FAST, *EPOCHS, "--eval-every", "1", "--root", str(data), "--out", str(run))
-    assert code == 0
-    assert run_in_process("run", *FAST, *EPOCHS, "--eval-every", "1", "--root", str(data), "--out", str(run), "--track", "mlflow") == 0  # fmt: skip
+    args = [*FAST, *EPOCHS, "--eval-every", "1", "--root", str(data), "--out", str(run)]
+    assert run_in_process("run", *args) == 0
+    # the sweep ran untracked first: its jobs are logged when a later run of it tracks
+    assert run_in_process("run", *args, "--track", "mlflow") == 0
     client = _client(run)
     runs = _mlflow_runs(run)
     sweep = runs.pop("sweep")
@@ -157,7 +158,8 @@ def test_an_unreachable_server_changes_no_result_and_warns_once_per_job(data, tm
         uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
         run = tmp_path / "run"
         started = time.monotonic()
-        code = run_in_process("run", *FAST, "--root", str(data), "--out", str(run), "--track", "mlflow", "--tracking-uri", uri)  # fmt: skip
+        args = [*FAST, "--root", str(data), "--out", str(run), "--track", "mlflow", "--tracking-uri", uri]
+        code = run_in_process("run", *args)
         seconds = time.monotonic() - started
     assert code == 0
     assert seconds < 120

@@ -19,7 +19,7 @@ from harness.tracking.base import JobEntry, SweepEntry, SweepTracking, Tracker, 
 
 TRACKERS = ("mlflow", "tensorboard")
 # Modules each tracker needs; MLflow's own store under the run folder is SQLite, which needs SQLAlchemy and Alembic
-_NEEDS = {"mlflow": ("mlflow",), "tensorboard": ("tensorboard",)}
+_NEEDS: dict[str, tuple[str, ...]] = {"mlflow": ("mlflow",), "tensorboard": ("tensorboard",)}
 _LOCAL_STORE_NEEDS = ("sqlalchemy", "alembic")
 
 
