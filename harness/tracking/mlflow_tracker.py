@@ -52,7 +52,8 @@ class MlflowTracker(Tracker):
         )
 
     def _experiment(self) -> str:
-        """The run folder's experiment: named after the folder (and its path when another folder has the name)."""
+        """The run folder's experiment: named after the folder (and its path when another folder has the name).
+        Its kind is model training: MLflow's UI then opens on its runs, not on its GenAI views."""
         from mlflow.entities import LifecycleStage
 
         folder = str(self.run_dir)
@@ -60,7 +61,9 @@ class MlflowTracker(Tracker):
             found = self.client.get_experiment_by_name(name)
             if found is None:
                 return self.client.create_experiment(
-                    name, artifact_location=self._local_artifacts(), tags={"harness.run_folder": folder}
+                    name,
+                    artifact_location=self._local_artifacts(),
+                    tags={"harness.run_folder": folder, "mlflow.experimentKind": "custom_model_development"},
                 )
             if found.tags.get("harness.run_folder") == folder:
                 if found.lifecycle_stage == LifecycleStage.DELETED:
