@@ -210,3 +210,55 @@ def test_bad_tracking_flags_are_one_line_before_anything_is_written(data, tmp_pa
         'error: --track tensorboard needs tensorboard; install it with: pip install -e ".[tensorboard]"'
     ]
     assert not run.exists()
+
+
+@needs_mlflow
+def test_a_failed_job_that_succeeds_when_run_again_is_the_same_run(tmp_path):
+    """The run folder as the scheduler leaves it: a failure, then (the sweep run again) a record."""
+    from harness.store import RunStore, write_json
+    from harness.tracking import SweepEntry, TrackingSettings, job_entries, open_tracking
+
+    store = RunStore(tmp_path / "run")
+    store.prepare({"sweep": {}})
+    job_id = "disc-s0-0123456789"
+    store.write_config(
+        job_id, {"job_id": job_id, "dataset": "synthetic", "category": "disc", "settings": {"epochs": 1}}
+    )
+    store.write_failure(job_id, {"job_id": job_id, "status": "failed", "message": "out of memory"})
+    store.write_log(job_id, "started\n")
+    warnings: list[str] = []
+
+    def log_the_sweep(status: str) -> None:
+        sweep = SweepEntry(store.run_dir, {"dataset": "synthetic"}, "a sweep")
+        tracking = open_tracking(TrackingSettings(("mlflow",)), store, sweep, warnings.append)
+        for entry in job_entries(store, job_id, [job_id]):
+            tracking.job(entry)
+        tracking.finish(status, [], {})
+
+    log_the_sweep("FAILED")
+    failed = _mlflow_runs(store.run_dir)[job_id]
+    assert failed.info.status == "FAILED" and failed.data.tags["failure"] == "failed: out of memory"
+    assert failed.data.params["settings.epochs"] == "1"
+
+    record = {
+        "job_id": job_id,
+        "category": "disc",
+        "metrics": {
+            "image_auroc": {"value": 0.75, "definition": "I-AUROC: ROC AUC of the image scores"},
+            "au_pro": {"value": None, "definition": "AU-PRO", "reason": "no masks"},
+        },
+        "history": [{"epoch": 1, "loss": 0.5}],
+        "data": {"fingerprint": "f00d"},
+        "provenance": {"torch": "2.x"},
+    }
+    write_json(store.job_dir(job_id) / "record.json", record)
+    (store.job_dir(job_id) / "failure.json").unlink()
+    log_the_sweep("FINISHED")
+    runs = _mlflow_runs(store.run_dir)
+    assert sorted(runs) == sorted([job_id, "sweep"])
+    finished = runs[job_id]
+    assert finished.info.run_id == failed.info.run_id and finished.info.status == "FINISHED"
+    assert finished.data.metrics == {"loss": 0.5, "test/image_auroc": 0.75}  # an undefined metric is no number
+    assert finished.data.tags["undefined.au_pro"] == "no masks"
+    assert runs["sweep"].info.status == "FINISHED"
+    assert warnings == []
