@@ -31,9 +31,12 @@ class MlflowTracker(Tracker):
     def __init__(self, uri: str | None, run_dir: Path) -> None:
         for variable, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(variable, value)
-        for logger in ("mlflow", "alembic"):  # their INFO lines (database setup) would go through the sweep's output
-            logging.getLogger(logger).setLevel(logging.WARNING)
         from mlflow import MlflowClient
+
+        # After the import, which sets MLflow's own level: its INFO lines (database setup) would go through the
+        # sweep's output
+        for logger in ("mlflow", "alembic"):
+            logging.getLogger(logger).setLevel(logging.WARNING)
 
         self.run_dir = run_dir.resolve()
         self.uri = uri or f"sqlite:///{self.run_dir / 'mlflow.db'}"
