@@ -262,3 +262,26 @@ def test_a_failed_job_that_succeeds_when_run_again_is_the_same_run(tmp_path):
     assert finished.data.tags["undefined.au_pro"] == "no masks"
     assert runs["sweep"].info.status == "FINISHED"
     assert warnings == []
+
+
+@needs_mlflow
+def test_a_tracking_uri_mlflow_cannot_use_is_a_warning_not_an_error(tmp_path):
+    from harness.store import RunStore
+    from harness.tracking import SweepEntry, TrackingSettings, job_entries, open_tracking
+
+    store = RunStore(tmp_path / "run")
+    store.prepare({"sweep": {}})
+    job_id = "disc-s0-0123456789"
+    store.write_config(job_id, {"job_id": job_id, "settings": {}})
+    store.write_failure(job_id, {"job_id": job_id, "status": "failed", "message": "no data"})
+    console: list[str] = []
+    settings = TrackingSettings(("mlflow",), uri="nosuchscheme://somewhere")
+    tracking = open_tracking(settings, store, SweepEntry(store.run_dir, {}, "a sweep"), console.append)
+    for entry in job_entries(store, job_id, [job_id]):
+        tracking.job(entry)
+    tracking.finish("FAILED", [], {})
+    assert len(console) == 1 and console[0].startswith(
+        "warning: tracking to mlflow is off for this sweep (at the start"
+    )
+    log = store.log_path(job_id).read_text().splitlines()
+    assert len(log) == 1 and "WARNING: not logged to mlflow" in log[0]

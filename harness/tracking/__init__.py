@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.store import RunStore, read_json
-from harness.tracking.base import JobEntry, SweepEntry, SweepTracking, Tracker, figures
+from harness.tracking.base import JobEntry, SweepEntry, SweepTracking, Tracker, Unavailable, figures
 
 TRACKERS = ("mlflow", "tensorboard")
 # Modules each tracker needs; MLflow's own store under the run folder is SQLite, which needs SQLAlchemy and Alembic
@@ -57,18 +57,29 @@ def open_tracking(
 ) -> SweepTracking:
     """The sweep's trackers, its parent run started (or continued, when the run folder has one)."""
     trackers: list[Tracker] = []
+    broken: dict[str, Exception] = {}
     for name in dict.fromkeys(settings.trackers):
-        if name == "mlflow":
-            from harness.tracking.mlflow_tracker import MlflowTracker
-
-            trackers.append(MlflowTracker(settings.mlflow_uri(), store.run_dir))
-        elif name == "tensorboard":
-            from harness.tracking.tensorboard_tracker import TensorBoardTracker
-
-            trackers.append(TensorBoardTracker(store.run_dir))
+        try:
+            trackers.append(_create(name, settings, store))
+        except Exception as error:  # a URI MLflow does not know, a broken install: a warning, like any failure
+            trackers.append(Unavailable(name))
+            broken[name] = error
     tracking = SweepTracking(trackers, log)
+    for tracker in trackers:
+        if tracker.name in broken:
+            tracking.fail(tracker, broken[tracker.name], "at the start")
     tracking.start(sweep)
     return tracking
+
+
+def _create(name: str, settings: TrackingSettings, store: RunStore) -> Tracker:
+    if name == "mlflow":
+        from harness.tracking.mlflow_tracker import MlflowTracker
+
+        return MlflowTracker(settings.mlflow_uri(), store.run_dir)
+    from harness.tracking.tensorboard_tracker import TensorBoardTracker
+
+    return TensorBoardTracker(store.run_dir)
 
 
 def _text(value: object) -> str:

@@ -85,6 +85,16 @@ class Tracker:
         raise NotImplementedError
 
 
+class Unavailable(Tracker):
+    """A tracker that could not even be set up: it logs nothing, and the guard says so in each job's log."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def same_target(self, state: dict) -> bool:
+        return False
+
+
 def read_state(folder: Path) -> dict:
     with contextlib.suppress(OSError, ValueError):
         state = json.loads((folder / TRACKING_FILE).read_text(encoding="utf-8"))
@@ -112,7 +122,7 @@ class SweepTracking:
         self.log = log
         self.off: dict[str, str] = {}  # tracker -> why it is off for this sweep
 
-    def _fail(self, tracker: Tracker, error: BaseException, where: str) -> None:
+    def fail(self, tracker: Tracker, error: BaseException, where: str) -> None:
         self.off[tracker.name] = _one_line(error)
         self.log(f"warning: tracking to {tracker.name} is off for this sweep ({where}: {self.off[tracker.name]})")
 
@@ -124,7 +134,7 @@ class SweepTracking:
             try:
                 tracker.start_sweep(sweep)
             except Exception as error:  # an unreachable server, a broken store: the sweep goes on
-                self._fail(tracker, error, "at the start")
+                self.fail(tracker, error, "at the start")
 
     def job(self, entry: JobEntry, *, only_new: bool = False) -> None:
         """Log one job with every tracker; `only_new`: skip trackers that already logged it completely (a job
@@ -142,7 +152,7 @@ class SweepTracking:
                 stored = tracker.log_job(entry, state, functools.partial(write_state, entry.folder, tracker.name))
                 write_state(entry.folder, tracker.name, stored | {"complete": True})
             except Exception as error:
-                self._fail(tracker, error, f"job {entry.run_id}")
+                self.fail(tracker, error, f"job {entry.run_id}")
                 self._warn(entry, tracker.name, self.off[tracker.name])
 
     def _warn(self, entry: JobEntry, name: str, reason: str) -> None:
@@ -161,7 +171,7 @@ class SweepTracking:
             try:
                 tracker.finish_sweep(status, files, texts)
             except Exception as error:
-                self._fail(tracker, error, "at the end")
+                self.fail(tracker, error, "at the end")
 
 
 def figures(folder: Path) -> list[Path]:
