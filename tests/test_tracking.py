@@ -146,6 +146,7 @@ def test_tensorboard_from_a_sweep_file_on_the_local_backend(data, tmp_path):
         assert f"| job_id | {record['job_id']} |" in texts["params/text_summary"]
         assert record["data"]["fingerprint"] in texts["tags/text_summary"]
         assert texts["status/text_summary"] == "FINISHED"
+        assert events.PluginTagToContent("hparams")  # the HParams dashboard has the job
     assert (run / "tensorboard" / "sweep").is_dir()
 
 

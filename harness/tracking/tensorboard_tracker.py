@@ -28,6 +28,14 @@ def _code(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def _value(text: str) -> float | str:
+    """A parameter as HParams compares it: numbers as numbers (they sort and plot), the rest as text."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 class TensorBoardTracker(Tracker):
     name = "tensorboard"
 
@@ -67,6 +75,8 @@ class TensorBoardTracker(Tracker):
             writer.add_text(
                 "status", f"{entry.status}" + (f": {entry.tags['failure']}" if "failure" in entry.tags else ""), 0
             )
+            if entry.final:
+                self._hparams(writer, entry)
             writer.add_text("description", entry.description(), 0)
             writer.add_text("params", _table(entry.params), 0)
             writer.add_text("tags", _table(entry.tags), 0)
@@ -82,6 +92,15 @@ class TensorBoardTracker(Tracker):
         finally:
             writer.close()
         return {"logdir": logdir}
+
+    @staticmethod
+    def _hparams(writer, entry: JobEntry) -> None:
+        """The job's parameters and reported metrics for TensorBoard's HParams dashboard (jobs side by side)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        values = {name: _value(text) for name, text in entry.params.items()}
+        for summary in hparams(values, {f"test/{name}": value for name, value in entry.final.items()}):
+            writer.file_writer.add_summary(summary)
 
     @staticmethod
     def _image(writer, tag: str, path: Path) -> None:
