@@ -205,6 +205,17 @@ def _add_run_parser(commands) -> None:
         help="run folder (default: results/runs/<dataset>-<method>-<profile>[-<what differs from it>]-<hash>)",
     )
     run.add_argument("--name", dest="run_name", metavar="NAME", help="run folder results/runs/NAME (instead of --out)")
+    run.add_argument(
+        "--track",
+        action="append",
+        metavar="TRACKER",
+        help="also log every job and the sweep to mlflow or tensorboard (repeatable; docs/tracking.md)",
+    )
+    run.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI, e.g. http://host:5000 (default: $MLFLOW_TRACKING_URI, else RUN/mlflow.db)",
+    )
     run.set_defaults(handler=command_run)
 
 
@@ -235,6 +246,7 @@ def _flag_options(args: argparse.Namespace) -> dict:
         if value is None or kind == "table":
             continue
         flag = "--" + key.replace("_", "-")
+        value = ",".join(value) if isinstance(value, list) else value  # a repeatable flag (--track)
         if kind == "names":
             names = tuple(part.strip() for part in value.split(",") if part.strip())
             if not names:
@@ -308,7 +320,7 @@ def command_run(args: argparse.Namespace) -> int:
             f"protocol {resolved.protocol}; backend {options.backend}"
         )
         try:
-            outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
+            outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun, tracking=options.tracking())
         except SweepInterrupted as interrupted:
             print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
             return interrupted.exit_code

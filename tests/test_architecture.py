@@ -21,7 +21,8 @@ ALLOWED = {
     "harness.store": set(),
     "harness.datasets": set(),
     "harness.methods": set(),
-    "harness.sweep": {"harness.metrics", "harness.store", "harness.datasets", "harness.methods"},
+    "harness.sweep": {"harness.metrics", "harness.store", "harness.datasets", "harness.methods", "harness.tracking"},
+    "harness.tracking": {"harness.store", "harness.report"},
     "harness.stats": {"harness.metrics", "harness.store"},
     "harness.report": {"harness.metrics", "harness.store", "harness.datasets", "harness.stats"},
     "harness.bench": {"harness.metrics", "harness.datasets", "harness.methods", "harness.sweep", "harness.stats"},
@@ -34,6 +35,7 @@ ALLOWED = {
         "harness.report",
         "harness.bench",
         "harness.stats",
+        "harness.tracking",
     },
     "harness.__main__": {"harness.cli"},
 }

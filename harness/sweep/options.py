@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from harness.errors import HarnessError
 from harness.sweep.backends import BACKENDS, DASK_INSTALL_HINT, Execution
 from harness.sweep.plan import PROTOCOLS, Sweep
+from harness.tracking import TrackingSettings, check_trackers
 
 # Every option of `run`: its key (the flag's long name with '_', and a sweep file's key) and the kind of its value.
 OPTION_KINDS: dict[str, str] = {
@@ -44,6 +45,8 @@ OPTION_KINDS: dict[str, str] = {
     "deterministic": "switch",
     "settings": "table",
     "data_options": "table",
+    "track": "names",
+    "tracking_uri": "text",
 }
 # Longest --job-timeout: a finite limit that sweep.json (strict JSON) and every backend's deadline can hold
 MAX_JOB_TIMEOUT = 30 * 24 * 3600.0
@@ -75,6 +78,8 @@ class RunOptions:
     gpus: tuple[int, ...] | None = None
     job_timeout: float | None = None
     dask_address: str | None = None
+    track: tuple[str, ...] = ()  # experiment trackers: "mlflow", "tensorboard" (harness.tracking)
+    tracking_uri: str | None = None  # MLflow's tracking URI (default: $MLFLOW_TRACKING_URI, else the run folder)
 
     def validate(self) -> None:
         """Flags that contradict each other, or need something missing, fail here (before any job starts)."""
@@ -113,6 +118,7 @@ class RunOptions:
             )
         if self.backend == "dask" and importlib.util.find_spec("distributed") is None:
             raise HarnessError(DASK_INSTALL_HINT)
+        check_trackers(self.tracking())
 
     def sweep(self) -> Sweep:
         settings = dict(self.settings) | ({"device": "cpu"} if self.portable else {})
@@ -141,6 +147,9 @@ class RunOptions:
             job_timeout=self.job_timeout,
             dask_address=self.dask_address,
         )
+
+    def tracking(self) -> TrackingSettings:
+        return TrackingSettings(trackers=tuple(dict.fromkeys(self.track)), uri=self.tracking_uri)
 
     @property
     def device(self) -> str:

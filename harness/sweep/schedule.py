@@ -23,6 +23,7 @@ from harness.store import RECORD, SUPERSEDED, RunStore, read_json
 from harness.sweep.backends import Backend
 from harness.sweep.job import JobOutcome, store_result
 from harness.sweep.plan import UNIFIED, Job, ResolvedSweep
+from harness.tracking import SweepEntry, SweepTracking, TrackingSettings
 
 
 @dataclass
@@ -208,6 +209,54 @@ def _store_outcome(store: RunStore, job: Job, outcome: JobOutcome) -> None:
     )
 
 
+def _start_tracking(
+    settings: TrackingSettings, resolved: ResolvedSweep, store: RunStore, backend: Backend, log: Callable[[str], None]
+) -> SweepTracking:
+    from harness.tracking import open_tracking
+
+    sweep = resolved.sweep
+    params = {
+        "dataset": sweep.dataset,
+        "categories": ",".join(resolved.categories),
+        "method": resolved.method,
+        "profile": resolved.profile,
+        "protocol": resolved.protocol,
+        "seeds": ",".join(map(str, resolved.seeds)),
+        "metrics": ",".join(resolved.jobs[0].metrics) if resolved.jobs else "",
+        "eval_every": str(sweep.eval_every),
+        "jobs": str(len(resolved.jobs)),
+        "backend": backend.name,
+        "run_folder": str(store.run_dir.resolve()),
+    }
+    description = (
+        f"Sweep of {sweep.dataset} [{', '.join(resolved.categories)}]: method {resolved.method}, profile "
+        f"{resolved.profile}, protocol {resolved.protocol}, seeds {', '.join(map(str, resolved.seeds))}; "
+        f"{len(resolved.jobs)} job(s), one nested run each.\n\nRun folder (the record of truth): "
+        f"`{store.run_dir.resolve()}`"
+    )
+    return open_tracking(settings, store, SweepEntry(store.run_dir, params, description), log)
+
+
+def _track(tracking: SweepTracking | None, store: RunStore, job: Job, *, only_new: bool = False) -> None:
+    if tracking is not None:
+        from harness.tracking import job_entries
+
+        for entry in job_entries(store, job.job_id, job.record_ids):
+            tracking.job(entry, only_new=only_new)
+
+
+def _finish_tracking(tracking: SweepTracking, store: RunStore, resolved: ResolvedSweep, status: str) -> None:
+    from harness.tracking import sweep_outputs
+
+    metrics = list(resolved.jobs[0].metrics) if resolved.jobs else []
+    try:
+        files, texts = sweep_outputs(store, resolved.record_ids, metrics)
+    except Exception as error:  # the parent run still gets its status
+        tracking.log(f"warning: the sweep's results table and report were not logged ({error})")
+        files, texts = [], {}
+    tracking.finish(status, files, texts)
+
+
 def run_sweep(
     resolved: ResolvedSweep,
     store: RunStore,
@@ -215,11 +264,14 @@ def run_sweep(
     backend: Backend | None = None,
     rerun: bool = False,
     log: Callable[[str], None] = print,
+    tracking: TrackingSettings | None = None,
 ) -> SweepOutcome:
     """Run every job not yet done (all of them with `rerun`) on `backend` (default: serial, in this process).
 
     A job's exception, data error, timeout or crash marks that job failed and the sweep goes on.
     SIGINT/SIGTERM raise SweepInterrupted after stopping the backend; finished jobs stay finished.
+    `tracking`: also log every job, and the sweep as a parent run, to MLflow or TensorBoard (after each job,
+    from the run folder: the same for every backend; a failing tracker is a warning, never a failed job).
     """
     from harness.sweep.backends.serial import SerialBackend
 
@@ -234,11 +286,14 @@ def run_sweep(
             f"{moved} job folder(s) on the old data moved to {store.run_dir / SUPERSEDED}, its jobs run again"
         )
     todo, done = jobs_to_run(resolved, store, rerun)
+    tracked = _start_tracking(tracking, resolved, store, backend, log) if tracking and tracking.trackers else None
+    status = "KILLED"  # until the loop ends: an interrupted sweep's parent run says so
     position = {job.job_id: index for index, job in enumerate(resolved.jobs, start=1)}
     total = len(resolved.jobs)
     for job in done:
         outcome.skipped.append(job.job_id)
         log(f"[{position[job.job_id]}/{total}] {_job_name(job)} seed {job.seed}: already done, skipped")
+        _track(tracked, store, job, only_new=True)  # logged now only if it never was (tracking was off then)
     by_id = {job.job_id: job for job in todo}
 
     signals = StopSignals()
@@ -266,6 +321,7 @@ def run_sweep(
                     job = by_id[result.job_id]
                     with signals.deferred():
                         _store_outcome(store, job, result)
+                    _track(tracked, store, job)
                     prefix = f"[{position[job.job_id]}/{total}] {_job_name(job)} seed {job.seed}"
                     if result.ok:
                         assert result.result is not None  # ok means a result
@@ -282,6 +338,7 @@ def run_sweep(
                     bar.clear()  # the line goes above the bar, not through it
                     log(line)
                     bar.refresh()
+        status = "FAILED" if outcome.failed else "FINISHED"
     except SweepInterrupted as interrupted:
         interrupted.outcome = outcome
         interrupted.rerun = rerun
@@ -292,6 +349,8 @@ def run_sweep(
         backend.close()
         with contextlib.suppress(Exception):
             store.write_results_csv()
+        if tracked is not None:
+            _finish_tracking(tracked, store, resolved, status)
     return outcome
 
 
