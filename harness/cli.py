@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -218,8 +217,8 @@ def run_options(args: argparse.Namespace):
 def command_run(args: argparse.Namespace) -> int:
     from harness.report.summary import summary_table
     from harness.store import RunStore
-    from harness.sweep.backends import make_backend
-    from harness.sweep.schedule import SweepInterrupted, interrupted_message, preflight, run_sweep
+    from harness.sweep.runner import execute
+    from harness.sweep.schedule import SweepInterrupted, interrupted_message
 
     options = run_options(args)
     if options.portable:
@@ -232,49 +231,22 @@ def command_run(args: argparse.Namespace) -> int:
                     f"(`python -m harness run --portable`) or set {numerics.missing_environment()}"
                 )
             numerics.restart_portable(args.command_line)  # does not return
-    sweep = options.sweep()
-    resolved = sweep.resolve()
-    backend = make_backend(options.execution(), options.device)  # checks GPUs and addresses; starts nothing yet
-    # Builds the model and checks the data's root: an invalid sweep stops here, before anything is written.
-    # With an existing dask cluster the data may be on its workers only: the jobs check it there.
-    preflight(resolved.jobs[0], data=not options.dask_address)
-    store = RunStore(options.out or Path("results") / "runs" / resolved.name)
-    with store.locked():  # one `run` per run folder at a time; another one stops here with one line
-        store.prepare(
-            {
-                "sweep": vars(sweep) | {"categories": list(resolved.categories)},
-                "profile": resolved.profile,
-                "method": resolved.method,
-                "seeds": list(resolved.seeds),
-                "jobs": [j.job_id for j in resolved.jobs],
-                "protocol": resolved.protocol,
-                "records": resolved.record_ids,
-                "data_fingerprints": resolved.data_fingerprints,
-                "execution": vars(options.execution()),
-            }
-        )
-        print(
-            f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} [{', '.join(resolved.categories)}], "
-            f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
-            f"protocol {resolved.protocol}; backend {options.backend}"
-        )
-        try:
-            outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun)
-        except SweepInterrupted as interrupted:
-            print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
-            return interrupted.exit_code
+    try:
+        result = execute(options)
+    except SweepInterrupted as interrupted:
+        store = RunStore(interrupted.run_dir or ".")
+        print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
+        return interrupted.exit_code
 
-    order = {record_id: position for position, record_id in enumerate(resolved.record_ids)}
-    records = sorted((r for r in store.records() if r["job_id"] in order), key=lambda r: order[r["job_id"]])
-    if records:
+    if result.records:
         print()
-        print(summary_table(records, list(resolved.jobs[0].metrics)))
-    print(f"\nrun folder: {store.run_dir}")
-    print(f"{len(outcome.finished)} job(s) run, {len(outcome.skipped)} already done, {len(outcome.failed)} failed")
-    if outcome.failed:
-        print(f"{len(outcome.failed)} job(s) failed:", file=sys.stderr)
-        for job_id, message in outcome.failed:
-            print(f"  {job_id}: {message} (see {store.log_path(job_id)})", file=sys.stderr)
+        print(summary_table(result.records, list(result.metrics)))
+    print(f"\nrun folder: {result.run_dir}")
+    print(f"{len(result.finished)} job(s) run, {len(result.skipped)} already done, {len(result.failed)} failed")
+    if result.failed:
+        print(f"{len(result.failed)} job(s) failed:", file=sys.stderr)
+        for job_id, message in result.failed:
+            print(f"  {job_id}: {message} (see {RunStore(result.run_dir).log_path(job_id)})", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 

@@ -56,10 +56,22 @@ RESULTS_CSV = "results.csv"
 LOCK = ".lock"  # held (flock) by the `run` using the folder; the kernel releases it when that process dies
 SUPERSEDED = "superseded"  # jobs/<id> folders of jobs that ran on data that have changed since
 
-# Settings that change how fast a job runs or what it prints, never its results: kept out of job ids
-# (so a sweep resumed on another device or with another inference batch size finds its finished
-# jobs) and out of the protocol differences that reports point out.
-EXECUTION_ONLY = frozenset({"device", "progress", "predict_batch_size", "cache_teacher", "compile"})
+# A record lists the settings its method declares execution-only (how fast a job runs or what it prints, never
+# its results: Method.execution_settings). Records written before records carried that list are read with
+# the list every method then had.
+_EARLIER_EXECUTION_SETTINGS = ("device", "progress", "predict_batch_size", "cache_teacher", "compile")
+
+
+def execution_settings(record: dict) -> frozenset[str]:
+    """The settings of `record` that never change results (kept out of comparisons of protocols and baselines)."""
+    listed = record.get("execution_settings")
+    return frozenset(listed if isinstance(listed, list) else _EARLIER_EXECUTION_SETTINGS)
+
+
+def result_settings(record: dict) -> dict:
+    """The record's settings that change its results (the seed included)."""
+    skip = execution_settings(record)
+    return {k: v for k, v in (record.get("settings") or {}).items() if k not in skip}
 
 
 def write_json(path: Path, data: dict) -> None:

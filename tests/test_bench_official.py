@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness import cli
-from harness.bench.phases import INFER_PHASES, TRAIN_PHASES
+from harness.methods.rd_phases import INFER_PHASES, TRAIN_PHASES
 from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rd_official import OfficialRD
 

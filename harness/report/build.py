@@ -25,7 +25,6 @@ from harness.report.notes import table_notes
 from harness.report.records import finished_jobs, uses_random_teacher
 
 DESCRIBED_SETTINGS = ("backbone", "weights", "image_size", "epochs", "batch_size")
-METHOD_NAMES = {"rd": "RD", "rdpp": "RD++"}  # the name a run is printed under by default
 SELECTED_SUFFIX = "(best epoch on test)"  # --selected-on-test: how its columns are named
 
 
@@ -247,8 +246,9 @@ def _default_labels(sides: list[Side]) -> None:
     references."""
     for side in sides:
         if not side.label and side.kind == "run":
-            method = str(side.records[0].get("method") or "run")
-            side.label = METHOD_NAMES.get(method, method)
+            first = side.records[0]
+            # records name their method's label; earlier ones only its name, written in capitals ("RD")
+            side.label = str(first.get("method_label") or str(first.get("method") or "run").upper())
     by_label: dict[str, list[Side]] = {}
     for side in sides:
         by_label.setdefault(side.label, []).append(side)

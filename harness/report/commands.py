@@ -80,7 +80,18 @@ def parse_formats(text: str) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
-def command_report(args) -> int:
+@dataclass
+class ReportOutput:
+    """What `report` made: the report (its model), the files written and the Markdown it prints."""
+
+    report: Report
+    written: list[Path]
+    markdown: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_report(args) -> ReportOutput:
+    """Build and write the report the `report` arguments ask for (printing nothing)."""
     formats = parse_formats(args.format)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     vs = [resolve_vs(text) for text in args.vs or []]
@@ -99,6 +110,7 @@ def command_report(args) -> int:
         args.layout, args.width, args.notes, args.std, args.figure_width, label_suffix=args.label is None
     )
     figures, written = None, []
+    warnings: list[str] = []
     if args.plots or "html" in formats:
         from harness.report import plots
 
@@ -113,13 +125,18 @@ def command_report(args) -> int:
             )
             if args.plots:
                 written += figures.files
-        for note in figures.notes:
-            print(f"plots: {note}", file=sys.stderr)
+        warnings += [f"plots: {note}" for note in figures.notes]
     written = write_report(report, out, formats, rendering, figures) + written
-    for warning in rendering.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(tables.markdown(report, args.notes or "full"), end="")
-    print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
+    warnings += [f"warning: {warning}" for warning in rendering.warnings]
+    return ReportOutput(report, written, tables.markdown(report, args.notes or "full"), warnings)
+
+
+def command_report(args) -> int:
+    output = make_report(args)
+    for line in output.warnings:
+        print(line, file=sys.stderr)
+    print(output.markdown, end="")
+    print("written: " + ", ".join(str(p) for p in output.written), file=sys.stderr)
     return 0
 
 
@@ -148,12 +165,27 @@ def command_rescore(args) -> int:
     return 0
 
 
-def command_check(args) -> int:
+@dataclass
+class CheckOutcome:
+    """The result of `check`: `exit_code` 0 within tolerance (or baseline written), 1 drift, 2 not comparable."""
+
+    exit_code: int
+    comparisons: list = field(default_factory=list)  # check.Comparison per (category, metric)
+    drift: str | None = None  # the drift summary line, None without drift
+    problems: list[str] = field(default_factory=list)  # why the run and the baseline cannot be compared
+    machines: tuple[dict, dict] | None = None  # (baseline's, run's) machine when they differ
+    baseline: dict | None = None  # the baseline written (--update)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def check_run(args) -> CheckOutcome:
+    """`check` without printing: compare (or with `update`, write the baseline)."""
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     if args.update:
-        baseline = check.update_baseline(args.run, args.baseline, metrics)
-        print(f"baseline written: {args.baseline} ({len(baseline['values'])} categories)")
-        return 0
+        return CheckOutcome(0, baseline=check.update_baseline(args.run, args.baseline, metrics))
     baseline = check.load_baseline(args.baseline)
     try:
         comparisons = check.compare(
@@ -165,23 +197,33 @@ def command_check(args) -> int:
             allow_improvement=args.allow_improvement,
         )
     except check.NotComparable as incomparable:
-        for line in incomparable.problems:
+        return CheckOutcome(2, problems=list(incomparable.problems))
+    summary = check.drift_summary(comparisons)
+    machines = check.machines_differ(args.run, baseline)
+    return CheckOutcome(1 if summary else 0, comparisons, summary, machines=machines)
+
+
+def command_check(args) -> int:
+    outcome = check_run(args)
+    if outcome.baseline is not None:
+        print(f"baseline written: {args.baseline} ({len(outcome.baseline['values'])} categories)")
+        return 0
+    if outcome.problems:
+        for line in outcome.problems:
             print(f"error: {line}", file=sys.stderr)
         print(
-            f"{args.run} and {args.baseline} cannot be compared ({len(incomparable.problems)} difference(s) above)",
+            f"{args.run} and {args.baseline} cannot be compared ({len(outcome.problems)} difference(s) above)",
             file=sys.stderr,
         )
         return 2
-    print(check.comparison_table(comparisons))
-    machines = check.machines_differ(args.run, baseline)
-    if machines:
+    print(check.comparison_table(outcome.comparisons))
+    if outcome.machines:
         print(
-            f"\nmachines differ: baseline made on {check.describe_machine(machines[0])}; "
-            f"this run on {check.describe_machine(machines[1])}"
+            f"\nmachines differ: baseline made on {check.describe_machine(outcome.machines[0])}; "
+            f"this run on {check.describe_machine(outcome.machines[1])}"
         )
-    summary = check.drift_summary(comparisons)
-    if summary:
-        print(f"\n{summary}", file=sys.stderr)
+    if outcome.drift:
+        print(f"\n{outcome.drift}", file=sys.stderr)
         return 1
-    print(f"\nall {len(comparisons)} values within tolerance of {args.baseline}")
+    print(f"\nall {len(outcome.comparisons)} values within tolerance of {args.baseline}")
     return 0

@@ -15,9 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from harness.errors import HarnessError
 from harness.metrics import LABELS
 from harness.store import RECORD, SUPERSEDED, RunStore, read_json
 from harness.sweep.backends import Backend
@@ -39,6 +41,7 @@ class SweepInterrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.outcome = outcome
+        self.run_dir: Path | None = None  # the run folder it stopped in, once known
 
     @property
     def exit_code(self) -> int:
@@ -288,7 +291,12 @@ def preflight(job: Job, *, data: bool = True) -> None:
     if data:
         datasets.create(job.dataset, job.root, **job.data_options).check_root()
     method_class = methods.get(job.method)
-    method = method_class(method_class.Settings(**job.settings))
+    try:
+        method = method_class(method_class.Settings(**job.settings))
+    except HarnessError:
+        raise
+    except Exception as error:  # a method's own complaint about its settings, as one line
+        raise HarnessError(f"method '{job.method}' refused its settings: {type(error).__name__}: {error}") from None
     if job.checkpoint:
         method.load_checkpoint(job.checkpoint)
 
