@@ -130,6 +130,15 @@ class Registry(Generic[T]):
         self._origins[name] = Origin(REGISTERED, target)
         self._classes[name] = cls
 
+    def reread_entry_points(self) -> None:
+        """Forget what the entry points declared, so that the next lookup reads them again (after installing a
+        package in this process)."""
+        for name in [n for n, o in self._origins.items() if o.kind == ENTRY_POINT]:
+            del self._origins[name]
+            self._classes.pop(name, None)
+        self._conflicts.clear()
+        self._entry_points_read = False
+
     def unregister(self, name: str) -> None:
         """Remove a name registered in this process (tests; built-ins and entry points stay)."""
         if name in self._origins and self._origins[name].kind == REGISTERED:

@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -449,14 +450,14 @@ def _model_source(job: Job, history: list) -> dict:
 
 
 def _checkpoint_bytes(method) -> bytes:
-    """The trained model as the bytes of a checkpoint file, so the client (not a remote worker) writes it."""
-    import io
+    """The trained model as the bytes of its checkpoint file (Method.save_checkpoint), so the client (not a
+    remote worker) writes it."""
+    import tempfile
 
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(method.state_dict(), buffer)
-    return buffer.getvalue()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "checkpoint"
+        method.save_checkpoint(path)
+        return path.read_bytes()
 
 
 def store_result(store: RunStore, result: JobResult) -> None:
