@@ -105,7 +105,12 @@ def run(*, sweep: str | Path | None = None, quiet: bool = False, **options: Any)
     from harness.sweep.runner import execute
     from harness.sweep.sweepfile import parse_options, read_sweep_file
 
-    given = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items() if v is not None}
+    # tuples as lists and paths as text, the forms a sweep file has
+    given = {
+        k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
+        for k, v in options.items()
+        if v is not None
+    }
     settings = dict(given.pop("settings", None) or {})
     settings |= {k: given.pop(k) for k in list(given) if k not in OPTION_KINDS}
     if settings:

@@ -305,29 +305,33 @@ def command_list(args: argparse.Namespace) -> int:
 
     rows = []
     for name in datasets.names():
+        source = datasets.REGISTRY.origin(name).describe()
+        problem = datasets.REGISTRY.load_error(name)
+        if problem:  # a broken plugin is listed with why; every other name still works
+            rows.append([name, source, "", problem, ""])
+            continue
         adapter = datasets.get(name)
         try:
             categories = ", ".join(adapter().categories)
         except HarnessError:
             categories = "(read from --root)"
-        rows.append([name, adapter.default_profile, adapter.description, categories])
+        rows.append([name, source, adapter.default_profile, adapter.description, categories])
     print("Data sets")
     print(
         tabulate(
             rows,
-            headers=["name", "default profile", "description", "categories"],
+            headers=["name", "from", "default profile", "description", "categories"],
             tablefmt="simple",
-            maxcolwidths=[None, None, 40, 50],
+            maxcolwidths=[None, None, None, 40, 50],
         )
     )
     print("\nMethods")
-    print(
-        tabulate(
-            [[name, _first_line(methods.get(name))] for name in methods.names()],
-            headers=["name", "description"],
-            tablefmt="simple",
-        )
-    )
+    method_rows = []
+    for name in methods.names():
+        problem = methods.REGISTRY.load_error(name)
+        description = problem or _first_line(methods.get(name))
+        method_rows.append([name, methods.REGISTRY.origin(name).describe(), description])
+    print(tabulate(method_rows, headers=["name", "from", "description"], tablefmt="simple"))
     print("\nProfiles")
     print(
         tabulate(

@@ -83,7 +83,8 @@ class Registry(Generic[T]):
         fails to import or breaks the contract."""
         origin = self.origin(name)
         if name in self._conflicts:
-            sources = " and ".join(f"{o.describe()} ({o.target})" for o in self._conflicts[name])
+            ordered = sorted(self._conflicts[name], key=lambda o: (o.kind != BUILTIN, o.describe()))
+            sources = " and by ".join(f"{o.describe()} ({o.target})" for o in ordered)
             raise HarnessError(
                 f"{self.what} '{name}' is declared twice: by {sources}; uninstall one of the packages or rename one"
             )
