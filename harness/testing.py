@@ -191,8 +191,11 @@ def _check_split(cls: type, where: str, data: CategoryData, size: int) -> None:
         raise _fail(cls, where, "a normal test image has anomalous pixels in its mask")
 
 
-def check_dataset(cls: type, root: str | Path | None, *, spawn: bool = True, **options: Any) -> list[str]:
-    """Check an Adapter class on a (tiny) copy of its format at `root`, with its `options`."""
+def check_dataset(
+    cls: type, root: str | Path | None, *, category: str | None = None, spawn: bool = True, **options: Any
+) -> list[str]:
+    """Check an Adapter class on a (tiny) copy of its format at `root`, with its `options`, loading `category`
+    (default: its first)."""
     passed = []
     name = cls.__dict__.get("name") or cls.__name__
     try:
@@ -208,7 +211,7 @@ def check_dataset(cls: type, root: str | Path | None, *, spawn: bool = True, **o
         raise _fail(cls, "categories", f"must be a non-empty tuple of names, got {categories!r}")
     passed.append("root and categories")
 
-    category = categories[0]
+    category = category or categories[0]
     data = adapter.load(category, 32)
     if not isinstance(data, CategoryData) or data.category != category:
         raise _fail(cls, "load", f"must return the CategoryData of {category!r}")
