@@ -155,3 +155,27 @@ print(json.dumps(check_dataset(ManifestDataset, {str(data)!r})))
     assert ids == sorted(runs["serial"])  # the same jobs as the command line's
     assert "checkpoint round trip" in method_checks and "spawned worker" in method_checks
     assert "spawned worker" in data_checks
+
+
+def test_the_shell_block_of_the_extending_guide_runs(venv, tmp_path):
+    """docs/extending.md's commands, line by line, in the scratch environment (pip offline, no isolation)."""
+    from test_docs_examples import code_blocks
+
+    (block,) = [text for language, text in code_blocks("extending.md") if language == "bash"]
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    make_manifest_data(tmp_path / "my-data")
+    env = os.environ | {
+        "PATH": f"{venv.parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_DEPS": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",  # pip reads this switch inverted: 0 means build without isolation
+    }
+    outputs = []
+    for line in block.strip().splitlines():
+        done = subprocess.run(line, shell=True, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+        assert done.returncode == 0, (line, done.stderr)
+        outputs.append(done.stdout)
+    assert "rd-harness-gaussian 0.1.0" in outputs[1]
+    assert "| category" in outputs[-1] and "Gaussian" in outputs[-1]
