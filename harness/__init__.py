@@ -106,7 +106,7 @@ def run(*, sweep: str | Path | None = None, quiet: bool = False, **options: Any)
     from harness.sweep.sweepfile import parse_options, read_sweep_file
 
     # tuples as lists and paths as text, the forms a sweep file has
-    given = {
+    given: dict[str, Any] = {
         k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
         for k, v in options.items()
         if v is not None

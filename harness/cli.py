@@ -98,7 +98,11 @@ def _add_run_parser(commands) -> None:
         "multi-class setting of UniAD and ADer). Default: the profile's (single; unified for ader-rd)",
     )
     run.add_argument("--method", help="method name (default: the profile's method)")
-    run.add_argument("--profile", help="settings profile (default: the data set's default profile)")
+    run.add_argument(
+        "--profile",
+        help="settings profile (default: the data set's default profile when it is made for the method, else the "
+        "method's own counterpart of it, else none: the method's settings defaults)",
+    )
     run.add_argument("--backbone", help="teacher backbone: resnet18, resnet34, resnet50, wide_resnet50_2")
     run.add_argument(
         "--weights",

@@ -69,7 +69,7 @@ def _import_class(path: str) -> type:
 
 def _fit_predict_in_child(path: str, settings: dict, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     """What a spawned worker does: import the class by name, build, fit, predict; the scores."""
-    cls = _import_class(path)
+    cls: Any = _import_class(path)
     method = cls(cls.Settings(**settings))
     method.fit(train)
     return np.asarray(method.predict(test)[0])
@@ -100,7 +100,7 @@ def _predictions(cls: type, method: Method, test: np.ndarray, size: int) -> tupl
     return scores, maps
 
 
-def check_method(cls: type, *, spawn: bool = True, **settings: Any) -> list[str]:
+def check_method(cls: type[Method], *, spawn: bool = True, **settings: Any) -> list[str]:
     """Check a Method class on tiny generated images with `settings` (keep them small: image_size=32,
     epochs=1). `spawn=False` leaves out the check in a spawned process (a class defined in __main__)."""
     passed = []
@@ -120,7 +120,7 @@ def check_method(cls: type, *, spawn: bool = True, **settings: Any) -> list[str]
     train, test, _, _ = tiny_images(size)
 
     method = cls(resolved)
-    logs = []
+    logs: list[EpochLog] = []
     history = method.fit(train, callbacks=[logs.append])
     if not isinstance(history, list) or not all(isinstance(entry, EpochLog) for entry in history):
         raise _fail(cls, "fit", "must return a list of EpochLog")
@@ -192,7 +192,7 @@ def _check_split(cls: type, where: str, data: CategoryData, size: int) -> None:
 
 
 def check_dataset(
-    cls: type, root: str | Path | None, *, category: str | None = None, spawn: bool = True, **options: Any
+    cls: type[Adapter], root: str | Path | None, *, category: str | None = None, spawn: bool = True, **options: Any
 ) -> list[str]:
     """Check an Adapter class on a (tiny) copy of its format at `root`, with its `options`, loading `category`
     (default: its first)."""

@@ -46,7 +46,8 @@ INFER_PHASES = (
 
 class _Clock:
     def __init__(self, device: torch.device) -> None:
-        self.device, self.seconds = device, {}
+        self.device = device
+        self.seconds: dict[str, float] = {}
 
     def start(self) -> None:
         _sync(self.device)
