@@ -30,9 +30,4 @@ def register(name: str, cls: type[Method]) -> None:
     REGISTRY.register(name, cls)
 
 
-def label(name: str) -> str:
-    """The name a method's runs get in reports."""
-    return get(name).label or name
-
-
-__all__ = ["EpochLog", "Method", "names", "get", "register", "label", "REGISTRY", "BUILTIN"]
+__all__ = ["EpochLog", "Method", "names", "get", "register", "REGISTRY", "BUILTIN"]
