@@ -9,6 +9,7 @@ writes `.rd-harness-fetch.json` there, which `data list` shows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -217,7 +218,7 @@ def check_layout(name: str, root: Path, source: Source) -> str:
 
 def _count_files(root: Path) -> int:
     count = 0
-    for folder, dirs, files in os.walk(root):
+    for _folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d != DOWNLOADS]
         count += sum(1 for f in files if f != MARKER and not f.endswith(".part"))
     return count
@@ -302,10 +303,8 @@ def fetch(
     if source.unpack and not keep_archives:
         for remote in source.files:
             (where / remote.name).unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):
             where.rmdir()
-        except OSError:
-            pass
     print(f"{name}: ready in {root} ({count} files{'; ' + summary if summary else ''})")
     return root
 

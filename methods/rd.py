@@ -3,9 +3,9 @@
 Training and inference follow docs/rd4ad.md: frozen ImageNet teacher (stem + layer1..3),
 OCBE bottleneck + student decoder trained with the global flattened cosine loss (Adam, lr 0.005,
 betas (0.5, 0.999), constant learning rate; ADer's multi-class setting adds a step decay,
-gradient-norm clipping and dropping the last incomplete batch, as settings); anomaly map = sum over scales of 1 - cosine, bilinear (align_corners=True)
-to the input size, Gaussian sigma 4; image score = max of the map. Checkpoints are the official
-{'bn': ..., 'decoder': ...} format.
+gradient-norm clipping and dropping the last incomplete batch, as settings); anomaly map = sum over scales of
+1 - cosine, bilinear (align_corners=True) to the input size, Gaussian sigma 4; image score = max of the map.
+Checkpoints are the official {'bn': ..., 'decoder': ...} format.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class RDSettings:
     progress: bool = True
     predict_batch_size: int = 32
     # Speed only (exact, kept out of job ids): teacher features of the training set computed once
-    # ("auto": when they fit in a quarter of the free memory), and torch.compile (on the CPU for predict only, see rd_cpu).
+    # ("auto": when they fit in a quarter of the free memory), and torch.compile (on the CPU for predict only, see
+    # rd_cpu).
     cache_teacher: str = "auto"  # "auto" | "on" | "off"
     compile: bool = False
     teacher_cache_dtype: str = "fp32"  # "fp32" (exact) | "fp16" (half the memory, close but not equal)
@@ -414,8 +415,10 @@ class ReverseDistillation(Method):
                     value = trainer.step(index)
                     if not math.isfinite(value):
                         raise TrainingDiverged(
-                            f"{self.name} training diverged: loss is {value} at epoch {epoch}/{s.epochs}, step {step}/{len(batches)} "
-                            f"(precision {self.precision}, lr {self.learning_rate(epoch):g}); try precision fp32 or a lower learning rate"
+                            f"{self.name} training diverged: loss is {value} at epoch {epoch}/{s.epochs}, "
+                            f"step {step}/{len(batches)} (precision {self.precision}, "
+                            f"lr {self.learning_rate(epoch):g}); "
+                            "try precision fp32 or a lower learning rate"
                         )
                     losses.append(value)
                     bar.set_postfix(loss=f"{value:.4f}")

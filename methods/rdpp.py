@@ -280,10 +280,7 @@ class RDPPTrainer:
         model, s = self.model, self.model.settings
         unit = model._unit(self.images[index])
         noised = model._normalise(self.noise.apply(unit, self.noise.draw(len(index))))
-        if self.cache is not None:
-            teacher = self.cache.batch(index)
-        else:
-            teacher = model._teacher_features(model._normalise(unit))
+        teacher = self.cache.batch(index) if self.cache is not None else model._teacher_features(model._normalise(unit))
         teacher_noised = model._teacher_features(noised)
         projected = model._project(teacher)
         projected_noised = model._project(teacher_noised)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import sys
-import types
 import tomllib
+import types
 from pathlib import Path
 
 import pytest

@@ -196,8 +196,9 @@ def command_bench(args: argparse.Namespace) -> int:
         }
         result["estimate"] = sweep_estimate
         header = (
-            f"sweep estimate: {args.dataset} ({counted}), method {method}, profile {profile.name} ({settings.backbone}, "
-            f"{size} px, {estimate.epochs_text(sweep_estimate)}, batch {settings.batch_size}), {len(counts)} categories x "
+            f"sweep estimate: {args.dataset} ({counted}), method {method}, profile {profile.name} "
+            f"({settings.backbone}, {size} px, {estimate.epochs_text(sweep_estimate)}, batch {settings.batch_size}), "
+            f"{len(counts)} categories x "
             f"{len(profile.seeds)} seed(s), protocol {protocol}, on {device}; teacher cache "
             f"{'on' if plan.use else 'off'}: {plan.reason}"
         )

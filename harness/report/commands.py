@@ -159,7 +159,8 @@ def command_rescore(args) -> int:
         print()
     jobs_changed = len({job for job, *_ in changes})
     print(
-        f"rescored {n_jobs} job(s) of {args.run}: {len(changes)} value(s) changed or added in {jobs_changed} record(s); "
+        f"rescored {n_jobs} job(s) of {args.run}: {len(changes)} value(s) changed or added in {jobs_changed} "
+        "record(s); "
         "results.csv rewritten"
     )
     return 0

@@ -127,7 +127,8 @@ def _definitions(report: Report) -> list[Note]:
             first = having[0]
             notes.append(
                 Note(
-                    f"{label(metric)}: {definition_text(metric, first.definitions[metric]) or 'definition not recorded'}."
+                    f"{label(metric)}: "
+                    f"{definition_text(metric, first.definitions[metric]) or 'definition not recorded'}."
                 )
             )
             for side in having[1:]:
@@ -243,7 +244,8 @@ def _protocol(report: Report) -> list[Note]:
                 Note(
                     "Settings differ between runs: "
                     + "; ".join(
-                        f"{k.replace('_', ' ')} ({', '.join(f'{s.tag} {f.get(k)}' for s, f in zip(runs, first, strict=False))})"
+                        f"{k.replace('_', ' ')} "
+                        f"({', '.join(f'{s.tag} {f.get(k)}' for s, f in zip(runs, first, strict=False))})"
                         for k in differing
                     )
                     + "."
@@ -367,7 +369,8 @@ def _selected_on_test(report: Report) -> list[Note]:
         adds = f": on average over these jobs it adds {', '.join(gains)} points" if gains else ""
         notes.append(
             Note(
-                f"Best epoch on the test set: {side.tag} also records, for {len(chosen)} of its {len(side.records)} jobs, "
+                f"Best epoch on the test set: {side.tag} also records, for {len(chosen)} of its "
+                f"{len(side.records)} jobs, "
                 f"the epoch the official RD++ script reports ({chosen[0]['selected_on_test'].get('rule', '')}); "
                 f"{side.tag}'s values are its last epoch's{where}. Selecting on test data is optimistic{adds}."
             )

@@ -498,7 +498,8 @@ def failure_message(error: BaseException, job: Job) -> str:
     if not _out_of_memory(error):
         return message
     frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
-    # the job path's own frame (_compute or _compute_unified; the numerics wrapper sits above it), then the step it called
+    # the job path's own frame (_compute or _compute_unified; the numerics wrapper sits above it), then the step it
+    # called
     path = [i for i, name in enumerate(frames[:-1]) if name in ("_compute", "_compute_unified")]
     step = _STEPS.get(frames[path[-1] + 1]) if path else None
     memory = "GPU memory" if "CUDA" in str(error) or type(error).__module__.startswith("torch.cuda") else "memory (RAM)"

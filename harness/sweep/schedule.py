@@ -308,5 +308,6 @@ def interrupted_message(interrupted: SweepInterrupted, store: RunStore, command:
     return (
         f"\ninterrupted by {signal.Signals(interrupted.signum).name}: {done} job(s) finished in this run and are "
         f"kept in {store.run_dir}; the interrupted job(s) left no record.\n"
-        f"resume with the same command (finished jobs are skipped):\n  {shlex.join([sys.executable, '-m', 'harness', *command])}"
+        "resume with the same command (finished jobs are skipped):\n  "
+        f"{shlex.join([sys.executable, '-m', 'harness', *command])}"
     )
