@@ -92,6 +92,9 @@ class Adapter:
     option_defaults: ClassVar[dict[str, Any]] = {}
     # Published (training, test) image counts per category, for sweep estimates without the files; {} when unknown
     split_counts: ClassVar[dict[str, tuple[int, int]]] = {}
+    # False for data the adapter makes itself or finds without a root folder (generated, downloaded into a
+    # cache): no root is then required before jobs start.
+    needs_root: ClassVar[bool] = True
 
     def __init__(self, root: str | Path | None = None, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.option_defaults))
@@ -142,7 +145,23 @@ class Adapter:
         """Check, before any job runs, that the data set is where the root says: the root is a folder,
         and, where the layout is the same for every category, that the layout is there. Cheap: it
         reads no image. Problems of one category are left to that category's job."""
-        self.root_dir()
+        if self.needs_root or self.root:
+            self.root_dir()
+
+
+REQUIRED_HOOKS = ("load", "fingerprint", "categories")
+
+
+def check_adapter_class(name: str, cls: type) -> None:
+    """The contract an adapter class must meet to be registered; HarnessError with one line naming the problem."""
+    where = f"data set '{name}' ({cls.__module__}.{cls.__qualname__})"
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise HarnessError(f"{where} is not a subclass of harness.Adapter")
+    missing = [hook for hook in REQUIRED_HOOKS if getattr(cls, hook) is getattr(Adapter, hook)]
+    if missing:
+        raise HarnessError(f"{where} does not implement {', '.join(missing)}")
+    if not isinstance(cls.option_defaults, dict):
+        raise HarnessError(f"{where}: option_defaults must be a dict of option name -> default")
 
     def layout_problem(self, category: str) -> str:
         """What the category's folders or files must be, relative to the root, when they are not there ('' when

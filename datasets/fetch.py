@@ -372,7 +372,10 @@ def command_list(args) -> int:
     base = args.data or os.environ.get("HARNESS_DATA") or None
     rows = []
     for name in datasets.names():
-        state, detail = status(name, base)
+        try:
+            state, detail = status(name, base)
+        except HarnessError as error:  # a plugin that fails to load: listed with why, the others still shown
+            state, detail = "cannot load", str(error)
         rows.append([name, state, detail, how_to_get(name)])
     print(
         f"Data sets under {base}"

@@ -228,6 +228,7 @@ class SyntheticAdapter(MVTecLayout):
         f"Built-in synthetic data ({', '.join(CATEGORIES)}; {SIZE}px, MVTec AD layout), generated on first use"
     )
     default_profile = "demo"
+    needs_root = False  # generated where the root says (by default under the cache) on first use
     split_counts = {
         category: (COUNTS["train"], COUNTS["good"] + COUNTS["defect"] * len(DEFECTS)) for category in CATEGORIES
     }

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 import harness
@@ -122,7 +121,11 @@ def _add_run_parser(commands) -> None:
         "multi-class setting of UniAD and ADer). Default: the profile's (single; unified for ader-rd)",
     )
     run.add_argument("--method", help="method name (default: the profile's method)")
-    run.add_argument("--profile", help="settings profile (default: the data set's default profile)")
+    run.add_argument(
+        "--profile",
+        help="settings profile (default: the data set's default profile when it is made for the method, else the "
+        "method's own counterpart of it, else none: the method's settings defaults)",
+    )
     run.add_argument("--backbone", help="teacher backbone: resnet18, resnet34, resnet50, wide_resnet50_2")
     run.add_argument(
         "--weights",
@@ -271,12 +274,11 @@ def run_options(args: argparse.Namespace):
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from harness.report.order import ordered
     from harness.report.summary import summary_table
     from harness.store import RunStore
-    from harness.sweep.backends import make_backend
+    from harness.sweep.runner import execute
     from harness.sweep.runs import run_folder_name
-    from harness.sweep.schedule import SweepInterrupted, interrupted_message, preflight, run_sweep
+    from harness.sweep.schedule import SweepInterrupted, interrupted_message
 
     options = run_options(args)
     name = getattr(args, "run_name", None)
@@ -291,51 +293,22 @@ def command_run(args: argparse.Namespace) -> int:
                     f"(`python -m harness run --portable`) or set {numerics.missing_environment()}"
                 )
             numerics.restart_portable(args.command_line)  # does not return
-    sweep = options.sweep()
-    resolved = sweep.resolve()
-    backend = make_backend(options.execution(), options.device)  # checks GPUs and addresses; starts nothing yet
-    # Builds the model and checks the data's root: an invalid sweep stops here, before anything is written.
-    # With an existing dask cluster the data may be on its workers only: the jobs check it there.
-    preflight(resolved.jobs[0], data=not options.dask_address, categories=resolved.categories)
-    store = RunStore(options.out or Path("results") / "runs" / (name or resolved.name))
-    with store.locked():  # one `run` per run folder at a time; another one stops here with one line
-        store.prepare(
-            {
-                "sweep": vars(sweep) | {"categories": list(resolved.categories)},
-                "profile": resolved.profile,
-                "method": resolved.method,
-                "seeds": list(resolved.seeds),
-                "jobs": [j.job_id for j in resolved.jobs],
-                "protocol": resolved.protocol,
-                "records": resolved.record_ids,
-                "data_fingerprints": resolved.data_fingerprints,
-                "execution": vars(options.execution()),
-                "settings": resolved.settings,  # a folder of another sweep's settings is refused here
-            }
-        )
-        print(
-            f"{len(resolved.jobs)} job(s): {resolved.sweep.dataset} "
-            f"[{', '.join(ordered(resolved.sweep.dataset, resolved.categories))}], "
-            f"method {resolved.method}, profile {resolved.profile}, seeds {', '.join(map(str, resolved.seeds))}; "
-            f"protocol {resolved.protocol}; backend {options.backend}"
-        )
-        try:
-            outcome = run_sweep(resolved, store, backend=backend, rerun=options.rerun, tracking=options.tracking())
-        except SweepInterrupted as interrupted:
-            print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
-            return interrupted.exit_code
+    try:
+        result = execute(options, name=name)
+    except SweepInterrupted as interrupted:
+        store = RunStore(interrupted.run_dir or ".")
+        print(interrupted_message(interrupted, store, getattr(args, "command_line", ["run"])), file=sys.stderr)
+        return interrupted.exit_code
 
-    order = {record_id: position for position, record_id in enumerate(resolved.record_ids)}
-    records = sorted((r for r in store.records() if r["job_id"] in order), key=lambda r: order[r["job_id"]])
-    if records:
+    if result.records:
         print()
-        print(summary_table(records, list(resolved.jobs[0].metrics)))
-    print(f"\nrun folder: {store.run_dir}")
-    print(f"{len(outcome.finished)} job(s) run, {len(outcome.skipped)} already done, {len(outcome.failed)} failed")
-    if outcome.failed:
-        print(f"{len(outcome.failed)} job(s) failed:", file=sys.stderr)
-        for job_id, message in outcome.failed:
-            print(f"  {job_id}: {message} (see {store.log_path(job_id)})", file=sys.stderr)
+        print(summary_table(result.records, list(result.metrics)))
+    print(f"\nrun folder: {result.run_dir}")
+    print(f"{len(result.finished)} job(s) run, {len(result.skipped)} already done, {len(result.failed)} failed")
+    if result.failed:
+        print(f"{len(result.failed)} job(s) failed:", file=sys.stderr)
+        for job_id, message in result.failed:
+            print(f"  {job_id}: {message} (see {RunStore(result.run_dir).log_path(job_id)})", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
@@ -394,29 +367,33 @@ def command_list(args: argparse.Namespace) -> int:
 
     rows = []
     for name in datasets.names():
+        source = datasets.REGISTRY.origin(name).describe()
+        problem = datasets.REGISTRY.load_error(name)
+        if problem:  # a broken plugin is listed with why; every other name still works
+            rows.append([name, source, "", problem, ""])
+            continue
         adapter = datasets.get(name)
         try:
             categories = ", ".join(adapter().categories)
         except HarnessError:
             categories = "(read from --root)"
-        rows.append([name, adapter.default_profile, adapter.description, categories])
+        rows.append([name, source, adapter.default_profile, adapter.description, categories])
     print("Data sets")
     print(
         tabulate(
             rows,
-            headers=["name", "default profile", "description", "categories"],
+            headers=["name", "from", "default profile", "description", "categories"],
             tablefmt="simple",
-            maxcolwidths=[None, None, 40, 50],
+            maxcolwidths=[None, None, None, 40, 50],
         )
     )
     print("\nMethods")
-    print(
-        tabulate(
-            [[name, _first_line(methods.get(name))] for name in methods.names()],
-            headers=["name", "description"],
-            tablefmt="simple",
-        )
-    )
+    method_rows = []
+    for name in methods.names():
+        problem = methods.REGISTRY.load_error(name)
+        description = problem or _first_line(methods.get(name))
+        method_rows.append([name, methods.REGISTRY.origin(name).describe(), description])
+    print(tabulate(method_rows, headers=["name", "from", "description"], tablefmt="simple"))
     print("\nProfiles")
     print(
         tabulate(

@@ -62,16 +62,25 @@ LOCK = ".lock"  # held (flock) by the `run` using the folder; the kernel release
 SUPERSEDED = "superseded"  # jobs/<id> folders of jobs that ran on data that have changed since
 RERUN_PENDING = "rerun-pending.json"  # record ids a stopped `--rerun` had not redone: not done until redone
 
-# Settings that change how fast a job runs or what it prints, never its results: kept out of job ids
-# (so a sweep resumed on another device or with another inference batch size finds its finished
-# jobs) and out of the protocol differences that reports point out.
-EXECUTION_ONLY = frozenset({"device", "progress", "predict_batch_size", "cache_teacher", "compile"})
+# A record lists the settings its method declares execution-only (how fast a job runs or what it prints, never
+# its results: Method.execution_settings). Records written before records carried that list are read with
+# the list every method then had.
+_EARLIER_EXECUTION_SETTINGS = ("device", "progress", "predict_batch_size", "cache_teacher", "compile")
+
+
+def execution_settings(record: dict) -> frozenset[str]:
+    """The settings of `record` that never change results (kept out of comparisons of protocols and baselines)."""
+    listed = record.get("execution_settings")
+    return frozenset(listed if isinstance(listed, list) else _EARLIER_EXECUTION_SETTINGS)
+
+
+def result_settings(record: dict) -> dict:
+    """The record's settings that change its results (the seed included)."""
+    skip = execution_settings(record)
+    return {k: v for k, v in (record.get("settings") or {}).items() if k not in skip}
 
 
 SHARED = "*"  # sweep.json's "settings" entry for what every category of the sweep shares
-
-# What tells two sweeps' records of one category apart beyond the seed: a run folder holds one sweep.
-NOT_SWEEP_SETTINGS = frozenset({"seed"}) | EXECUTION_ONLY
 
 
 def record_sweep_settings(record: dict) -> dict:
@@ -84,7 +93,9 @@ def record_sweep_settings(record: dict) -> dict:
     found["protocol"] = record.get("protocol") or "single"
     found["numerics"] = machine.get("numerics", "native") if isinstance(machine, dict) else "native"
     found["checkpoint_sha256"] = (record.get("model") or {}).get("checkpoint_sha256")
-    return found | {k: v for k, v in settings.items() if k not in NOT_SWEEP_SETTINGS}
+    # what tells two sweeps' records of one category apart beyond the seed: a run folder holds one sweep
+    skip = execution_settings(record) | {"seed"}
+    return found | {k: v for k, v in settings.items() if k not in skip}
 
 
 def settings_differences(first: dict, second: dict, *, absent: str = "unset") -> list[str]:

@@ -1,28 +1,33 @@
-"""Anomaly-detection methods, by name. A new method is one new module plus one line in `_METHODS`."""
+"""Anomaly-detection methods, by name: the built-ins below, the `rd_harness.methods` entry points of installed
+packages, and classes registered with `harness.register_method`. A new built-in is one module plus one line
+in `BUILTIN`."""
 
 from __future__ import annotations
 
-import importlib
+from harness.methods.base import EpochLog, Method, check_method_class
+from harness.registry import Registry
 
-from harness.errors import HarnessError
-from harness.methods.base import Method
-
-_METHODS: dict[str, str] = {
+BUILTIN: dict[str, str] = {
     "rd": "harness.methods.rd:ReverseDistillation",
     "rdpp": "harness.methods.rdpp:ReverseDistillationPlusPlus",
 }
+ENTRY_POINT_GROUP = "rd_harness.methods"
+
+REGISTRY: Registry[Method] = Registry("method", ENTRY_POINT_GROUP, BUILTIN, check_method_class)
 
 
 def names() -> list[str]:
-    return sorted(_METHODS)
+    return REGISTRY.names()
 
 
 def get(name: str) -> type[Method]:
-    """The method class registered under `name`."""
-    if name not in _METHODS:
-        raise HarnessError(f"unknown method '{name}'; known methods: {', '.join(names())}")
-    module_name, class_name = _METHODS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    """The method class registered under `name` (HarnessError, one line, when it is unknown or broken)."""
+    return REGISTRY.get(name)
 
 
-__all__ = ["Method", "names", "get"]
+def register(name: str, cls: type[Method]) -> None:
+    """Make `cls` available as method `name` in this process."""
+    REGISTRY.register(name, cls)
+
+
+__all__ = ["EpochLog", "Method", "names", "get", "register", "REGISTRY", "BUILTIN"]

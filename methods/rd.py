@@ -185,7 +185,10 @@ class ReverseDistillation(Method):
     """Reverse Distillation (RD4AD, CVPR 2022) as the official code implements it."""
 
     name = "rd"
+    label = "RD"
     Settings = RDSettings
+    checkpoints = True  # the official {'bn': ..., 'decoder': ...} format
+    execution_settings = frozenset({"device", "progress", "predict_batch_size", "cache_teacher", "compile"})
     training_settings = frozenset(
         {
             "epochs",
@@ -480,6 +483,11 @@ class ReverseDistillation(Method):
         # load_state_dict copies values and keeps each parameter's memory format.
         self.bottleneck.load_state_dict(state["bn"], strict=True)
         self.decoder.load_state_dict(state["decoder"], strict=True)
+
+    def phase_timings(self, images: np.ndarray, *, steps: int, warmup: int = 1) -> dict:
+        from harness.methods.rd_phases import phase_timings
+
+        return phase_timings(self, images, steps=steps, warmup=warmup)
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         write_checkpoint(self.state_dict(), path)

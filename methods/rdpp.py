@@ -106,7 +106,10 @@ class ReverseDistillationPlusPlus(ReverseDistillation):
     """RD++ (CVPR 2023) as the official code implements it; RD's networks, maps and checkpoints reused."""
 
     name = "rdpp"
+    label = "RD++"
     Settings = RDPPSettings
+    # Without --profile: RD++'s own profiles, not RD's (the data sets' defaults are made for RD)
+    default_profiles = {"paper": "rdpp-paper", "demo": "rdpp-demo"}
     training_settings = ReverseDistillation.training_settings | {
         "proj_lr",
         "proj_loss_weight",

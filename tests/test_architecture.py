@@ -10,9 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"harness": "harness", "datasets": "harness.datasets", "methods": "harness.methods"}
 
-FOUNDATION = {"harness", "harness.errors", "harness.paths", "harness.files", "harness.downloads"}
+FOUNDATION = {"harness", "harness.errors", "harness.paths", "harness.files", "harness.downloads", "harness.registry"}
 # package -> the packages it may import besides itself and the foundation
 ALLOWED = {
+    # the public API (harness/__init__.py): names of every stage, imported on first use
+    "harness": {"harness.methods", "harness.datasets", "harness.sweep", "harness.report"},
+    "harness.registry": set(),
+    "harness.testing": {"harness.methods", "harness.datasets", "harness.metrics"},
     "harness.errors": set(),
     "harness.paths": set(),
     "harness.files": set(),

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from harness import cli
-from harness.bench.phases import INFER_PHASES, TRAIN_PHASES
 from harness.methods.rd import RDSettings, ReverseDistillation
 from harness.methods.rd_official import OfficialRD
+from harness.methods.rd_phases import INFER_PHASES, TRAIN_PHASES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: see tests/conftest.py
 

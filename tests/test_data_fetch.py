@@ -169,7 +169,9 @@ def test_pinned_visa_split_checksums_are_those_of_the_published_files():
 def test_every_data_set_has_a_source_with_checksums_or_a_pointer():
     from harness import datasets
 
-    assert set(fetch.SOURCES) == set(datasets.names())
+    # every source belongs to a registered data set; one without a source (a plugin, the generated one) is
+    # listed with a pointer instead
+    assert set(fetch.SOURCES) <= set(datasets.names())
     assert set(fetch.fetchable()) == {"visa", "cifar10", "mnist", "fashion_mnist"}
     for source in fetch.SOURCES.values():
         for remote in source.files:

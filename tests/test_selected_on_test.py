@@ -74,6 +74,7 @@ def write_method_run(run: Path, method: str, values: dict, selected: dict | None
     for (category, seed), (i, p, pro) in values.items():
         record = write_record(run, category, seed, {"image_auroc": i, "pixel_auroc": p, "au_pro": pro}, epochs=10)
         record["method"] = method
+        record["method_label"] = {"rd": "RD", "rdpp": "RD++"}[method]  # as the methods label their records
         record["profile"] = "rdpp-paper" if method == "rdpp" else "paper"
         if selected and (category, seed) in selected:
             i2, p2, pro2 = selected[category, seed]

@@ -169,7 +169,7 @@ def command_bench(args: argparse.Namespace) -> int:
             if "versus" in sections:
                 result["versus_official"] = versus.bench_versus(settings, rounds=args.steps, warmup=args.warmup)
             if "phases" in sections:
-                result["phases"] = phases.bench_phases(settings, steps=args.steps, warmup=args.warmup)
+                result["phases"] = phases.bench_phases(settings, steps=args.steps, warmup=args.warmup, method=method)
         if "phases" in sections:
             blocks.append(
                 phases.format_phases(result["setup"], result["phases"]) + f"\nCPU numerics: {result['numerics']}"

@@ -15,4 +15,25 @@ plots       figures at one-column and two-column paper widths
 options     the `report` command's flags
 check       drift of a run against a committed baseline
 rescore     metrics recomputed from stored predictions
+api         `harness.report(...)` and `harness.check(...)`: the commands as functions
 """
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+
+class _ReportModule(types.ModuleType):
+    """`harness.report` is this package and the public function `harness.report(run, ...)` at once: the
+    package's modules stay where they are, and calling it makes a report (harness.report.api.report)."""
+
+    def __call__(self, *runs: str | Path, **options: Any) -> Any:
+        from harness.report.api import report
+
+        return report(*runs, **options)
+
+
+sys.modules[__name__].__class__ = _ReportModule

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from harness.stats.intervals import Options
 
 DESCRIBED_SETTINGS = ("backbone", "weights", "image_size", "epochs", "batch_size")
-METHOD_NAMES = {"rd": "RD", "rdpp": "RD++"}  # the name a run is printed under by default
 SELECTED_SUFFIX = "(best epoch on test)"  # --selected-on-test: how its columns are named
 
 
@@ -253,8 +252,9 @@ def _default_labels(sides: list[Side]) -> None:
     references."""
     for side in sides:
         if not side.label and side.kind == "run":
-            method = str(side.records[0].get("method") or "run")
-            side.label = METHOD_NAMES.get(method, method)
+            first = side.records[0]
+            # records name their method's label; earlier ones only its name, written in capitals ("RD")
+            side.label = str(first.get("method_label") or str(first.get("method") or "run").upper())
     by_label: dict[str, list[Side]] = {}
     for side in sides:
         by_label.setdefault(side.label, []).append(side)

@@ -32,13 +32,12 @@ from harness.report import check_interval
 from harness.report.aggregate import category_cells
 from harness.report.order import ordered
 from harness.report.records import load_records
-from harness.store import EXECUTION_ONLY, read_json, write_json
+from harness.store import read_json, result_settings, write_json
 
 DEFAULT_TOLERANCE = {"atol": 0.005, "rtol": 0.0, "k": 3.0}
 # How data fingerprints are made: the datasets' split_fingerprint over every file's sha256 (its content).
 # Baselines without this scheme predate it: their fingerprint cannot be compared (refresh with --update).
 FINGERPRINT_SCHEME = "content-sha256"
-NOT_COMPARED_SETTINGS = EXECUTION_ONLY | {"seed"}  # speed-only settings, and the seed (compared as a set)
 MACHINE_KIND = ("cpu_model", "cpu_capability", "numerics", "torch_threads", "gpu")  # what makes floats differ
 
 
@@ -278,7 +277,8 @@ def run_stats(records: list[dict], metrics: list[str]) -> dict[str, dict[str, St
 def compared_settings(records: list[dict]) -> dict:
     """The settings that change results, as the run's first record has them (seeds compared separately)."""
     first = records[0]
-    settings = {k: v for k, v in sorted((first.get("settings") or {}).items()) if k not in NOT_COMPARED_SETTINGS}
+    # speed-only settings are not compared, nor the seed (compared as a set)
+    settings = {k: v for k, v in sorted(result_settings(first).items()) if k != "seed"}
     return {
         "dataset": first.get("dataset"),
         "method": first.get("method"),

@@ -81,7 +81,18 @@ def parse_formats(text: str) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
-def command_report(args) -> int:
+@dataclass
+class ReportOutput:
+    """What `report` made: the report (its model), the files written and the Markdown it prints."""
+
+    report: Report
+    written: list[Path]
+    markdown: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_report(args) -> ReportOutput:
+    """Build and write the report the `report` arguments ask for (printing nothing)."""
     formats = parse_formats(args.format)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     vs = [resolve_vs(text) for text in args.vs or []]
@@ -119,6 +130,7 @@ def command_report(args) -> int:
     figures, written = None, []
     if out.is_dir():
         remove_stale_temporaries(out)  # the scratch folders of a killed report
+    warnings: list[str] = []
     if args.plots or "html" in formats:
         from harness.report import plots
 
@@ -133,13 +145,19 @@ def command_report(args) -> int:
             )
             if args.plots:
                 written += figures.files
-        for note in figures.notes:
-            print(f"plots: {note}", file=sys.stderr)
+        warnings += [f"plots: {note}" for note in figures.notes]
     written = write_report(report, out, formats, rendering, figures) + written
-    for warning in rendering.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(tables.markdown(report, args.notes or "full", rendering.markdown_layout), end="")
-    print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
+    warnings += [f"warning: {warning}" for warning in rendering.warnings]
+    markdown = tables.markdown(report, args.notes or "full", rendering.markdown_layout)
+    return ReportOutput(report, written, markdown, warnings)
+
+
+def command_report(args) -> int:
+    output = make_report(args)
+    for line in output.warnings:
+        print(line, file=sys.stderr)
+    print(output.markdown, end="")
+    print("written: " + ", ".join(str(p) for p in output.written), file=sys.stderr)
     return 0
 
 
@@ -178,13 +196,30 @@ def command_rescore(args) -> int:
     return 0
 
 
-def command_check(args) -> int:
+@dataclass
+class CheckOutcome:
+    """The result of `check`: `exit_code` 0 within tolerance (or baseline written), 1 drift, 2 not comparable."""
+
+    exit_code: int
+    comparisons: list = field(default_factory=list)  # check.Comparison per (category, metric)
+    drift: str | None = None  # the drift summary line, None without drift
+    problems: list[str] = field(default_factory=list)  # why the run and the baseline cannot be compared
+    machines: tuple[dict, dict] | None = None  # (baseline's, run's) machine when they differ
+    baseline: dict | None = None  # the baseline written (--update)
+    notes: list[str] = field(default_factory=list)  # the tolerance rule that applied, what data were compared
+    data_differ: bool = False  # the run was made from other data than the baseline (problems say how)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def check_run(args) -> CheckOutcome:
+    """`check` without printing: compare (or with `update`, write the baseline)."""
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
     if args.update:
-        baseline = check.update_baseline(args.run, args.baseline, metrics, categories)
-        print(f"baseline written: {args.baseline} ({len(baseline['values'])} categories)")
-        return 0
+        return CheckOutcome(0, baseline=check.update_baseline(args.run, args.baseline, metrics, categories))
     baseline = check.load_baseline(args.baseline)
     try:
         comparisons = check.compare(
@@ -197,32 +232,44 @@ def command_check(args) -> int:
             categories=categories,
         )
     except check.DataDiffers as different:
-        for line in different.problems:
-            print(f"error: {line}", file=sys.stderr)
-        print(f"{args.run} was made from other data than {args.baseline}: not compared (not drift)", file=sys.stderr)
-        return 2
+        return CheckOutcome(2, problems=list(different.problems), data_differ=True)
     except check.NotComparable as incomparable:
-        for line in incomparable.problems:
+        return CheckOutcome(2, problems=list(incomparable.problems))
+    summary = check.drift_summary(comparisons)
+    machines = check.machines_differ(args.run, baseline)
+    notes = [*check.tolerance_lines(comparisons, baseline, machines), check.data_note(args.run, baseline, categories)]
+    return CheckOutcome(1 if summary else 0, comparisons, summary, machines=machines, notes=notes)
+
+
+def command_check(args) -> int:
+    outcome = check_run(args)
+    if outcome.baseline is not None:
+        print(f"baseline written: {args.baseline} ({len(outcome.baseline['values'])} categories)")
+        return 0
+    if outcome.problems:
+        for line in outcome.problems:
             print(f"error: {line}", file=sys.stderr)
+        if outcome.data_differ:
+            print(
+                f"{args.run} was made from other data than {args.baseline}: not compared (not drift)", file=sys.stderr
+            )
+            return 2
         print(
-            f"{args.run} and {args.baseline} cannot be compared ({len(incomparable.problems)} difference(s) above)",
+            f"{args.run} and {args.baseline} cannot be compared ({len(outcome.problems)} difference(s) above)",
             file=sys.stderr,
         )
         return 2
-    print(check.comparison_table(comparisons))
+    print(check.comparison_table(outcome.comparisons))
     print()
-    machines = check.machines_differ(args.run, baseline)
-    if machines:
+    if outcome.machines:
         print(
-            f"machines differ: baseline made on {check.describe_machine(machines[0])}; "
-            f"this run on {check.describe_machine(machines[1])}"
+            f"machines differ: baseline made on {check.describe_machine(outcome.machines[0])}; "
+            f"this run on {check.describe_machine(outcome.machines[1])}"
         )
-    for line in check.tolerance_lines(comparisons, baseline, machines):
+    for line in outcome.notes:
         print(line)
-    print(check.data_note(args.run, baseline, categories))
-    summary = check.drift_summary(comparisons)
-    if summary:
-        print(f"\n{summary}", file=sys.stderr)
+    if outcome.drift:
+        print(f"\n{outcome.drift}", file=sys.stderr)
         return 1
-    print(f"\nall {len(comparisons)} values within tolerance of {args.baseline}")
+    print(f"\nall {len(outcome.comparisons)} values within tolerance of {args.baseline}")
     return 0

@@ -14,10 +14,9 @@ import re
 from harness.metrics import LABELS
 from harness.report.model import HINT, MEAN, Note, Report, Side
 from harness.report.order import category_name
-from harness.store import EXECUTION_ONLY
+from harness.store import result_settings
 
 PRO_VARIANTS = ("au_pro", "pro_rd4ad")
-NOT_PROTOCOL = EXECUTION_ONLY | {"seed"}  # settings that do not change results, or differ by design
 FEWER = "*"  # marks a mean over fewer categories than another side's in the same row
 INCOMPARABLE = re.compile(r"not comparable|different method|multi-class", re.IGNORECASE)
 
@@ -221,7 +220,8 @@ def _unshown_reference_metrics(report: Report) -> list[Note]:
 
 
 def _settings(record: dict) -> dict:
-    return {k: v for k, v in (record.get("settings") or {}).items() if k not in NOT_PROTOCOL}
+    # settings that change results; not the seed, which differs by design
+    return {k: v for k, v in result_settings(record).items() if k != "seed"}
 
 
 def _protocol(report: Report) -> list[Note]:

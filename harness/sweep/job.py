@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -248,11 +249,13 @@ def _record(
         "dataset": job.dataset,
         "category": category,
         "method": job.method,
+        "method_label": getattr(type(method), "label", "") or job.method,
         "profile": job.profile,
         "protocol": job.protocol,
         **({"unified": unified} if unified is not None else {}),
         "seed": job.seed,
         "settings": job.settings,
+        "execution_settings": list(job.execution_settings),
         "checkpoint": job.checkpoint,
         "model": _model_source(job, history),
         "metrics": {name: value.to_dict() for name, value in metrics.items()},
@@ -452,14 +455,14 @@ def _model_source(job: Job, history: list) -> dict:
 
 
 def _checkpoint_bytes(method) -> bytes:
-    """The trained model as the bytes of a checkpoint file, so the client (not a remote worker) writes it."""
-    import io
+    """The trained model as the bytes of its checkpoint file (Method.save_checkpoint), so the client (not a
+    remote worker) writes it."""
+    import tempfile
 
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(method.state_dict(), buffer)
-    return buffer.getvalue()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "checkpoint"
+        method.save_checkpoint(path)
+        return path.read_bytes()
 
 
 def store_result(store: RunStore, result: JobResult) -> None:

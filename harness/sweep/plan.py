@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.errors import DataError, HarnessError
 from harness.files import content_hashes
-from harness.store import EXECUTION_ONLY, SHARED
+from harness.store import SHARED
 from harness.sweep import profiles
 from harness.sweep.profiles import Profile
 from harness.sweep.setting_types import check_setting_types
@@ -52,10 +52,12 @@ class Job:
     categories: tuple[str, ...] = ()
     data_fingerprints: dict = field(default_factory=dict)
     checkpoint_sha256: str = ""  # the content of `checkpoint` (its path alone would not tell two files apart)
+    # The settings the method declares execution-only (Method.execution_settings): not part of the identity.
+    execution_settings: tuple[str, ...] = ()
 
     def identity(self) -> dict:
         """The part of the configuration that determines the results: the data by content, not by location."""
-        settings = {k: v for k, v in sorted(self.settings.items()) if k not in EXECUTION_ONLY}
+        settings = {k: v for k, v in sorted(self.settings.items()) if k not in self.execution_settings}
         if self.protocol == UNIFIED:
             return unified_identity(self, settings) | self._checkpoint_content()
         return {
@@ -141,9 +143,9 @@ class Sweep:
 
         data_options = convert_options(datasets.get(self.dataset), self.data_options)
         adapter = datasets.create(self.dataset, self.root, **data_options)
-        profile = profiles.get(self.profile or adapter.default_profile)
-        method_name = self.method or profile.method
+        method_name, profile = choose_profile(self.method, self.profile, adapter.default_profile)
         method_class = methods.get(method_name)
+        check_capabilities(method_name, method_class, self)
         known = {f.name for f in dataclasses.fields(method_class.Settings)}
         profile_keys = set(profile.settings).union(*profile.category_settings.values())
         unknown = sorted(profile_keys - known) + sorted(set(self.overrides) - known)
@@ -210,6 +212,7 @@ class Sweep:
                         fingerprints[category],
                         "portable" if self.portable else "native",
                         checkpoint_sha256=checkpoint_sha256,
+                        execution_settings=tuple(sorted(method_class.execution_settings)),
                     )
                 )
         if protocol == UNIFIED:
@@ -217,6 +220,31 @@ class Sweep:
         resolved = ResolvedSweep(self, profile.name, method_name, tuple(categories), tuple(seeds), jobs, protocol)
         resolved.available_categories = tuple(available)
         return resolved
+
+
+def choose_profile(method: str, profile: str, dataset_default: str) -> tuple[str, profiles.Profile]:
+    """The method and the profile a sweep runs under: the profile given; else the data set's default profile
+    when it is made for the method; else the method's own counterpart of it (Method.default_profiles); else
+    none, that is the method's Settings defaults plus the flags."""
+    from harness import methods
+
+    if profile:
+        chosen = profiles.get(profile)
+        return method or chosen.method, chosen
+    default = profiles.get(dataset_default)
+    if not method or method == default.method:
+        return default.method, default
+    own = methods.get(method).default_profiles.get(dataset_default)
+    if own:
+        return method, profiles.get(own)
+    return method, profiles.defaults_of(method)
+
+
+def check_capabilities(name: str, method_class, sweep: Sweep) -> None:
+    """Options that need a hook the method does not declare are refused before anything runs."""
+    if (sweep.checkpoint or sweep.save_checkpoints) and not method_class.checkpoints:
+        flag = "--checkpoint" if sweep.checkpoint else "--save-checkpoints"
+        raise HarnessError(f"{flag}: method '{name}' does not save or load checkpoints (Method.checkpoints)")
 
 
 def without_optional_settings(method_class, settings: dict) -> dict:

@@ -130,6 +130,14 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+DEFAULTS = "defaults"  # the name of the profile of a method that has none: its Settings defaults
+
+
+def defaults_of(method: str) -> Profile:
+    """The profile of a method without one of its own: no overrides, seed 0."""
+    return Profile(DEFAULTS, f"the {method} method's own defaults", method=method, seeds=(0,))
+
+
 def get(name: str) -> Profile:
     if name not in PROFILES:
         raise HarnessError(f"unknown profile '{name}'; known profiles: {', '.join(sorted(PROFILES))}")

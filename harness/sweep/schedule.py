@@ -15,9 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from harness.errors import HarnessError
 from harness.metrics import LABELS
 from harness.store import RECORD, SUPERSEDED, RunStore, read_json
 from harness.sweep.backends import Backend
@@ -41,6 +43,7 @@ class SweepInterrupted(KeyboardInterrupt):
         self.signum = signum
         self.outcome = outcome
         self.rerun = False  # the stopped sweep was a --rerun
+        self.run_dir: Path | None = None  # the run folder it stopped in, once known
 
     @property
     def exit_code(self) -> int:
@@ -365,7 +368,12 @@ def preflight(job: Job, *, data: bool = True, categories: tuple[str, ...] = ()) 
         adapter = datasets.create(job.dataset, job.root, **job.data_options)
         adapter.check_layout(categories or job.categories or (job.category,))
     method_class = methods.get(job.method)
-    method = method_class(method_class.Settings(**job.settings))
+    try:
+        method = method_class(method_class.Settings(**job.settings))
+    except HarnessError:
+        raise
+    except Exception as error:  # a method's own complaint about its settings, as one line
+        raise HarnessError(f"method '{job.method}' refused its settings: {type(error).__name__}: {error}") from None
     if job.checkpoint:
         method.load_checkpoint(job.checkpoint)
 

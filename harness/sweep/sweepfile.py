@@ -104,6 +104,12 @@ def read_sweep_file(path: str | Path) -> dict:
     except tomllib.TOMLDecodeError as error:
         raise HarnessError(f"{source}: not a valid TOML sweep file ({error})") from None
 
+    return parse_options(raw, source)
+
+
+def parse_options(raw: dict, source: str) -> dict:
+    """Options given as {key: value} (a sweep file's, or `harness.run`'s keywords) in the command line's form;
+    HarnessError naming `source` on an unknown key or a value of the wrong kind."""
     options: dict = {}
     for given, value in raw.items():
         key = given.replace("-", "_")

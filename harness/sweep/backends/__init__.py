@@ -71,8 +71,10 @@ def visible_device(index: int) -> str:
 
 
 def with_settings(job: Job, **settings) -> Job:
-    """The job with execution-only settings changed (device, progress): the same job id."""
-    return dataclasses.replace(job, settings=job.settings | settings)
+    """The job with execution-only settings changed (device, progress): the same job id. Only the settings the
+    method declares execution-only are set; a method without a `device` setting is not told one."""
+    declared = {k: v for k, v in settings.items() if k in job.execution_settings and k in job.settings}
+    return dataclasses.replace(job, settings=job.settings | declared)
 
 
 def user_threads() -> int | None:
