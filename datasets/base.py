@@ -148,21 +148,6 @@ class Adapter:
         if self.needs_root or self.root:
             self.root_dir()
 
-
-REQUIRED_HOOKS = ("load", "fingerprint", "categories")
-
-
-def check_adapter_class(name: str, cls: type) -> None:
-    """The contract an adapter class must meet to be registered; HarnessError with one line naming the problem."""
-    where = f"data set '{name}' ({cls.__module__}.{cls.__qualname__})"
-    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
-        raise HarnessError(f"{where} is not a subclass of harness.Adapter")
-    missing = [hook for hook in REQUIRED_HOOKS if getattr(cls, hook) is getattr(Adapter, hook)]
-    if missing:
-        raise HarnessError(f"{where} does not implement {', '.join(missing)}")
-    if not isinstance(cls.option_defaults, dict):
-        raise HarnessError(f"{where}: option_defaults must be a dict of option name -> default")
-
     def layout_problem(self, category: str) -> str:
         """What the category's folders or files must be, relative to the root, when they are not there ('' when
         they are). Cheap (folders and names only, no image read); the default expects nothing beyond `check_root`."""
@@ -183,6 +168,21 @@ def check_adapter_class(name: str, cls: type) -> None:
             f"{self.root}: no {self.name} layout for {count} categories ({shown}): expected "
             f"{problems[missing[0]]} in this folder{how}"
         )
+
+
+REQUIRED_HOOKS = ("load", "fingerprint", "categories")
+
+
+def check_adapter_class(name: str, cls: type) -> None:
+    """The contract an adapter class must meet to be registered; HarnessError with one line naming the problem."""
+    where = f"data set '{name}' ({cls.__module__}.{cls.__qualname__})"
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise HarnessError(f"{where} is not a subclass of harness.Adapter")
+    missing = [hook for hook in REQUIRED_HOOKS if getattr(cls, hook) is getattr(Adapter, hook)]
+    if missing:
+        raise HarnessError(f"{where} does not implement {', '.join(missing)}")
+    if not isinstance(cls.option_defaults, dict):
+        raise HarnessError(f"{where}: option_defaults must be a dict of option name -> default")
 
 
 def empty_training_split(where: str | Path, expected: str) -> DataError:

@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:  # found by the top-level parser: point at the help of the command they were given to
             words = [w for w in (getattr(parsed, "command", None), getattr(parsed, "data_command", None)) if w]

@@ -62,10 +62,14 @@ class _Clock:
 
 def phase_timings(model: ReverseDistillation, images: np.ndarray, *, steps: int, warmup: int = 1) -> dict:
     """Best seconds per phase of a training step on `images` (one batch) and of predict on as many."""
+    from harness.methods.rd import Trainer  # here: rd imports this module
+
     settings = model.settings
     size = (settings.image_size, settings.image_size)
     train, infer = _Clock(model.device), _Clock(model.device)
-    with model.trainer(images, cache_teacher="off") as trainer, model._determinism():
+    with model.trainer(images, cache_teacher="off") as made, model._determinism():
+        assert isinstance(made, Trainer)  # RD's own trainer: one optimizer
+        trainer = made
         for i in range(warmup + steps):
             clock = train if i >= warmup else _Clock(model.device)
             clock.start()

@@ -24,7 +24,7 @@ def paired_bootstrap_seconds(
     """(seconds, peak traced bytes, (resamples, 2) differences A - B of P-AUROC and AU-PRO)."""
     from harness.stats.bootstrap import PixelTable, stratified_multiplicities
 
-    labels = masks.reshape(len(masks), -1).any(axis=1)
+    labels = np.asarray(masks.reshape(len(masks), -1).any(axis=1))
     tracemalloc.start()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -53,6 +53,7 @@ def bench_bootstrap(n_images: int = 150, size: int = 256, resamples: int = RESAM
     rng = np.random.default_rng(1)
     maps_b = (maps_a + rng.standard_normal(maps_a.shape).astype(np.float32)).astype(np.float32)  # a weaker run
     found = {}
+    differences = np.empty((0, 2))
     for threads in (1, 2):
         seconds, peak, differences = paired_bootstrap_seconds(maps_a, maps_b, masks, resamples, threads)
         found[threads] = {"seconds": seconds, "peak_bytes": peak}
