@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import multiprocessing
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,15 @@ def _import_class(path: str) -> type:
     return found
 
 
-def _fit_predict_in_child(path: str, settings: dict, train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """What a spawned worker does: import the class by name, build, fit, predict; the scores."""
+def _fit_predict_in_child(
+    path: str, settings: dict, train: np.ndarray, test: np.ndarray, threads: int | None
+) -> np.ndarray:
+    """What a spawned worker does: import the class by name, build, fit, predict; the scores. With the
+    parent's torch thread count: another count sums in another order, and training amplifies the last bits."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     cls: Any = _import_class(path)
     method = cls(cls.Settings(**settings))
     method.fit(train)
@@ -169,7 +177,9 @@ def check_method(cls: type[Method], *, spawn: bool = True, **settings: Any) -> l
     if spawn:
         if cls.__module__ == "__main__":
             raise _fail(cls, "spawned worker", "a class defined in __main__ cannot be imported by other processes")
-        child = _in_spawned_process(_fit_predict_in_child, _class_path(cls), values, train, test)
+        torch = sys.modules.get("torch")  # a method without torch leaves the child's threads alone
+        threads = torch.get_num_threads() if torch is not None else None
+        child = _in_spawned_process(_fit_predict_in_child, _class_path(cls), values, train, test, threads)
         if not np.allclose(child, scores, rtol=1e-5, atol=1e-6):
             raise _fail(cls, "spawned worker", "a spawned process predicts differently from this one")
         passed.append("spawned worker")

@@ -10,7 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"harness": "harness", "datasets": "harness.datasets", "methods": "harness.methods"}
 
-FOUNDATION = {"harness", "harness.errors", "harness.paths", "harness.files", "harness.downloads", "harness.registry"}
+FOUNDATION = {
+    "harness",
+    "harness.errors",
+    "harness.paths",
+    "harness.files",
+    "harness.downloads",
+    "harness.registry",
+    "harness.order",
+}
 # package -> the packages it may import besides itself and the foundation
 ALLOWED = {
     # the public API (harness/__init__.py): names of every stage, imported on first use
@@ -19,6 +27,7 @@ ALLOWED = {
     "harness.testing": {"harness.methods", "harness.datasets", "harness.metrics"},
     "harness.errors": set(),
     "harness.paths": set(),
+    "harness.order": set(),
     "harness.files": set(),
     "harness.downloads": set(),
     "harness.metrics": set(),

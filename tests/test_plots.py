@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from harness.metrics import au_pro, pro_curve
+from harness.order import MVTEC_OBJECTS, MVTEC_TEXTURES
 from harness.report import plots
 from harness.report.build import build_report
-from harness.report.order import MVTEC_OBJECTS, MVTEC_TEXTURES
 
 from report_fixtures import dataset_run, golden_run, plot_run
 

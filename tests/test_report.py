@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
+from harness.order import MVTEC_OBJECTS, MVTEC_TEXTURES, arrange
 from harness.report import latex, tables
 from harness.report.build import build_report
 from harness.report.commands import write_report
-from harness.report.order import MVTEC_OBJECTS, MVTEC_TEXTURES, arrange
 
 from report_fixtures import dataset_run, golden_run, random_teacher_run, write_record
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
+from harness.order import MVTEC_OBJECTS, MVTEC_TEXTURES, VISA
 from harness.report import latex
 from harness.report.build import build_report
-from harness.report.order import MVTEC_OBJECTS, MVTEC_TEXTURES, VISA
 
 from report_fixtures import dataset_run
 

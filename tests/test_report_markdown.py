@@ -3,9 +3,9 @@
 import pytest
 
 from harness.cli import main
+from harness.order import MVTEC_OBJECTS, MVTEC_TEXTURES
 from harness.report import tables
 from harness.report.build import build_report
-from harness.report.order import MVTEC_OBJECTS, MVTEC_TEXTURES
 
 from report_fixtures import dataset_run
 

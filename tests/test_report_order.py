@@ -1,10 +1,10 @@
 """One category order everywhere: the end-of-run table, every report format and check's baselines."""
 
 from harness.datasets.synthetic import CATEGORIES
+from harness.order import SYNTHETIC, ordered
 from harness.report import tables
 from harness.report.build import build_report
 from harness.report.check import run_stats
-from harness.report.order import SYNTHETIC, ordered
 from harness.report.records import load_records
 from harness.report.summary import summary_table
 

@@ -458,7 +458,8 @@ def test_every_run_flag_has_one_entry_in_the_option_table():
 
     run = build_parser()._subparsers._group_actions[0].choices["run"]
     # --offline is a switch of this process (no downloads), not an option of the sweep
-    flags = {action.dest for action in run._actions} - {"help", "sweep", "data_option", "offline"}
+    # --name names the run folder under results/runs, a spelling of --out for the command line
+    flags = {action.dest for action in run._actions} - {"help", "sweep", "data_option", "offline", "run_name"}
     assert flags == set(OPTION_KINDS) - {"settings", "data_options"}  # a flag and a sweep-file key each
     assert set(SETTING_KEYS) <= set(OPTION_KINDS)
     assert set(OPTION_KINDS) - set(SETTING_KEYS) <= set(RunOptions.__dataclass_fields__)

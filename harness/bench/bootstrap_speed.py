@@ -70,7 +70,6 @@ def bench_bootstrap(n_images: int = 150, size: int = 256, resamples: int = RESAM
         },
         "target_s": TARGET_S,
         "target_bytes": TARGET_BYTES,
-        "passed": found[2]["seconds"] <= TARGET_S and max(t["peak_bytes"] for t in found.values()) <= TARGET_BYTES,
     }
 
 
@@ -86,8 +85,6 @@ def format_bench_bootstrap(result: dict) -> str:
         )
     intervals = ", ".join(f"{k} [{a:+.4f}, {b:+.4f}]" for k, (a, b) in result["difference_interval"].items())
     lines.append(f"  95% intervals of the differences: {intervals}")
-    lines.append(
-        f"  target <= {result['target_s']:g} s on 2 cores, <= {result['target_bytes'] / 1024**3:g} GB: "
-        + ("PASS" if result["passed"] else "FAIL")
-    )
+    # a measurement of this machine now, shown beside the design budget, never a verdict
+    lines.append(f"  (design budget {result['target_s']:g} s on 2 cores, {result['target_bytes'] / 1024**3:g} GB)")
     return "\n".join(lines)

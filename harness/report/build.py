@@ -17,9 +17,10 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import order
 from harness.errors import HarnessError
 from harness.metrics import LABELS, METRICS
-from harness.report import order, references
+from harness.report import references
 from harness.report.aggregate import category_cells
 from harness.report.model import BOLD_CHOICES, MEAN, Cell, Report, Side
 from harness.report.notes import table_notes

@@ -28,9 +28,9 @@ from tabulate import tabulate
 
 from harness.errors import HarnessError
 from harness.metrics import LABELS
+from harness.order import ordered
 from harness.report import check_interval
 from harness.report.aggregate import category_cells
-from harness.report.order import ordered
 from harness.report.records import load_records
 from harness.store import read_json, result_settings, write_json
 
@@ -91,14 +91,36 @@ def tolerance_value(value: object, field: str) -> float:
     return float(value)
 
 
-def _tolerance(raw: object, inherited: Tolerance, field: str) -> Tolerance:
+# "tolerance" only: {"mode": "interval"} compares with the baseline run's own bootstrap interval
+# (harness.report.check_interval), drawn with these settings
+MODE_KEYS = ("mode", "resamples", "seed", "confidence")
+MODES = ("fixed", "interval")
+
+
+def _check_mode(raw: dict, field: str) -> None:
+    mode = raw.get("mode", "fixed")
+    if mode not in MODES:
+        raise HarnessError(f"{field}.mode: expected one of {', '.join(map(repr, MODES))}, found {_found(mode)}")
+    for key, low in (("resamples", 1), ("seed", 0)):
+        value = raw.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise HarnessError(f"{field}.{key}: expected a whole number >= {low}, found {_found(value)}")
+    confidence = raw.get("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
+        raise HarnessError(f"{field}.confidence: expected a number between 0 and 1, found {_found(confidence)}")
+
+
+def _tolerance(raw: object, inherited: Tolerance, field: str, *, modes: bool = False) -> Tolerance:
     if not isinstance(raw, dict):
         raise HarnessError(
             f'{field}: expected an object like {{"atol": 0.005, "rtol": 0.0, "k": 3.0}}, found {_found(raw)}'
         )
-    unknown = [key for key in raw if key not in TOLERANCE_KEYS]
+    known = TOLERANCE_KEYS + (MODE_KEYS if modes else ())
+    unknown = [key for key in raw if key not in known]
     if unknown:
-        raise HarnessError(f"{field}: unknown key(s) {', '.join(unknown)}; known: {', '.join(TOLERANCE_KEYS)}")
+        raise HarnessError(f"{field}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if modes:
+        _check_mode(raw, field)
     values = {
         key: tolerance_value(raw[key], f"{field}.{key}") if key in raw else getattr(inherited, key)
         for key in TOLERANCE_KEYS
@@ -110,7 +132,9 @@ def parse_tolerances(baseline: dict, where: str = "baseline") -> Tolerances:
     """The baseline's "tolerance" (defaults: DEFAULT_TOLERANCE) and "metric_tolerance" (per metric, each key
     falling back to "tolerance"), checked. The one place tolerances are read: a new kind of tolerance
     (another key, or a mode other than fixed bounds) is parsed here and nowhere else."""
-    default = _tolerance(baseline.get("tolerance", {}), Tolerance(**DEFAULT_TOLERANCE), f"{where}: tolerance")
+    default = _tolerance(
+        baseline.get("tolerance", {}), Tolerance(**DEFAULT_TOLERANCE), f"{where}: tolerance", modes=True
+    )
     raw = baseline.get("metric_tolerance", {})
     if not isinstance(raw, dict):
         raise HarnessError(

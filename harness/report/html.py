@@ -13,9 +13,9 @@ import math
 import pandas as pd
 
 from harness.metrics import LABELS
+from harness.order import category_name
 from harness.report.model import Report
 from harness.report.notes import FEWER, format_note
-from harness.report.order import category_name
 from harness.report.tables import interval_text
 
 CSS = """

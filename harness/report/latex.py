@@ -28,10 +28,10 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.metrics import LABELS
+from harness.order import category_name
 from harness.report.model import Report
 from harness.report.notes import FEWER, format_note
 from harness.report.options import NOTES
-from harness.report.order import category_name
 
 # the width each layout is made to fit
 TARGET_IN = {"compact": 3.25, "per-metric": 3.25, "wide": 6.875, "transposed": 6.875}

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.report.order import GROUP_NAMES, group_mean_key
+from harness.order import GROUP_NAMES, group_mean_key
 from harness.report.records import Progress
 
 MEAN = "mean"  # the row name of the mean over categories

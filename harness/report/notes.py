@@ -12,8 +12,8 @@ import math
 import re
 
 from harness.metrics import LABELS
+from harness.order import category_name
 from harness.report.model import HINT, MEAN, Note, Report, Side
-from harness.report.order import category_name
 from harness.store import result_settings
 
 PRO_VARIANTS = ("au_pro", "pro_rd4ad")

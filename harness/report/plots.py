@@ -35,9 +35,9 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator  # noq
 
 from harness.errors import HarnessError  # noqa: E402
 from harness.metrics import LABELS  # noqa: E402
+from harness.order import category_name  # noqa: E402
 from harness.report.notes import FEWER  # noqa: E402
 from harness.report.options import FIGURE_WIDTHS  # noqa: E402
-from harness.report.order import category_name  # noqa: E402
 from harness.report.records import FinishedJob, finished_jobs  # noqa: E402
 from harness.store import load_predictions, read_json  # noqa: E402
 

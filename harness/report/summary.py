@@ -7,9 +7,9 @@ import math
 from tabulate import tabulate
 
 from harness.metrics import LABELS
+from harness.order import ordered
 from harness.report.aggregate import category_cells
 from harness.report.model import MEAN
-from harness.report.order import ordered
 
 
 def summary_table(records: list[dict], metrics: list[str], fmt: str = "github") -> str:

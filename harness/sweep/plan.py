@@ -376,7 +376,7 @@ class ResolvedSweep:
         """category (or "unified") -> what its jobs share beyond seed and data, and under SHARED what every
         category shares (less the settings the profile sets per category): a run folder holds one sweep's."""
         apart = ("seed", "category", "categories", "data_fingerprint", "data_fingerprints")
-        per_category = set().union(*profiles.get(self.profile).category_settings.values())
+        per_category = set().union(*profiles.get(self.profile, self.method).category_settings.values())
         found = {}
         for job in self.jobs:
             identity = {k: v for k, v in job.identity().items() if k not in apart}
@@ -409,4 +409,6 @@ class ResolvedSweep:
 
     def differences(self) -> list[tuple[str, str]]:
         """What this sweep sets other than its profile: (setting, value as text), seeds and protocol included."""
-        return profile_differences(self.sweep.overrides, profiles.get(self.profile), list(self.seeds), self.protocol)
+        return profile_differences(
+            self.sweep.overrides, profiles.get(self.profile, self.method), list(self.seeds), self.protocol
+        )

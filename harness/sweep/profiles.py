@@ -138,7 +138,10 @@ def defaults_of(method: str) -> Profile:
     return Profile(DEFAULTS, f"the {method} method's own defaults", method=method, seeds=(0,))
 
 
-def get(name: str) -> Profile:
+def get(name: str, method: str = "") -> Profile:
+    """The profile `name`; DEFAULTS with the method's name is that method's Settings defaults."""
+    if name == DEFAULTS and method:
+        return defaults_of(method)
     if name not in PROFILES:
         raise HarnessError(f"unknown profile '{name}'; known profiles: {', '.join(sorted(PROFILES))}")
     return PROFILES[name]

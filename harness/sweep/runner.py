@@ -72,7 +72,7 @@ def execute(options: RunOptions, *, name: str | None = None, echo: Callable[[str
     """Plan, check and run a sweep in `options.out`, else results/runs/<name>, else results/runs/<a name that
     says what differs from the profile>; raises HarnessError (one line) before writing anything when the options,
     the data's root, the method's settings or the checkpoint are wrong, and SweepInterrupted on SIGINT/SIGTERM."""
-    from harness.report.order import ordered
+    from harness.order import ordered
     from harness.sweep.backends import make_backend
     from harness.sweep.schedule import SweepInterrupted, preflight, run_sweep
 

@@ -67,7 +67,10 @@ def summarise(folder: Path) -> RunSummary:
     profile_name = str(sweep.get("profile") or asked.get("profile") or "?")
     try:
         differs = profile_differences(
-            asked.get("overrides") or {}, profiles.get(profile_name), seeds, str(sweep.get("protocol") or "")
+            asked.get("overrides") or {},
+            profiles.get(profile_name, str(sweep.get("method") or "")),
+            seeds,
+            str(sweep.get("protocol") or ""),
         )
         differs_text = ", ".join(f"{key} {value}" for key, value in differs)
     except (HarnessError, ValueError, TypeError):
