@@ -204,7 +204,7 @@ class RunStore:
                 raise HarnessError(
                     f"{self.run_dir} holds a sweep with other settings ({where}: "
                     f"{'; '.join(differences[:3])}, this command vs the folder's); a run folder holds one "
-                    "sweep: give another --out, or omit --out to use the folder named after these settings"
+                    "sweep: give another --out, or none to use the folder named after these settings"
                 )
 
     @contextlib.contextmanager
