@@ -193,9 +193,9 @@ def _add_run_parser(commands) -> None:
         "--portable",
         action="store_true",
         default=None,
-        help="CPU numerics that give the same bits on any x86-64 CPU (same package versions and thread "
-        "count; one thread unless OMP_NUM_THREADS is set): slower, for drift baselines that travel. "
-        "Restarts the command once with the environment it needs",
+        help="CPU numerics meant to give the same bits on any x86-64 CPU (same package versions and "
+        "thread count; checked across emulated CPUs, docs/drift-check.md; one thread unless OMP_NUM_THREADS "
+        "is set): slower, for drift baselines that travel. Restarts the command once with the environment it needs",
     )
     run.add_argument("--rerun", action="store_true", default=None, help="run jobs again even when their record exists")
     run.add_argument(

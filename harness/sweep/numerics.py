@@ -1,4 +1,5 @@
-"""Floating-point modes of a run on the CPU: `native` (fastest) and `portable` (the same bits across x86-64 CPUs).
+"""Floating-point modes of a run on the CPU: `native` (fastest) and `portable` (meant to give the same bits
+across x86-64 CPUs; docs/drift-check.md says what has been checked).
 
 Training amplifies the last-bit differences between CPUs: ATen's kernels are compiled for several
 instruction sets (scalar, AVX2, AVX-512) and dispatch on the CPU; oneDNN's convolutions and MKL's

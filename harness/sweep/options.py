@@ -97,7 +97,7 @@ class RunOptions:
             raise HarnessError(f"{gpus} needs --backend local or dask; for one GPU in serial use --device cuda:N")
         if self.portable and (device.startswith("cuda") or self.gpus):
             raise HarnessError(
-                f"--portable is a CPU mode (the same bits on any x86-64 CPU); it conflicts with "
+                f"--portable is a CPU mode (for the same bits across x86-64 CPUs); it conflicts with "
                 f"{gpus or '--device ' + device}: drop one of them"
             )
         if self.gpus and device == "cpu":

@@ -45,7 +45,7 @@ class Job:
     # The adapter's fingerprint of the category's data (file list, labels, sha256 of every file), taken when
     # the sweep is planned; "" when the data could not be read then (the job fails when it loads them).
     data_fingerprint: str = ""
-    numerics: str = "native"  # "portable": the same bits on any x86-64 CPU (harness.sweep.numerics)
+    numerics: str = "native"  # "portable": meant for the same bits across x86-64 CPUs (harness.sweep.numerics)
     # The unified protocol: `category` is "unified", `categories` the categories trained on together (in the
     # sweep's order) and `data_fingerprints` theirs (category -> fingerprint, "" when unreadable when planned).
     protocol: str = "single"
