@@ -526,8 +526,9 @@ def tolerance_lines(comparisons: list[Comparison], baseline: dict, machines: tup
     if base == "portable" and now == "portable":
         lines.append(
             "portable numerics on both sides: the same bits are expected on any x86-64 CPU, "
-            "given the same package versions and thread count, so --atol 0 --rtol 0 holds; a difference means "
-            "packages, threads or data changed (docs/drift-check.md)"
+            "given the same package versions and thread count (checked across emulated CPUs, not yet on a second "
+            "vendor's), so --atol 0 --rtol 0 should hold; a difference means packages, threads or data changed, or "
+            "a CPU difference not yet known (docs/drift-check.md)"
         )
     elif machines:
         lines.append(
