@@ -21,24 +21,13 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import order
 from harness.datasets.base import empty_training_split
 from harness.datasets.files import FileAdapter, Item, Listing, images_in, mvtec_test_items
 from harness.errors import DataError, HarnessError
 
-VISA_CATEGORIES = (
-    "candle",
-    "capsules",
-    "cashew",
-    "chewinggum",
-    "fryum",
-    "macaroni1",
-    "macaroni2",
-    "pcb1",
-    "pcb2",
-    "pcb3",
-    "pcb4",
-    "pipe_fryum",
-)
+# the split files' categories, in their order (one list: reports show them in the same order)
+VISA_CATEGORIES = order.VISA
 SPLITS = ("1cls", "2cls_highshot", "2cls_fewshot")
 # (training images, test images) per category of the standard 1cls split: sweep time estimates
 VISA_1CLS_COUNTS = {
