@@ -34,6 +34,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from harness.metrics import DEFAULT_FPR_LIMIT
 from harness.metrics.pixels import float32_order_key
@@ -282,6 +283,8 @@ def resampled_values(table: PixelTable | None, rd4ad: Rd4adTable | None, metric:
         return np.array([rd4ad.value(w) for w in draws])
     assert table is not None
     compute = getattr(table, metric)
+    # a bar on a terminal only (disable=None): thousands of resamples of a large category take a while
+    rows = tqdm(draws, desc=f"bootstrap {metric}", unit="resample", leave=False, disable=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
-        return np.array([compute(w) for w in draws])
+        return np.array([compute(w) for w in rows])
